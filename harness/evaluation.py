@@ -1,0 +1,75 @@
+"""Run a classifier over a split and compute the metrics a release is judged on.
+
+Metrics come from scikit-learn (accuracy, macro-F1, per-class precision/recall,
+confusion matrix, log loss); the loss is the mean cross-entropy of the softmax of
+the logits, the same quantity the Trainer reports as ``eval_loss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SplitMetrics:
+    split: str
+    n: int
+    accuracy: float
+    eval_loss: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion_matrix: list[list[int]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predict_logits(
+    model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int, device: str
+) -> np.ndarray:
+    """Eval-mode logits in input order; texts are batched by length so padding stays small."""
+    import torch
+
+    model.eval().to(device)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+    return out
+
+
+def split_metrics(split: str, logits: np.ndarray, labels: list[int], label_names: list[str]) -> SplitMetrics:
+    from scipy.special import log_softmax
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    y_true = np.asarray(labels)
+    y_pred = logits.argmax(axis=-1)
+    classes = list(range(len(label_names)))
+    loss = float(-log_softmax(logits.astype(np.float64), axis=-1)[np.arange(len(y_true)), y_true].mean())
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(label_names)
+    }
+    return SplitMetrics(
+        split=split,
+        n=len(y_true),
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        eval_loss=loss,
+        macro_f1=float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        per_class=per_class,
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+    )

@@ -1,0 +1,104 @@
+"""Release gates: plain functions that return a verdict object, never assert.
+
+Each check returns a ``GateResult``; the pytest plugin turns a failed one into a
+test failure whose message comes from ``GateResult.message`` and records every
+field as a JUnit property. Scripts can call the same checks without pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.data import DataBundle
+from harness.evaluation import SplitMetrics
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict: ``value`` compared with ``threshold`` by ``op`` on ``split``."""
+
+    gate: str
+    metric: str
+    split: str
+    value: float
+    threshold: float
+    op: str  # ">=" or "<="
+    n: int
+    passed: bool
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "FAIL"
+
+    def summary(self) -> str:
+        """``accuracy 0.812 < 0.85 on validation (n=400)`` (the operator shows the outcome)."""
+        shown = self.op if self.passed else {">=": "<", "<=": ">"}[self.op]
+        return f"{self.metric} {_fmt(self.value)} {shown} {_fmt(self.threshold)} on {self.split} (n={self.n})"
+
+    def message(self, reproduce: str = "") -> str:
+        """Verdict and rule, the failing numbers, how to reproduce, how to fix."""
+        lines = [
+            f"gate '{self.gate}' failed: {self.summary()}",
+            f"rule: {self.metric} must be {self.op} {_fmt(self.threshold)}",
+        ]
+        lines += self.details
+        if reproduce:
+            lines.append(f"reproduce: {reproduce}")
+        lines.append(_FIXES.get(self.gate, ""))
+        return "\n".join(line for line in lines if line)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"verdict": self.verdict}
+
+
+_FIXES = {
+    "accuracy": "fix: more or cleaner training data, more epochs (<= 9) or a better learning rate; "
+    "change [gates] accuracy_min only if the release bar itself changed",
+    "eval_loss": "fix: check calibration and label noise; change [gates] eval_loss_max only if the bar changed",
+    "uplift": "fix: fine-tuning did not improve on the base model; check labels, learning rate and epochs",
+    "leakage": "fix: remove the listed rows from validation/test (or from train) so evaluation measures generalisation",
+}
+
+
+def check_accuracy(metrics: SplitMetrics, minimum: float) -> GateResult:
+    return GateResult(
+        "accuracy", "accuracy", metrics.split, metrics.accuracy, minimum, ">=", metrics.n, metrics.accuracy >= minimum
+    )
+
+
+def check_eval_loss(metrics: SplitMetrics, maximum: float) -> GateResult:
+    return GateResult(
+        "eval_loss",
+        "eval_loss",
+        metrics.split,
+        metrics.eval_loss,
+        maximum,
+        "<=",
+        metrics.n,
+        metrics.eval_loss <= maximum,
+    )
+
+
+def check_uplift(base: SplitMetrics, tuned: SplitMetrics, minimum: float) -> GateResult:
+    uplift = tuned.accuracy - base.accuracy
+    details = [f"base accuracy {_fmt(base.accuracy)}, fine-tuned accuracy {_fmt(tuned.accuracy)}"]
+    return GateResult(
+        "uplift", "accuracy uplift", tuned.split, uplift, minimum, ">=", tuned.n, uplift >= minimum, details
+    )
+
+
+def check_leakage(data: DataBundle, show: int = 5) -> GateResult:
+    """No validation/test text may also occur in train (after case and whitespace folding)."""
+    leaks = data.leaks
+    evaluated = sum(len(s) for n, s in data.splits.items() if n != "train")
+    details = [f"{leak.split} row {leak.row} = train row {leak.train_row}: {leak.text[:80]!r}" for leak in leaks[:show]]
+    if len(leaks) > show:
+        details.append(f"... and {len(leaks) - show} more")
+    split = "+".join(n for n in data.splits if n != "train")
+    return GateResult("leakage", "leaked rows", split, float(len(leaks)), 0.0, "<=", evaluated, not leaks, details)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"

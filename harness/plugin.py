@@ -1,0 +1,197 @@
+"""pytest plugin (entry point ``pytest11: harness``): options, markers, fixtures, summary.
+
+The only module that imports pytest. State lives in ``config.stash``; the work is
+done by ``harness.run.HarnessRun`` and the text by ``harness.gates``/``harness.report``.
+Bad input (profile, data, model) is found before the first test runs and reported
+as a pytest usage error (exit 4), distinct from a failed gate (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+
+from harness.errors import DataMissingError, HarnessError, ProfileError
+from harness.gates import GateResult
+from harness.profile import load_profile
+from harness.run import HarnessRun
+
+RUN_KEY = pytest.StashKey[HarnessRun]()
+RESULTS_KEY = pytest.StashKey[dict[str, GateResult]]()
+SKIP_KEY = pytest.StashKey[str]()
+
+MARKERS = {
+    "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
+    "onnx": "ONNX export and ONNX Runtime parity",
+    "tokenization": "hypothesis properties of the tokenizer",
+    "behaviour": "hypothesis properties of the model's behaviour",
+    "slow": "long-running checks (minutes on a CPU)",
+}
+HARNESS_FIXTURES = {"harness_run", "harness_data", "harness_finetuned", "harness_gate"}
+
+
+def in_ci() -> bool:
+    """CI=true turns skips for missing shared data into failures, so no skip hides a missing file."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "fine-tuned classifier release gates")
+    group.addoption(
+        "--harness-config", dest="harness_config", metavar="PATH", help="TOML profile (default: packaged profile)"
+    )
+    group.addoption("--harness-report", dest="harness_report", metavar="DIR", help="write metrics.json into DIR")
+    group.addoption(
+        "--harness-cache",
+        dest="harness_cache",
+        metavar="DIR",
+        help="cache folder (default: $HARNESS_CACHE_DIR or <rootdir>/.harness_cache)",
+    )
+    group.addoption(
+        "--harness-retrain",
+        dest="harness_retrain",
+        action="store_true",
+        help="ignore the cached fine-tune and train again",
+    )
+    group.addoption(
+        "--require-gpu",
+        dest="harness_require_gpu",
+        action="store_true",
+        help="fail instead of running on the CPU when no CUDA device exists",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if config.option.help or config.option.version:
+        return
+    try:
+        profile = load_profile(config.option.harness_config)
+    except ProfileError as error:
+        raise pytest.UsageError(str(error)) from None
+    cache = config.option.harness_cache or os.environ.get("HARNESS_CACHE_DIR") or config.rootpath / ".harness_cache"
+    config.stash[RUN_KEY] = HarnessRun(
+        profile,
+        Path(cache).resolve(),
+        retrain=config.option.harness_retrain,
+        require_gpu=config.option.harness_require_gpu,
+        progress=_terminal_writer(config),
+    )
+    config.stash[RESULTS_KEY] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return []
+    return [f"harness: profile {run.profile.path} model {run.profile.model['name_or_path']} cache {run.cache_dir}"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Validate data, model and device once, before any test runs, if any test needs them."""
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not any(HARNESS_FIXTURES & set(getattr(i, "fixturenames", ())) for i in session.items):
+        return
+    try:
+        run.data  # noqa: B018 - loads and validates every split
+        run.source  # noqa: B018 - resolves and verifies the model
+        run.device  # noqa: B018 - honours --require-gpu
+    except DataMissingError as error:
+        if run.profile.data["shared"] and not in_ci():
+            config.stash[SKIP_KEY] = (
+                f"shared dataset not present on this machine: {error} (CI=true makes this a failure)"
+            )
+            return
+        raise pytest.UsageError(str(error)) from None
+    except HarnessError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+@pytest.fixture(scope="session")
+def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
+    """The session's gate run: profile, data, base model, fine-tuned model, metrics (computed lazily)."""
+    skip = request.config.stash.get(SKIP_KEY, None)
+    if skip:
+        pytest.skip(skip)
+    return request.config.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def harness_data(harness_run: HarnessRun):
+    """The validated splits and label names of the profile."""
+    return harness_run.data
+
+
+@pytest.fixture(scope="session")
+def harness_finetuned(harness_run: HarnessRun) -> Path:
+    """Folder of the fine-tuned model (trained once per cache key, then reused)."""
+    from harness.training import model_folder
+
+    return model_folder(harness_run.finetuned)
+
+
+@pytest.fixture
+def harness_gate(
+    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
+) -> Callable[[GateResult], None]:
+    """Assert a ``GateResult``: record it in JUnit and the report, fail the test with its message."""
+    run = request.config.stash[RUN_KEY]
+    results = request.config.stash[RESULTS_KEY]
+
+    def check(result: GateResult) -> None:
+        __tracebackhide__ = True
+        results[result.gate] = result
+        for name in ("value", "threshold", "n", "split", "verdict"):
+            record_property(f"{result.gate}.{name}", getattr(result, name))
+        if not result.passed:
+            pytest.fail(result.message(run.reproduce_hint()), pytrace=False)
+
+    return check
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    target = config.option.harness_report if run is not None else None
+    if not target or hasattr(config, "workerinput") or "data" not in run.__dict__:
+        return
+    from harness.report import build_metrics, write_json_atomic
+
+    results = list(config.stash[RESULTS_KEY].values())
+    write_json_atomic(Path(target) / "metrics.json", build_metrics(run, results))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS_KEY, {})
+    if not results:
+        return
+    from harness.report import gates_table
+
+    terminalreporter.section("harness gates")
+    for line in gates_table(list(results.values())):
+        terminalreporter.write_line(line)
+    if config.option.harness_report:
+        terminalreporter.write_line(f"report: {Path(config.option.harness_report) / 'metrics.json'}")
+
+
+def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines that reach the terminal even while pytest captures output."""
+
+    def emit(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        guard: Iterator[None] | nullcontext[None] = capture.global_and_fixture_disabled() if capture else nullcontext()
+        with guard:
+            reporter.write_line(line)
+
+    return emit

@@ -1,0 +1,220 @@
+"""TOML profiles: which model, which data, how to fine-tune, what a release must meet.
+
+A profile is parsed with ``tomllib`` and checked against ``SCHEMA`` before any data
+is read or any model loaded, so a typo fails in a second, not after an hour of
+training. Every problem is reported at once, each line naming the file, the key,
+the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ProfileError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One allowed key: its type, default and allowed range."""
+
+    kind: type | tuple[type, ...]
+    default: Any = None
+    required: bool = False
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        text = "a number" if self.kind == NUMBER else " or ".join(names.get(k, k.__name__) for k in kinds)
+        if self.low is not None and self.high is not None:
+            text += f" in {self.low:g}..{self.high:g}"
+        elif self.low is not None:
+            text += f" >= {self.low:g}"
+        return text + (f" ({self.why})" if self.why else "")
+
+
+NUMBER = (int, float)
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "model": {
+        "name_or_path": Field(str, "packaged:minilm-l6"),
+    },
+    "data": {
+        "train": Field(str, required=True),
+        "validation": Field(str, required=True),
+        "test": Field(str, ""),
+        "text_column": Field(str, "text"),
+        "label_column": Field(str, "label"),
+        "labels": Field((dict, list), None),
+        "allow_duplicates": Field(bool, False),
+        "shared": Field(bool, False, why="data lives in ../shared: skip when absent, fail under CI=true"),
+    },
+    "training": {
+        "epochs": Field(int, 4, low=1, high=9, why="fine-tuning, not training from scratch"),
+        "learning_rate": Field(NUMBER, 5e-5, low=1e-7, high=1e-2),
+        "batch_size": Field(int, 16, low=1, high=4096),
+        "eval_batch_size": Field(int, 64, low=1, high=4096),
+        "max_length": Field(int, 128, low=8, high=8192),
+        "seed": Field(int, 42, low=0, high=2**32 - 1),
+        "weight_decay": Field(NUMBER, 0.01, low=0.0, high=1.0),
+        "warmup_ratio": Field(NUMBER, 0.1, low=0.0, high=0.5),
+        "lr_scheduler": Field(str, "linear", choices=("linear", "cosine", "constant", "constant_with_warmup")),
+        "early_stopping_patience": Field(int, 2, low=0, high=9, why="epochs without improvement; 0 disables"),
+        "best_metric": Field(str, "eval_loss", choices=("eval_loss", "accuracy")),
+    },
+    "gates": {
+        "split": Field(str, "validation", choices=("validation", "test")),
+        "accuracy_min": Field(NUMBER, 0.85, low=0.0, high=1.0),
+        "eval_loss_max": Field(NUMBER, 0.5, low=0.0, high=100.0),
+        "uplift_min": Field(NUMBER, 0.10, low=-1.0, high=1.0),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile. Paths are absolute; missing keys hold their defaults."""
+
+    path: Path
+    model: dict[str, Any]
+    data: dict[str, Any]
+    training: dict[str, Any]
+    gates: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.name != "profile.toml" else self.path.parent.name
+
+    def data_path(self, split: str) -> Path | None:
+        value = self.data.get(split) or ""
+        return Path(value) if value else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Resolved values of every section, for reports and cache keys."""
+        return {
+            "model": dict(self.model),
+            "data": dict(self.data),
+            "training": dict(self.training),
+            "gates": dict(self.gates),
+        }
+
+
+def default_profile_path() -> Path:
+    """The packaged default: the embedded clinical-triage data on the packaged MiniLM."""
+    return Path(str(resources.files("harness.embedded") / "profile.toml"))
+
+
+def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
+    """Read and validate a profile; relative data paths resolve against the profile file."""
+    profile_path = Path(path).expanduser().resolve() if path else default_profile_path()
+    try:
+        with open(profile_path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ProfileError(f"{profile_path}: profile not found") from None
+    except OSError as error:
+        raise ProfileError(f"{profile_path}: cannot read profile ({error.strerror})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ProfileError(f"{profile_path}: not valid TOML: {error}") from None
+    return validate_profile(raw, profile_path)
+
+
+def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
+    """Check ``raw`` against SCHEMA and fill defaults; raise one ProfileError listing every problem."""
+    problems: list[str] = []
+    sections: dict[str, dict[str, Any]] = {}
+    for section in raw:
+        if section not in SCHEMA:
+            problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA)}")
+    for section, fields in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            problems.append(f"[{section}] must be a table, got {type(given).__name__}")
+            given = {}
+        values: dict[str, Any] = {}
+        for key, value in given.items():
+            if key not in fields:
+                problems.append(f"unknown key [{section}] {key}{_did_you_mean(key, fields)}")
+                continue
+            problem = _check_value(fields[key], value)
+            if problem:
+                problems.append(f"[{section}] {key} = {value!r}: must be {problem}")
+            else:
+                values[key] = float(value) if fields[key].kind is NUMBER else value
+        for key, spec in fields.items():
+            if key not in values:
+                if spec.required and key not in given:
+                    problems.append(f"missing required key [{section}] {key}")
+                values[key] = spec.default
+        sections[section] = values
+    if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
+        problems.append("[gates] split = 'test' but [data] test is not set")
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ProfileError(f"{profile_path}: invalid profile:\n{lines}")
+    base = profile_path.parent
+    data = sections["data"]
+    for split in ("train", "validation", "test"):
+        if data[split]:
+            data[split] = str((base / data[split]).resolve())
+    model = sections["model"]
+    candidate = base / model["name_or_path"]
+    if model["name_or_path"].startswith((".", "/", "~")) or candidate.is_dir():
+        model["name_or_path"] = str(candidate.expanduser().resolve())
+    if data["labels"] is not None:
+        data["labels"] = _normalise_labels(data["labels"], profile_path)
+    return Profile(profile_path, model, data, sections["training"], sections["gates"], raw)
+
+
+def _check_value(spec: Field, value: Any) -> str | None:
+    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+    ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok_type:
+        return spec.describe()
+    if spec.choices and value not in spec.choices:
+        return spec.describe()
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (
+            value != value
+            or (spec.low is not None and value < spec.low)
+            or (spec.high is not None and value > spec.high)
+        )
+    ):
+        return spec.describe()
+    return None
+
+
+def _normalise_labels(labels: dict[str, Any] | list[Any], profile_path: Path) -> list[str]:
+    """Accept ``labels = ["a", "b"]`` or ``labels = {0 = "a", 1 = "b"}``; return names by id."""
+    if isinstance(labels, list):
+        names = [str(n) for n in labels]
+    else:
+        try:
+            ids = sorted(int(k) for k in labels)
+        except ValueError:
+            raise ProfileError(f"{profile_path}: [data] labels keys must be integer ids, got {list(labels)}") from None
+        if ids != list(range(len(ids))):
+            raise ProfileError(f"{profile_path}: [data] labels ids must be 0..{len(ids) - 1}, got {ids}")
+        names = [str(labels[str(i)]) for i in ids]
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise ProfileError(f"{profile_path}: [data] labels must name at least 2 distinct classes, got {names}")
+    return names
+
+
+def _did_you_mean(word: str, options: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(options)})"

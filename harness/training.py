@@ -1,0 +1,285 @@
+"""Fine-tune with the Hugging Face ``Trainer`` and keep the result in a content-addressed cache.
+
+The cache key hashes everything that changes the trained weights: base weights,
+data files, label names, the ``[training]`` section, the device kind and library
+versions. Gate thresholds are not part of it, so changing a gate retrains nothing.
+
+An entry is built in a temporary folder and renamed into place only once complete,
+with the SHA-256 of every file recorded in ``entry.json``; a reused entry is checked
+against those hashes first, so a killed run or a corrupted file is never trusted.
+A file lock makes concurrent runs share one fine-tune.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.data import DataBundle, sha256_file
+from harness.device import Device
+from harness.models import ModelSource, load_classifier, load_tokenizer
+from harness.profile import Profile
+
+Progress = Callable[[str], None]
+ENTRY_FILE = "entry.json"
+CACHE_FORMAT = 1
+
+
+@dataclass
+class FineTuned:
+    """A fine-tuned model folder and how it came to be."""
+
+    folder: Path
+    key: str
+    from_cache: bool
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: float | None = None
+
+
+def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
+    import hashlib
+
+    import torch
+    import transformers
+
+    from harness import __version__
+
+    inputs = {
+        "format": CACHE_FORMAT,
+        "weights": source.weights_sha256,
+        "tokenizer": _tokenizer_digest(source.folder),
+        "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
+        "columns": [profile.data["text_column"], profile.data["label_column"]],
+        "labels": data.label_names,
+        "training": profile.training,
+        "device": device.kind,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def fine_tune(
+    profile: Profile,
+    data: DataBundle,
+    source: ModelSource,
+    device: Device,
+    cache_dir: Path,
+    retrain: bool = False,
+    progress: Progress = print,
+) -> FineTuned:
+    """Return the cached fine-tune for these inputs, training it (once, under a lock) if needed."""
+    from filelock import FileLock
+
+    key = cache_key(profile, data, source, device)
+    root = cache_dir / "finetune"
+    root.mkdir(parents=True, exist_ok=True)
+    entry = root / key
+    with FileLock(str(root / f"{key}.lock")):
+        if not retrain:
+            cached = _load_entry(entry, progress)
+            if cached is not None:
+                progress(f"harness: reusing cached fine-tune {key} ({entry})")
+                return cached
+        staging = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            result = _train(profile, data, source, device, staging, key, progress)
+            _publish(staging, entry)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result.folder = entry
+        return result
+
+
+def verify_entry(entry: Path) -> dict[str, Any] | None:
+    """Return the entry record if every recorded file exists with its recorded hash, else None."""
+    record_path = entry / ENTRY_FILE
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        files = record["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for name, digest in files.items():
+        path = entry / name
+        if not path.is_file() or sha256_file(path) != digest:
+            return None
+    return record
+
+
+def _load_entry(entry: Path, progress: Progress) -> FineTuned | None:
+    if not entry.exists():
+        return None
+    record = verify_entry(entry)
+    if record is None:
+        progress(f"harness: cached fine-tune {entry} is incomplete or corrupt (hash mismatch); retraining")
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return FineTuned(entry, entry.name, True, record["train_seconds"], record["history"], record.get("best_epoch"))
+
+
+def _publish(staging: Path, entry: Path) -> None:
+    """Atomically replace ``entry`` with the complete ``staging`` folder."""
+    if entry.exists():
+        retired = entry.with_name(f".old-{entry.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(entry, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+    os.rename(staging, entry)
+
+
+def _train(
+    profile: Profile, data: DataBundle, source: ModelSource, device: Device, staging: Path, key: str, progress: Progress
+) -> FineTuned:
+    import numpy as np
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+    cfg = profile.training
+    tokenizer = load_tokenizer(source)
+    model = load_classifier(source.folder, data.label_names, cfg["seed"])
+    train_set = tokenize_split(tokenizer, data.splits["train"].texts, data.splits["train"].labels, cfg["max_length"])
+    eval_set = tokenize_split(
+        tokenizer, data.splits["validation"].texts, data.splits["validation"].labels, cfg["max_length"]
+    )
+    steps_per_epoch = max(1, -(-len(train_set) // cfg["batch_size"]))
+    best_metric = cfg["best_metric"]
+    args = TrainingArguments(
+        output_dir=str(staging / "checkpoints"),
+        num_train_epochs=cfg["epochs"],
+        learning_rate=cfg["learning_rate"],
+        per_device_train_batch_size=cfg["batch_size"],
+        per_device_eval_batch_size=cfg["eval_batch_size"],
+        weight_decay=cfg["weight_decay"],
+        warmup_steps=cfg["warmup_ratio"],
+        lr_scheduler_type=cfg["lr_scheduler"],
+        seed=cfg["seed"],
+        data_seed=cfg["seed"],
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=best_metric != "eval_loss",
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 4),
+        train_sampling_strategy="group_by_length",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=device.kind == "cpu",
+        bf16=device.precision == "bf16",
+        fp16=device.precision == "fp16",
+        dataloader_num_workers=0,
+    )
+
+    def accuracy(prediction: Any) -> dict[str, float]:
+        return {"accuracy": float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())}
+
+    callbacks: list[Any] = [ProgressCallback(progress, cfg["epochs"])]
+    if cfg["early_stopping_patience"] > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=accuracy,
+        callbacks=callbacks,
+    )
+    progress(
+        f"harness: fine-tuning {source.name} on {len(train_set)} examples for up to {cfg['epochs']} epochs "
+        f"({steps_per_epoch} steps each) on {device.describe()}"
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    history = [dict(h) for h in trainer.state.log_history]
+    best_epoch = _best_epoch(history, best_metric)
+    model_dir = staging / "model"
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    files = {str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+    record = {
+        "key": key,
+        "base_model": source.name,
+        "train_seconds": seconds,
+        "history": history,
+        "best_epoch": best_epoch,
+        "files": files,
+    }
+    (staging / ENTRY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    progress(f"harness: fine-tuned in {seconds:.0f}s; best epoch {best_epoch} by {best_metric}")
+    return FineTuned(staging, key, False, seconds, history, best_epoch)
+
+
+def model_folder(result: FineTuned) -> Path:
+    return result.folder / "model"
+
+
+def tokenize_split(tokenizer: Any, texts: list[str], labels: list[int], max_length: int) -> Any:
+    """Tokenize without padding: ``DataCollatorWithPadding`` pads each batch to its own longest text."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict({"text": texts, "labels": labels})
+    return dataset.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=["text"],
+        keep_in_memory=True,
+    )
+
+
+def _tokenizer_digest(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if path.exists():
+            digest.update(name.encode() + sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _best_epoch(history: list[dict[str, Any]], metric: str) -> float | None:
+    name = metric if metric.startswith("eval_") else f"eval_{metric}"
+    evals = [h for h in history if name in h]
+    if not evals:
+        return None
+    pick = min if metric == "eval_loss" else max
+    return pick(evals, key=lambda h: h[name]).get("epoch")
+
+
+def _make_progress_callback() -> type:
+    from transformers import TrainerCallback
+
+    class _ProgressCallback(TrainerCallback):
+        """Print epoch, step, training loss and evaluation results as training goes."""
+
+        def __init__(self, progress: Progress, epochs: int) -> None:
+            self.progress = progress
+            self.epochs = epochs
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            logs = logs or {}
+            where = f"epoch {state.epoch or 0:.2f}/{self.epochs} step {state.global_step}/{state.max_steps}"
+            if "eval_loss" in logs:
+                acc = logs.get("eval_accuracy")
+                extra = f" eval_accuracy {acc:.4f}" if acc is not None else ""
+                self.progress(f"harness:   {where} eval_loss {logs['eval_loss']:.4f}{extra}")
+            elif "loss" in logs:
+                self.progress(f"harness:   {where} loss {logs['loss']:.4f}")
+
+    return _ProgressCallback
+
+
+def ProgressCallback(progress: Progress, epochs: int) -> Any:  # noqa: N802 - reads like the class it builds
+    return _make_progress_callback()(progress, epochs)

@@ -1,0 +1,79 @@
+"""Profiles: defaults, path resolution, and one clear message per invalid key."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ProfileError
+from harness.profile import default_profile_path, load_profile
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = '[data]\ntrain = "t.csv"\nvalidation = "v.csv"\n'
+
+
+def test_default_profile_is_packaged_and_valid():
+    profile = load_profile()
+    assert profile.path == default_profile_path()
+    assert profile.model["name_or_path"] == "packaged:minilm-l6"
+    assert profile.gates["accuracy_min"] == 0.85 and profile.gates["eval_loss_max"] == 0.5
+    assert 1 <= profile.training["epochs"] <= 9
+    assert Path(profile.data["train"]).is_file()
+
+
+def test_relative_paths_resolve_against_the_profile_file(tmp_path):
+    profile = load_profile(write(tmp_path, MINIMAL))
+    assert profile.data["train"] == str(tmp_path / "t.csv")
+    assert profile.training["epochs"] == 4  # default filled in
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[training]\nepochs = 10\n", "[training] epochs = 10: must be an integer in 1..9 (fine-tuning"),
+        ("[training]\nepochs = 0\n", "[training] epochs = 0: must be an integer in 1..9"),
+        ("[training]\nepochs = 3.5\n", "[training] epochs = 3.5: must be an integer"),
+        ("[training]\nlearning_rate = -1\n", "[training] learning_rate = -1: must be"),
+        ("[gates]\naccuracy_min = 1.5\n", "[gates] accuracy_min = 1.5: must be a number in 0..1"),
+        ("[gates]\naccuracy_mn = 0.9\n", "unknown key [gates] accuracy_mn (did you mean 'accuracy_min'?)"),
+        ("[trainig]\nepochs = 3\n", "unknown section [trainig] (did you mean 'training'?)"),
+        ('[training]\nbatch_size = "16"\n', "[training] batch_size = '16': must be an integer"),
+        ('[gates]\nsplit = "test"\n', "[gates] split = 'test' but [data] test is not set"),
+        ('[training]\nbest_metric = "f1"\n', "must be one of 'eval_loss', 'accuracy'"),
+    ],
+)
+def test_invalid_values_name_key_and_allowed_range(tmp_path, text, expected):
+    path = write(tmp_path, MINIMAL + text)
+    with pytest.raises(ProfileError) as error:
+        load_profile(path)
+    assert expected in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    with pytest.raises(ProfileError) as error:
+        load_profile(write(tmp_path, "[training]\nepochs = 12\nseed = -1\n"))
+    message = str(error.value)
+    assert "missing required key [data] train" in message
+    assert "epochs = 12" in message and "seed = -1" in message
+
+
+def test_unreadable_and_malformed_profiles(tmp_path):
+    with pytest.raises(ProfileError, match="profile not found"):
+        load_profile(tmp_path / "absent.toml")
+    with pytest.raises(ProfileError, match="not valid TOML"):
+        load_profile(write(tmp_path, "[data\ntrain = 1"))
+
+
+def test_labels_accept_table_or_list(tmp_path):
+    table = load_profile(write(tmp_path, MINIMAL + 'labels = {0 = "a", 1 = "b"}\n'))
+    assert table.data["labels"] == ["a", "b"]
+    listed = load_profile(write(tmp_path, MINIMAL + 'labels = ["x", "y"]\n'))
+    assert listed.data["labels"] == ["x", "y"]
+    with pytest.raises(ProfileError, match=r"ids must be 0\.\.1"):
+        load_profile(write(tmp_path, MINIMAL + 'labels = {1 = "a", 2 = "b"}\n'))

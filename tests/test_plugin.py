@@ -1,0 +1,111 @@
+"""The pytest plugin end to end with pytester: options, usage errors, gates, report, cache, JUnit."""
+
+import json
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from fixtures.tiny import easy_rows
+
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_release_gates.py"
+pytest_plugins = ["pytester"]
+
+
+class Suite:
+    """Runs the real gate suite in a subprocess: torch, datasets and transformers cannot be
+    imported twice into one process, which pytester's in-process runs would do."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        shutil.copy(SUITE, pytester.path / "test_release_gates.py")
+
+    def runpytest(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*args)
+
+
+@pytest.fixture
+def suite(pytester):
+    return Suite(pytester)
+
+
+def test_options_and_markers_are_registered(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--harness-config=PATH*", "*--harness-report=DIR*", "*--harness-retrain*", "*--require-gpu*"])
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.gpu:*", "@pytest.mark.onnx:*", "@pytest.mark.slow:*"])
+
+
+def test_invalid_profile_is_a_usage_error_naming_the_key(suite, tmp_path):
+    profile = tmp_path / "bad.toml"
+    profile.write_text('[data]\ntrain = "t.csv"\nvalidation = "v.csv"\n[training]\nepochs = 12\n')
+    result = suite.runpytest("--harness-config", str(profile))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *bad.toml: invalid profile:*"])
+    assert "  - [training] epochs = 12: must be an integer in 1..9 (fine-tuning" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_data_is_a_usage_error_naming_file_and_row(suite, make_profile):
+    profile = make_profile(validation=[("fine text", 0), ("", 1)])
+    result = suite.runpytest("--harness-config", str(profile))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*validation.csv: row 2: empty or missing text*"])
+
+
+def test_good_model_passes_writes_report_and_junit_then_reuses_cache(suite, make_profile, tmp_path):
+    profile, cache, report, junit = make_profile(), tmp_path / "cache", tmp_path / "out", tmp_path / "junit.xml"
+    args = ["--harness-config", str(profile), "--harness-cache", str(cache), "-m", "gpu"]
+    first = suite.runpytest(*args, "--harness-report", str(report), f"--junitxml={junit}")
+    first.assert_outcomes(passed=4)
+    first.stdout.fnmatch_lines(["*harness: fine-tuning*", "*harness gates*", "accuracy*validation*>= 0.85*pass"])
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["schema_version"] == 1
+    assert metrics["metrics"]["finetuned"]["validation"]["accuracy"] >= 0.85
+    assert metrics["metrics"]["base"]["validation"]["accuracy"] < metrics["metrics"]["finetuned"]["validation"]["accuracy"]
+    assert {g["gate"]: g["verdict"] for g in metrics["gates"]} == dict.fromkeys(
+        ["leakage", "accuracy", "eval_loss", "uplift"], "pass"
+    )
+    assert metrics["data"]["splits"]["train"]["rows"] == 240 and len(metrics["data"]["splits"]["train"]["sha256"]) == 64
+
+    properties = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")}
+    assert float(properties["accuracy.value"]) >= 0.85 and properties["accuracy.threshold"] == "0.85"
+
+    second = suite.runpytest(*args)
+    second.assert_outcomes(passed=4)
+    second.stdout.fnmatch_lines(["*reusing cached fine-tune*"])
+    assert "harness: fine-tuning" not in second.stdout.str()
+
+
+def test_shuffled_labels_fail_accuracy_and_uplift_with_the_numbers(suite, make_profile, tmp_path):
+    rows = easy_rows(240, seed=1)
+    labels = [label for _, label in rows][::-1]  # reversing the label column breaks text -> label
+    profile = make_profile(train=[(t, label) for (t, _), label in zip(rows, labels, strict=True)])
+    result = suite.runpytest("--harness-config", str(profile), "--harness-cache", str(tmp_path / "cache"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*gate 'accuracy' failed: accuracy 0.* < 0.85 on validation (n=60)*"])
+    result.stdout.fnmatch_lines(["*gate 'uplift' failed: accuracy uplift *"])
+
+
+def test_missing_shared_dataset_skips_locally_and_fails_in_ci(suite, tmp_path, monkeypatch):
+    profile = tmp_path / "shared.toml"
+    profile.write_text('[data]\ntrain = "absent/train.csv"\nvalidation = "absent/validation.csv"\nshared = true\n')
+    monkeypatch.delenv("CI", raising=False)
+    local = suite.runpytest("--harness-config", str(profile), "-rs")
+    local.assert_outcomes(skipped=4)
+    local.stdout.fnmatch_lines(["*shared dataset not present on this machine*absent/train.csv*CI=true*"])
+    monkeypatch.setenv("CI", "true")
+    ci = suite.runpytest("--harness-config", str(profile))
+    assert ci.ret == pytest.ExitCode.USAGE_ERROR
+    ci.stderr.fnmatch_lines(["*absent/train.csv: data file not found*"])
+
+
+def test_require_gpu_fails_clearly_without_cuda(suite, make_profile):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present; --require-gpu is satisfied here")
+    result = suite.runpytest("--harness-config", str(make_profile()), "--require-gpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--require-gpu: no CUDA device*"])

@@ -56,6 +56,7 @@ class DataBundle:
     splits: dict[str, Split]
     label_names: list[str]
     leaks: list[LeakedRow] = field(default_factory=list)
+    dropped: list[LeakedRow] = field(default_factory=list)
 
     @property
     def num_labels(self) -> int:
@@ -66,6 +67,8 @@ class DataBundle:
         return {
             "label_names": self.label_names,
             "splits": {n: {"path": str(s.path), "sha256": s.sha256, "rows": len(s)} for n, s in self.splits.items()},
+            "leaked_rows": [vars(leak) for leak in self.leaks],
+            "dropped_leaked_rows": [vars(leak) for leak in self.dropped],
         }
 
 
@@ -105,7 +108,23 @@ def load_data(profile: Profile) -> DataBundle:
                 raise DataError(
                     f"{split.path}: row {row}: label {label_names[label]!r} never occurs in train ({train.path.name})"
                 )
-    return DataBundle(splits, label_names, find_leaks(splits))
+    leaks = find_leaks(splits)
+    if leaks and cfg["leaked_rows"] == "drop":
+        return DataBundle(_without(splits, leaks), label_names, [], leaks)
+    return DataBundle(splits, label_names, leaks)
+
+
+def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Split]:
+    """Evaluation splits minus the leaked rows (``[data] leaked_rows = "drop"``)."""
+    out = dict(splits)
+    for name in {leak.split for leak in leaks}:
+        drop = {leak.row for leak in leaks if leak.split == name}
+        split = splits[name]
+        keep = [i for i in range(len(split)) if i + 1 not in drop]
+        out[name] = Split(
+            name, split.path, split.sha256, [split.texts[i] for i in keep], [split.labels[i] for i in keep]
+        )
+    return out
 
 
 def normalise_for_leakage(text: str) -> str:

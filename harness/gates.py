@@ -96,6 +96,8 @@ def check_leakage(data: DataBundle, show: int = 5) -> GateResult:
     details = [f"{leak.split} row {leak.row} = train row {leak.train_row}: {leak.text[:80]!r}" for leak in leaks[:show]]
     if len(leaks) > show:
         details.append(f"... and {len(leaks) - show} more")
+    if data.dropped:
+        details.append(f"{len(data.dropped)} leaked row(s) dropped from evaluation ([data] leaked_rows = 'drop')")
     split = "+".join(n for n in data.splits if n != "train")
     return GateResult("leakage", "leaked rows", split, float(len(leaks)), 0.0, "<=", evaluated, not leaks, details)
 

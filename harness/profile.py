@@ -58,6 +58,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "label_column": Field(str, "label"),
         "labels": Field((dict, list), None),
         "allow_duplicates": Field(bool, False),
+        "leaked_rows": Field(
+            str, "fail", choices=("fail", "drop"), why="drop: evaluate without them and say so in the report"
+        ),
         "shared": Field(bool, False, why="data lives in ../shared: skip when absent, fail under CI=true"),
     },
     "training": {

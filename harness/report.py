@@ -54,7 +54,7 @@ def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
             "train_seconds": tuned.train_seconds if tuned else None,
             "history": tuned.history if tuned else [],
         },
-        "data": run.data.fingerprint() | {"leaked_rows": len(run.data.leaks)},
+        "data": run.data.fingerprint(),
         "metrics": {
             "base": {k: v.as_dict() for k, v in run.__dict__.get("base_metrics", {}).items()},
             "finetuned": {k: v.as_dict() for k, v in run.__dict__.get("tuned_metrics", {}).items()},

@@ -105,3 +105,15 @@ def test_leakage_is_measured_not_raised(tmp_path):
     validation = [*easy_rows(5, 2, 900), (train[7][0].upper() + "  ", train[7][1])]
     bundle = load_data(profile_for(tmp_path, train, validation))
     assert [(leak.split, leak.row, leak.train_row) for leak in bundle.leaks] == [("validation", 6, 8)]
+
+
+def test_leaked_rows_can_be_dropped_from_evaluation_and_are_still_reported(tmp_path):
+    from harness.gates import check_leakage
+
+    train = easy_rows(20, 1)
+    validation = [*easy_rows(5, 2, 900), (train[7][0] + " ", train[7][1])]
+    bundle = load_data(profile_for(tmp_path, train, validation, 'leaked_rows = "drop"\n'))
+    assert len(bundle.splits["validation"]) == 5 and bundle.leaks == []
+    assert [(d.split, d.row) for d in bundle.dropped] == [("validation", 6)]
+    result = check_leakage(bundle)
+    assert result.passed and "1 leaked row(s) dropped from evaluation" in result.message()

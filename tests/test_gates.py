@@ -23,7 +23,8 @@ def good_run(tmp_path_factory, tiny_model_dir):
     write_csv(folder / "validation.csv", easy_rows(60, 2, 10_000))
     (folder / "p.toml").write_text(
         f'[model]\nname_or_path = "{tiny_model_dir}"\n[data]\ntrain = "train.csv"\nvalidation = "validation.csv"\n'
-        "[training]\nepochs = 8\nlearning_rate = 1e-3\nbatch_size = 8\nmax_length = 32\nwarmup_ratio = 0.0\nearly_stopping_patience = 0\n"
+        "[training]\nepochs = 8\nlearning_rate = 1e-3\nbatch_size = 8\nmax_length = 32\n"
+        "warmup_ratio = 0.0\nearly_stopping_patience = 0\n"
         "[gates]\nuplift_min = 0.2\n"
     )
     return make_run(folder / "p.toml", folder)

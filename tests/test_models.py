@@ -49,12 +49,12 @@ def test_folder_with_pickle_only_weights_is_refused_with_conversion_hint(tmp_pat
 def test_folder_with_custom_code_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "modeling_x.X"}}))
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ModelSourceError, match="auto_map .* never enables trust_remote_code"):
+    with pytest.raises(ModelSourceError, match=r"auto_map .* never enables trust_remote_code"):
         check_model_folder(tmp_path)
 
 
 def test_folder_without_weights_or_config(tmp_path):
-    with pytest.raises(ModelSourceError, match="no config.json"):
+    with pytest.raises(ModelSourceError, match=r"no config\.json"):
         check_model_folder(tmp_path)
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelSourceError, match=r"no \*.safetensors weights"):
@@ -70,7 +70,7 @@ def test_hub_id_offline_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     started = time.monotonic()
-    with pytest.raises(ModelSourceError, match="could not be fetched from the Hugging Face hub.*packaged:minilm-l6"):
+    with pytest.raises(ModelSourceError, match=r"could not be fetched from the Hugging Face hub.*packaged:minilm-l6"):
         resolve_model("bert-base-uncased")
     assert time.monotonic() - started < 30  # a bound against hanging, not a performance measurement
 

@@ -32,7 +32,9 @@ def suite(pytester):
 
 def test_options_and_markers_are_registered(pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*--harness-config=PATH*", "*--harness-report=DIR*", "*--harness-retrain*", "*--require-gpu*"])
+    result.stdout.fnmatch_lines(
+        ["*--harness-config=PATH*", "*--harness-report=DIR*", "*--harness-retrain*", "*--require-gpu*"]
+    )
     markers = pytester.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.gpu:*", "@pytest.mark.onnx:*", "@pytest.mark.slow:*"])
 
@@ -64,7 +66,9 @@ def test_good_model_passes_writes_report_and_junit_then_reuses_cache(suite, make
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["schema_version"] == 1
     assert metrics["metrics"]["finetuned"]["validation"]["accuracy"] >= 0.85
-    assert metrics["metrics"]["base"]["validation"]["accuracy"] < metrics["metrics"]["finetuned"]["validation"]["accuracy"]
+    assert (
+        metrics["metrics"]["base"]["validation"]["accuracy"] < metrics["metrics"]["finetuned"]["validation"]["accuracy"]
+    )
     assert {g["gate"]: g["verdict"] for g in metrics["gates"]} == dict.fromkeys(
         ["leakage", "accuracy", "eval_loss", "uplift"], "pass"
     )

@@ -146,6 +146,7 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
     The same seed gives the same untrained head, so the base model evaluated for
     uplift is exactly the one fine-tuning starts from.
     """
+    import torch
     import transformers
     from transformers import AutoModelForSequenceClassification
 
@@ -161,6 +162,7 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
             use_safetensors=True,
             trust_remote_code=False,
             ignore_mismatched_sizes=True,
+            dtype=torch.float32,  # fp32 master weights; mixed precision comes from autocast
         )
     except (OSError, ValueError) as error:
         raise ModelSourceError(f"{folder}: cannot load as a sequence classifier: {error}") from None

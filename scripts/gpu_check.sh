@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run the -m gpu release gates on a CUDA machine and print a short table per profile.
+#   scripts/gpu_check.sh [PROFILE ...]      (default: the packaged default profile)
+# Needs torch with CUDA, the harness importable (installed, or PYTHONPATH=repo root) and its dependencies.
+# --require-gpu makes a machine without CUDA fail instead of silently training on the CPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-out}/gpu"
+mkdir -p "$out"
+python3 -c 'import torch; print("gpu:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| cuda", torch.version.cuda)'
+profiles=("$@")
+[ ${#profiles[@]} -gt 0 ] || profiles=("")
+status=0
+for profile in "${profiles[@]}"; do
+  name=$(basename "${profile:-default}" .toml)
+  args=(suites/ -m gpu --require-gpu -p harness.plugin --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}" --harness-report "$out/$name"
+        --junitxml "$out/$name/junit.xml" -q)
+  [ -n "$profile" ] && args+=(--harness-config "$profile")
+  start=$(date +%s.%N)
+  python3 -m pytest "${args[@]}" 2>&1 | tee "$out/$name.log" | grep -vE "^harness:   epoch" || true
+  code=${PIPESTATUS[0]}
+  [ "$code" -eq 0 ] || status=$code
+  python3 - "$out/$name/metrics.json" "$start" <<'PY'
+import json, sys, time
+m = json.load(open(sys.argv[1]))
+hist = [h for h in m["model"]["history"] if "eval_loss" in h]
+epochs = max((h["epoch"] for h in hist), default=0) or 1
+tuned, base = m["metrics"]["finetuned"]["validation"], m["metrics"]["base"]["validation"]
+print(f"| {m['profile']['name']} | {m['device']} | {m['model']['train_seconds']:.1f}s train, "
+      f"{m['model']['train_seconds'] / epochs:.1f}s/epoch over {epochs:g} epochs | base acc {base['accuracy']:.4f} "
+      f"loss {base['eval_loss']:.3f} | tuned acc {tuned['accuracy']:.4f} loss {tuned['eval_loss']:.3f} | "
+      f"wall {time.time() - float(sys.argv[2]):.0f}s |")
+PY
+done
+exit $status

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
 from harness.evaluation import SplitMetrics
 
@@ -46,7 +47,7 @@ class GateResult:
         lines += self.details
         if reproduce:
             lines.append(f"reproduce: {reproduce}")
-        lines.append(_FIXES.get(self.gate, ""))
+        lines.append(_FIXES.get(self.gate.split(":")[0], ""))
         return "\n".join(line for line in lines if line)
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ _FIXES = {
     "change [gates] accuracy_min only if the release bar itself changed",
     "eval_loss": "fix: check calibration and label noise; change [gates] eval_loss_max only if the bar changed",
     "uplift": "fix: fine-tuning did not improve on the base model; check labels, learning rate and epochs",
+    "perturbation": "fix: add such variants to the training data (augmentation) or check the tokenizer settings",
     "leakage": "fix: remove the listed rows from validation/test (or from train) so evaluation measures generalisation",
 }
 
@@ -100,6 +102,15 @@ def check_leakage(data: DataBundle, show: int = 5) -> GateResult:
         details.append(f"{len(data.dropped)} leaked row(s) dropped from evaluation ([data] leaked_rows = 'drop')")
     split = "+".join(n for n in data.splits if n != "train")
     return GateResult("leakage", "leaked rows", split, float(len(leaks)), 0.0, "<=", evaluated, not leaks, details)
+
+
+def check_perturbation(result: PerturbationResult, maximum: float, split: str) -> GateResult:
+    """Share of predictions that flip under a perturbation the model should ignore."""
+    details = [f"{e['text'][:60]!r} -> {e['perturbed'][:70]!r}" for e in result.examples]
+    return GateResult(
+        f"perturbation:{result.name}", f"{result.name} flip rate", split, result.fail_rate, maximum, "<=", result.n,
+        result.fail_rate <= maximum, details,
+    )  # fmt: skip
 
 
 def _fmt(value: float) -> str:

@@ -32,7 +32,14 @@ MARKERS = {
     "behaviour": "hypothesis properties of the model's behaviour",
     "slow": "long-running checks (minutes on a CPU)",
 }
-HARNESS_FIXTURES = {"harness_run", "harness_data", "harness_finetuned", "harness_gate"}
+HARNESS_FIXTURES = {
+    "harness_run",
+    "harness_data",
+    "harness_finetuned",
+    "harness_gate",
+    "harness_tokenizer",
+    "harness_model",
+}
 
 
 def in_ci() -> bool:
@@ -66,9 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    _hypothesis_profile(config)
     if config.option.help or config.option.version:
         return
     try:
@@ -86,11 +95,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS_KEY] = {}
 
 
+def _hypothesis_profile(config: pytest.Config) -> None:
+    """harness-ci (derandomised) under CI=true, harness-dev otherwise; --hypothesis-profile or
+    $HYPOTHESIS_PROFILE choose another."""
+    from hypothesis import settings
+
+    from harness.strategies import register_profiles
+
+    register_profiles()
+    if config.getoption("hypothesis_profile", None):
+        return  # hypothesis' own plugin loads the profile named on the command line
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("harness-ci" if in_ci() else "harness-dev"))
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return []
-    return [f"harness: profile {run.profile.path} model {run.profile.model['name_or_path']} cache {run.cache_dir}"]
+    from hypothesis import settings
+
+    return [
+        f"harness: profile {run.profile.path} model {run.profile.model['name_or_path']} cache {run.cache_dir}",
+        f"harness: hypothesis profile {settings.get_current_profile_name()}",
+    ]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -135,6 +162,18 @@ def harness_finetuned(harness_run: HarnessRun) -> Path:
     from harness.training import model_folder
 
     return model_folder(harness_run.finetuned)
+
+
+@pytest.fixture(scope="session")
+def harness_tokenizer(harness_run: HarnessRun):
+    """The profile's tokenizer as the base model ships it (no training needed)."""
+    return harness_run.tokenizer
+
+
+@pytest.fixture(scope="session")
+def harness_model(harness_run: HarnessRun):
+    """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it."""
+    return harness_run.finetuned_model
 
 
 @pytest.fixture

@@ -76,6 +76,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "early_stopping_patience": Field(int, 2, low=0, high=9, why="epochs without improvement; 0 disables"),
         "best_metric": Field(str, "eval_loss", choices=("eval_loss", "accuracy")),
     },
+    "behaviour": {
+        "atol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="logit tolerance for padding and batch invariance"),
+        "perturbation_fail_max": Field(NUMBER, 0.05, low=0.0, high=1.0, why="largest share of flipped predictions"),
+        "perturbation_examples": Field(int, 200, low=1, high=100000),
+        "neutral_phrase": Field(str, "Further details to follow."),
+    },
     "gates": {
         "split": Field(str, "validation", choices=("validation", "test")),
         "accuracy_min": Field(NUMBER, 0.85, low=0.0, high=1.0),
@@ -94,6 +100,7 @@ class Profile:
     data: dict[str, Any]
     training: dict[str, Any]
     gates: dict[str, Any]
+    behaviour: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -106,12 +113,8 @@ class Profile:
 
     def as_dict(self) -> dict[str, Any]:
         """Resolved values of every section, for reports and cache keys."""
-        return {
-            "model": dict(self.model),
-            "data": dict(self.data),
-            "training": dict(self.training),
-            "gates": dict(self.gates),
-        }
+        sections = ("model", "data", "training", "behaviour", "gates")
+        return {name: dict(getattr(self, name)) for name in sections}
 
 
 def default_profile_path() -> Path:
@@ -178,7 +181,7 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         model["name_or_path"] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
-    return Profile(profile_path, model, data, sections["training"], sections["gates"], raw)
+    return Profile(profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"], raw)
 
 
 def _check_value(spec: Field, value: Any) -> str | None:

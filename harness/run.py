@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import gates
+from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
 from harness.evaluation import SplitMetrics, predict_logits, split_metrics
 from harness.models import ModelSource, load_classifier, load_tokenizer, resolve_model
 from harness.profile import Profile
+from harness.tokenization import general_english, vocabulary_fit
 from harness.training import FineTuned, fine_tune, model_folder
 
 
@@ -69,15 +71,45 @@ class HarnessRun:
         return self._evaluate(model, load_tokenizer(self.source), "evaluate_base")
 
     @cached_property
-    def tuned_metrics(self) -> dict[str, SplitMetrics]:
+    def tokenizer(self) -> Any:
+        """The profile's tokenizer, as the base model ships it."""
+        return load_tokenizer(self.source)
+
+    @cached_property
+    def finetuned_model(self) -> tuple[Any, Any]:
+        """(model in eval mode on the run's device, tokenizer saved beside it)."""
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         folder = model_folder(self.finetuned)
         model = AutoModelForSequenceClassification.from_pretrained(
-            folder, use_safetensors=True, trust_remote_code=False
+            folder, use_safetensors=True, trust_remote_code=False, dtype=torch.float32
         )
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        return self._evaluate(model, tokenizer, "evaluate_finetuned")
+        return model.eval().to(self.device.kind), AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+
+    @cached_property
+    def tuned_metrics(self) -> dict[str, SplitMetrics]:
+        return self._evaluate(*self.finetuned_model, "evaluate_finetuned")
+
+    @cached_property
+    def domain_report(self) -> dict[str, dict[str, float]]:
+        """Unknown-token rate and fertility per split next to general English (measured, not gated)."""
+        report = {name: vocabulary_fit(self.tokenizer, split.texts) for name, split in self.data.splits.items()}
+        return report | {"general_english": vocabulary_fit(self.tokenizer, general_english())}
+
+    @cached_property
+    def perturbations(self) -> list[PerturbationResult]:
+        """CheckList-style invariance over the gate split's texts."""
+        cfg, training = self.profile.behaviour, self.profile.training
+        texts = self.data.splits[self.gate_split].texts[: cfg["perturbation_examples"]]
+        model, tokenizer = self.finetuned_model
+        return perturbation_report(
+            model, tokenizer, texts, training["max_length"], cfg["neutral_phrase"], training["eval_batch_size"]
+        )
+
+    def gate_perturbation(self, name: str) -> gates.GateResult:
+        result = next(r for r in self.perturbations if r.name == name)
+        return gates.check_perturbation(result, self.profile.behaviour["perturbation_fail_max"], self.gate_split)
 
     def _evaluate(self, model: Any, tokenizer: Any, timing: str) -> dict[str, SplitMetrics]:
         started = time.perf_counter()

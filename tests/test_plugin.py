@@ -113,3 +113,17 @@ def test_require_gpu_fails_clearly_without_cuda(suite, make_profile):
     result = suite.runpytest("--harness-config", str(make_profile()), "--require-gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--require-gpu: no CUDA device*"])
+
+
+def test_hypothesis_profile_follows_ci(pytester, monkeypatch):
+    pytester.makepyfile(
+        "from hypothesis import settings\n"
+        "def test_profile():\n"
+        "    print('PROFILE', settings.get_current_profile_name(), settings().max_examples, settings().derandomize)\n"
+    )
+    monkeypatch.setenv("CI", "true")
+    ci = pytester.runpytest_subprocess("-s")
+    ci.stdout.fnmatch_lines(["*PROFILE harness-ci 40 True*"])
+    monkeypatch.delenv("CI")
+    dev = pytester.runpytest_subprocess("-s")
+    dev.stdout.fnmatch_lines(["*PROFILE harness-dev 100 False*"])

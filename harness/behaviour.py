@@ -1,0 +1,110 @@
+"""Model-behaviour properties: padding and batching must not change what the classifier says.
+
+``check_*`` functions raise ``PropertyViolation`` (rule, input, observation);
+``perturbation_report`` measures CheckList-style invariance over real texts and
+returns fail rates that a gate compares with a configured ceiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.tokenization import PropertyViolation
+
+
+def logits(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
+    """Eval-mode logits for one padded batch, in the order given."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
+    with torch.inference_mode():
+        return model(**batch).logits.float().cpu().numpy()
+
+
+def check_padding_invariance(
+    model: Any, tokenizer: Any, text: str, others: list[str], max_length: int, atol: float
+) -> None:
+    """A text's logits alone equal its logits inside a batch padded to longer texts (within atol)."""
+    alone = logits(model, tokenizer, [text], max_length)[0]
+    padded = logits(model, tokenizer, [text, *others], max_length)[0]
+    diff = float(np.max(np.abs(alone - padded)))
+    if diff > atol:
+        raise PropertyViolation(
+            f"logits alone == logits in a padded batch (max |diff| <= {atol:g})",
+            text,
+            f"max |diff| {diff:.3g}; alone {alone.round(5).tolist()}, padded {padded.round(5).tolist()}",
+        )
+
+
+def check_batch_invariance(model: Any, tokenizer: Any, texts: list[str], max_length: int, atol: float) -> None:
+    """Eval mode is deterministic, and each row of a batch equals the text run alone (within atol)."""
+    first = logits(model, tokenizer, texts, max_length)
+    again = logits(model, tokenizer, texts, max_length)
+    if not np.array_equal(first, again):
+        raise PropertyViolation("the same batch twice gives identical logits (eval mode)", texts, "logits differ")
+    for i, text in enumerate(texts):
+        alone = logits(model, tokenizer, [text], max_length)[0]
+        diff = float(np.max(np.abs(alone - first[i])))
+        if diff > atol:
+            raise PropertyViolation(
+                f"batch row == text alone (max |diff| <= {atol:g})", text, f"max |diff| {diff:.3g} at row {i}"
+            )
+
+
+PERTURBATIONS = {
+    "upper_case": lambda text, phrase: text.upper(),
+    "whitespace_runs": lambda text, phrase: "   ".join(text.split(" ")),
+    "neutral_suffix": lambda text, phrase: f"{text} {phrase}",
+}
+
+
+@dataclass
+class PerturbationResult:
+    name: str
+    n: int
+    changed: int
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def fail_rate(self) -> float:
+        return self.changed / self.n if self.n else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"fail_rate": self.fail_rate}
+
+
+def perturbation_report(
+    model: Any, tokenizer: Any, texts: list[str], max_length: int, phrase: str, batch_size: int = 64
+) -> list[PerturbationResult]:
+    """Share of texts whose predicted label changes under each perturbation the model should ignore.
+
+    ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
+    """
+    from harness.tokenization import NormalisationRule, UnsupportedTokenizer
+
+    try:
+        uncased = NormalisationRule.from_tokenizer(tokenizer).lowercase
+    except UnsupportedTokenizer:
+        uncased = False
+    names = [n for n in PERTURBATIONS if uncased or n != "upper_case"]
+    original = _predict(model, tokenizer, texts, max_length, batch_size)
+    out = []
+    for name in names:
+        changed_texts = [PERTURBATIONS[name](t, phrase) for t in texts]
+        predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
+        flips = [i for i in range(len(texts)) if predicted[i] != original[i]]
+        examples = [{"text": texts[i], "perturbed": changed_texts[i]} for i in flips[:3]]
+        out.append(PerturbationResult(name, len(texts), len(flips), examples))
+    return out
+
+
+def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[int]:
+    labels: list[int] = []
+    for start in range(0, len(texts), batch_size):
+        labels += logits(model, tokenizer, texts[start : start + batch_size], max_length).argmax(-1).tolist()
+    return labels

@@ -1,0 +1,71 @@
+"""Hypothesis strategies for tokenizer and model properties, and the harness's settings profiles.
+
+Generated text mixes what breaks tokenizers in the field: empty strings, single
+characters, every Unicode category (combining marks, RTL, emoji, controls, NUL),
+whitespace runs, and real domain texts repeated past ``max_length``.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+PROFILES = {
+    # derandomised and fixed-size so CI sees the same examples every run; no deadline flakiness
+    "ci": {"max_examples": 40, "derandomize": True, "deadline": None, "database": None, "print_blob": True},
+    "dev": {"max_examples": 100, "deadline": None},
+}
+
+
+def register_profiles() -> None:
+    """Register ``harness-ci`` and ``harness-dev`` (the pytest plugin loads one; see README)."""
+    for name, values in PROFILES.items():
+        settings.register_profile(
+            f"harness-{name}", suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], **values
+        )
+
+
+class Named:
+    """A strategy with a short repr, so hypothesis' falsifying-example report stays readable."""
+
+    def __init__(self, strategy: st.SearchStrategy[str], description: str) -> None:
+        self.strategy, self.description = strategy, description
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def unicode_text(max_size: int = 40, surrogates: bool = False) -> st.SearchStrategy[str]:
+    """Any assigned character; lone surrogates only when asked (they are not valid UTF-8).
+
+    Unassigned code points (Cn) are left out: Python's and the tokenizer's Unicode tables
+    are different versions, so a character one calls unassigned the other may call a letter.
+    """
+    excluded = ("Cn",) if surrogates else ("Cs", "Cn")
+    return st.text(st.characters(exclude_categories=excluded), max_size=max_size)
+
+
+def tricky_text() -> st.SearchStrategy[str]:
+    """Hand-picked hard cases mixed with arbitrary Unicode."""
+    fixed = st.sampled_from(
+        ["", " ", "a", "\x00", "e\u0301", "\u05e9\u05dc\u05d5\u05dd", "\u0645\u0631\u062d\u0628\u0627",
+         "\U0001f9ea\U0001f489", "\u200b\u200d", "\t\n\r", "\ufeffBOM", "ﬁ ligature", "İstanbul", "東京 clinic"]
+    )  # fmt: skip
+    return st.one_of(fixed, unicode_text(), st.lists(fixed, max_size=4).map(" ".join))
+
+
+def domain_text(texts: list[str], max_length: int) -> st.SearchStrategy[str]:
+    """Real texts of the profile, cut, joined, or repeated beyond ``max_length`` tokens."""
+    real = st.sampled_from(texts)
+    long = st.tuples(real, st.integers(2, max(3, max_length // 4))).map(lambda pair: " ".join([pair[0]] * pair[1]))
+    cut = st.tuples(real, st.integers(0, 200)).map(lambda pair: pair[0][: pair[1]])
+    return st.one_of(real, long, cut)
+
+
+def text_without(strategy: st.SearchStrategy[str], forbidden: list[str]) -> st.SearchStrategy[str]:
+    """Exclude literal special-token strings ("[SEP]"), which a tokenizer rightly treats as special."""
+    return strategy.filter(lambda text: not any(token in text for token in forbidden))
+
+
+def batches(element: st.SearchStrategy[str], max_size: int = 8) -> st.SearchStrategy[list[str]]:
+    return st.lists(element, min_size=1, max_size=max_size)

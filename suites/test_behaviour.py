@@ -1,0 +1,55 @@
+"""Model behaviour: padding, batching and harmless perturbations must not change predictions.
+
+Needs the fine-tuned model (trained once and cached), hence also marked ``gpu``.
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import behaviour as bh
+from harness import strategies as hs
+from harness import tokenization as tk
+
+pytestmark = [pytest.mark.behaviour, pytest.mark.gpu]
+
+
+@pytest.fixture(scope="module")
+def settings_(harness_run):
+    return harness_run.profile.training["max_length"], harness_run.profile.behaviour["atol"]
+
+
+@pytest.fixture(scope="module")
+def texts(harness_run, harness_tokenizer):
+    real = harness_run.data.splits[harness_run.gate_split].texts
+    domain = hs.domain_text(real, harness_run.profile.training["max_length"])
+    strategy = hs.text_without(st.one_of(domain, hs.tricky_text()), tk.special_token_strings(harness_tokenizer))
+    return hs.Named(strategy, "validation texts cut, joined or repeated | tricky unicode")
+
+
+@given(data=st.data())
+def test_padding_does_not_change_logits(harness_model, texts, settings_, data):
+    model, tokenizer = harness_model
+    text = data.draw(texts.strategy, label="text")
+    longer = data.draw(st.lists(texts.strategy, min_size=1, max_size=3), label="batch mates")
+    bh.check_padding_invariance(model, tokenizer, text, [f"{t} {text} {text}" for t in longer], *settings_)
+
+
+@given(data=st.data())
+def test_batching_is_deterministic_and_invariant(harness_model, texts, settings_, data):
+    model, tokenizer = harness_model
+    bh.check_batch_invariance(
+        model, tokenizer, data.draw(hs.batches(texts.strategy, max_size=6), label="batch"), *settings_
+    )
+
+
+def test_tokenizer_saved_with_the_model_matches_the_profile(harness_tokenizer, harness_model, harness_run):
+    texts = harness_run.data.splits[harness_run.gate_split].texts[:200]
+    tk.check_reload_identical(harness_tokenizer, texts, harness_run.profile.training["max_length"], harness_model[1])
+
+
+@pytest.mark.parametrize("name", list(bh.PERTURBATIONS))
+def test_harmless_perturbations_rarely_flip_predictions(harness_run, harness_gate, name):
+    if name not in {r.name for r in harness_run.perturbations}:
+        pytest.skip(f"{name}: not an invariance for this tokenizer (it does not lowercase)")
+    harness_gate(harness_run.gate_perturbation(name))

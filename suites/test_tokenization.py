@@ -1,0 +1,88 @@
+"""Tokenizer properties (hypothesis): rules the profile's tokenizer must keep for any input.
+
+Run with ``pytest suites/ -m tokenization``; ``--hypothesis-show-statistics`` prints how
+many examples each property ran. Failures show the minimal input hypothesis shrank to.
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import strategies as hs
+from harness import tokenization as tk
+
+pytestmark = pytest.mark.tokenization
+
+
+@pytest.fixture(scope="module")
+def max_length(harness_run):
+    return harness_run.profile.training["max_length"]
+
+
+@pytest.fixture(scope="module")
+def rule(harness_tokenizer):
+    try:
+        return tk.NormalisationRule.from_tokenizer(harness_tokenizer)
+    except tk.UnsupportedTokenizer as error:
+        pytest.skip(f"round-trip and offset rules need a modelled normaliser: {error}")
+
+
+@pytest.fixture(scope="module")
+def texts(harness_tokenizer, harness_data, max_length):
+    """Tricky Unicode and real domain texts (some far beyond max_length), minus special-token literals."""
+    domain = hs.domain_text(harness_data.splits["validation"].texts, max_length)
+    strategy = hs.text_without(st.one_of(hs.tricky_text(), domain), tk.special_token_strings(harness_tokenizer))
+    return hs.Named(strategy, f"tricky unicode | validation texts cut, joined, or beyond {max_length} tokens")
+
+
+@given(data=st.data())
+def test_round_trip_equals_normalisation_rule(harness_tokenizer, rule, texts, data):
+    tk.check_round_trip(harness_tokenizer, data.draw(texts.strategy, label="text"), rule)
+
+
+@given(data=st.data())
+def test_truncation_keeps_max_length_and_special_tokens(harness_tokenizer, texts, max_length, data):
+    tk.check_truncation(harness_tokenizer, data.draw(texts.strategy, label="text"), max_length)
+
+
+@given(data=st.data())
+def test_padding_mask_and_side(harness_tokenizer, harness_run, texts, max_length, data):
+    pad_id = harness_run.finetuned_model[0].config.pad_token_id if "finetuned" in vars(harness_run) else None
+    expected = harness_tokenizer.pad_token_id if pad_id is None else pad_id
+    tk.check_padding(harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length, expected)
+
+
+@given(data=st.data())
+def test_batch_encodes_like_single_texts(harness_tokenizer, texts, max_length, data):
+    tk.check_batch_equals_single(harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length)
+
+
+@given(data=st.data())
+def test_offsets_map_tokens_back_into_the_text(harness_tokenizer, rule, texts, max_length, data):
+    tk.check_offsets(harness_tokenizer, data.draw(texts.strategy, label="text"), rule, max_length)
+
+
+@pytest.fixture(scope="module")
+def reloaded(harness_tokenizer):
+    return tk.reload_tokenizer(harness_tokenizer)
+
+
+@given(data=st.data())
+def test_save_and_reload_gives_identical_ids(harness_tokenizer, reloaded, texts, max_length, data):
+    tk.check_reload_identical(
+        harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length, reloaded
+    )
+
+
+@given(text=hs.unicode_text(max_size=60, surrogates=True))
+def test_any_unicode_encodes_or_fails_clearly(harness_tokenizer, max_length, text):
+    tk.check_encodes_or_fails_clearly(harness_tokenizer, text, max_length)
+
+
+def test_domain_vocabulary_report(harness_run, record_property):
+    """Measured, not gated: how foreign the domain's vocabulary is to the base tokenizer."""
+    report = harness_run.domain_report
+    for name, figures in report.items():
+        record_property(f"domain.{name}.unk_rate", round(figures["unk_rate"], 6))
+        record_property(f"domain.{name}.fertility", round(figures["fertility"], 4))
+    assert set(report) >= {"train", "validation", "general_english"}

@@ -7,10 +7,14 @@ the logits, the same quantity the Trainer reports as ``eval_loss``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from harness.stats import Interval, bootstrap, wilson
+
+PER_EXAMPLE = ("labels", "predictions", "losses", "confidence")
 
 
 @dataclass
@@ -22,9 +26,22 @@ class SplitMetrics:
     macro_f1: float
     per_class: dict[str, dict[str, float]]
     confusion_matrix: list[list[int]]
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    # per example, in split order: kept out of metrics.json, used by baselines and plots
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.labels == self.predictions
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in PER_EXAMPLE}
+        out["intervals"] = {k: v.as_list() for k, v in self.intervals.items()}
+        out["interval_level"] = next(iter(self.intervals.values())).level if self.intervals else None
+        return out
 
 
 def predict_logits(
@@ -46,14 +63,23 @@ def predict_logits(
     return out
 
 
-def split_metrics(split: str, logits: np.ndarray, labels: list[int], label_names: list[str]) -> SplitMetrics:
+def split_metrics(
+    split: str, logits: np.ndarray, labels: list[int], label_names: list[str], level: float = 0.95, seed: int = 0
+) -> SplitMetrics:
+    """Metrics with intervals: Wilson for accuracy, bootstrap over examples for loss and macro-F1."""
     from scipy.special import log_softmax
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     y_true = np.asarray(labels)
     y_pred = logits.argmax(axis=-1)
     classes = list(range(len(label_names)))
-    loss = float(-log_softmax(logits.astype(np.float64), axis=-1)[np.arange(len(y_true)), y_true].mean())
+    log_probs = log_softmax(logits.astype(np.float64), axis=-1)
+    losses = -log_probs[np.arange(len(y_true)), y_true]
+    loss = float(losses.mean())
+
+    def macro_f1(t: np.ndarray, p: np.ndarray) -> float:
+        return float(f1_score(t, p, labels=classes, average="macro", zero_division=0))
+
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
     per_class = {
         name: {
@@ -69,7 +95,16 @@ def split_metrics(split: str, logits: np.ndarray, labels: list[int], label_names
         n=len(y_true),
         accuracy=float(accuracy_score(y_true, y_pred)),
         eval_loss=loss,
-        macro_f1=float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        macro_f1=macro_f1(y_true, y_pred),
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        intervals={
+            "accuracy": wilson(int((y_true == y_pred).sum()), len(y_true), level),
+            "eval_loss": bootstrap((losses,), np.mean, level, seed),
+            "macro_f1": bootstrap((y_true, y_pred), macro_f1, level, seed),
+        },
+        labels=y_true,
+        predictions=y_pred,
+        losses=losses,
+        confidence=np.exp(log_probs.max(axis=-1)),
     )

@@ -13,6 +13,7 @@ from typing import Any
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
 from harness.evaluation import SplitMetrics
+from harness.stats import Interval, bootstrap
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,41 @@ class GateResult:
     n: int
     passed: bool
     details: list[str] = field(default_factory=list)
+    interval: list[float] | None = None  # [low, high] at the profile's confidence level
+    mode: str = "point"  # "point": the value decides; "confident": the interval's bound on the threshold side
+    p_value: float | None = None  # paired test against a baseline, where one was run
 
     @property
     def verdict(self) -> str:
         return "pass" if self.passed else "FAIL"
 
+    @property
+    def decisive(self) -> float:
+        """The number compared with the threshold: the value, or the interval bound in confident mode."""
+        if self.mode == "confident" and self.interval:
+            return self.interval[0] if self.op == ">=" else self.interval[1]
+        return self.value
+
     def summary(self) -> str:
-        """``accuracy 0.812 < 0.85 on validation (n=400)`` (the operator shows the outcome)."""
+        """``accuracy 0.812 [0.771, 0.848] < 0.85 on validation (n=400)`` (the operator shows the outcome)."""
         shown = self.op if self.passed else {">=": "<", "<=": ">"}[self.op]
-        return f"{self.metric} {_fmt(self.value)} {shown} {_fmt(self.threshold)} on {self.split} (n={self.n})"
+        interval = f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]" if self.interval else ""
+        if self.mode == "confident" and self.interval:
+            bound = "lower" if self.op == ">=" else "upper"
+            return (
+                f"{self.metric} {bound} bound {_fmt(self.decisive)} {shown} {_fmt(self.threshold)} "
+                f"(value {_fmt(self.value)}{interval}) on {self.split} (n={self.n})"
+            )
+        return f"{self.metric} {_fmt(self.value)}{interval} {shown} {_fmt(self.threshold)} on {self.split} (n={self.n})"
 
     def message(self, reproduce: str = "") -> str:
         """Verdict and rule, the failing numbers, how to reproduce, how to fix."""
+        subject = (
+            f"the {'lower' if self.op == '>=' else 'upper'} interval bound of " if self.mode == "confident" else ""
+        )
         lines = [
             f"gate '{self.gate}' failed: {self.summary()}",
-            f"rule: {self.metric} must be {self.op} {_fmt(self.threshold)}",
+            f"rule: {subject}{self.metric} must be {self.op} {_fmt(self.threshold)} (mode {self.mode})",
         ]
         lines += self.details
         if reproduce:
@@ -64,30 +85,43 @@ _FIXES = {
 }
 
 
-def check_accuracy(metrics: SplitMetrics, minimum: float) -> GateResult:
-    return GateResult(
-        "accuracy", "accuracy", metrics.split, metrics.accuracy, minimum, ">=", metrics.n, metrics.accuracy >= minimum
+def threshold_gate(
+    gate: str, metric: str, split: str, value: float, threshold: float, op: str, n: int,
+    interval: Interval | None = None, mode: str = "point", details: list[str] | None = None,
+) -> GateResult:  # fmt: skip
+    """Build a GateResult and decide it by ``mode`` (the point value, or the interval's bound)."""
+    bounds = interval.as_list() if interval else None
+    probe = GateResult(gate, metric, split, value, threshold, op, n, True, details or [], bounds, mode)
+    passed = probe.decisive >= threshold if op == ">=" else probe.decisive <= threshold
+    return GateResult(gate, metric, split, value, threshold, op, n, passed, details or [], bounds, mode)
+
+
+def check_accuracy(metrics: SplitMetrics, minimum: float, mode: str = "point") -> GateResult:
+    interval = metrics.intervals.get("accuracy")
+    return threshold_gate(
+        "accuracy", "accuracy", metrics.split, metrics.accuracy, minimum, ">=", metrics.n, interval, mode
     )
 
 
-def check_eval_loss(metrics: SplitMetrics, maximum: float) -> GateResult:
-    return GateResult(
-        "eval_loss",
-        "eval_loss",
-        metrics.split,
-        metrics.eval_loss,
-        maximum,
-        "<=",
-        metrics.n,
-        metrics.eval_loss <= maximum,
+def check_eval_loss(metrics: SplitMetrics, maximum: float, mode: str = "point") -> GateResult:
+    interval = metrics.intervals.get("eval_loss")
+    return threshold_gate(
+        "eval_loss", "eval_loss", metrics.split, metrics.eval_loss, maximum, "<=", metrics.n, interval, mode
     )
 
 
-def check_uplift(base: SplitMetrics, tuned: SplitMetrics, minimum: float) -> GateResult:
+def check_uplift(
+    base: SplitMetrics, tuned: SplitMetrics, minimum: float, mode: str = "point", seed: int = 0
+) -> GateResult:
+    """Fine-tuned minus base accuracy on the same examples, with a paired bootstrap interval."""
     uplift = tuned.accuracy - base.accuracy
+    interval = None
+    if len(tuned.labels) and len(base.labels) == len(tuned.labels):
+        level = tuned.intervals["accuracy"].level if tuned.intervals else 0.95
+        interval = bootstrap((tuned.correct, base.correct), lambda a, b: float(a.mean() - b.mean()), level, seed)
     details = [f"base accuracy {_fmt(base.accuracy)}, fine-tuned accuracy {_fmt(tuned.accuracy)}"]
-    return GateResult(
-        "uplift", "accuracy uplift", tuned.split, uplift, minimum, ">=", tuned.n, uplift >= minimum, details
+    return threshold_gate(
+        "uplift", "accuracy uplift", tuned.split, uplift, minimum, ">=", tuned.n, interval, mode, details
     )
 
 

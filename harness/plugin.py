@@ -66,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="ignore the cached fine-tune and train again",
     )
     group.addoption(
+        "--harness-save-baseline",
+        dest="harness_save_baseline",
+        metavar="PATH",
+        help="store metrics and per-example results of this run as a baseline for later comparison",
+    )
+    group.addoption(
+        "--harness-baseline",
+        dest="harness_baseline",
+        metavar="PATH",
+        help="compare the candidate with this stored baseline (paired tests on the same examples)",
+    )
+    group.addoption(
         "--require-gpu",
         dest="harness_require_gpu",
         action="store_true",
@@ -91,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
         retrain=config.option.harness_retrain,
         require_gpu=config.option.harness_require_gpu,
         progress=_terminal_writer(config),
+        baseline_path=Path(config.option.harness_baseline) if config.option.harness_baseline else None,
     )
     config.stash[RESULTS_KEY] = {}
 
@@ -130,6 +143,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         run.data  # noqa: B018 - loads and validates every split
         run.source  # noqa: B018 - resolves and verifies the model
         run.device  # noqa: B018 - honours --require-gpu
+        run.baseline  # noqa: B018 - refuses a baseline made on other data
     except DataMissingError as error:
         if run.profile.data["shared"] and not in_ci():
             config.stash[SKIP_KEY] = (
@@ -197,13 +211,19 @@ def harness_gate(request: pytest.FixtureRequest) -> Callable[[GateResult], None]
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash.get(RUN_KEY, None)
+    save_to = config.option.harness_save_baseline
+    if run is not None and save_to and not hasattr(config, "workerinput") and "data" in run.__dict__:
+        run.save_baseline(Path(save_to))  # evaluates the fine-tuned model if no test did
     target = config.option.harness_report if run is not None else None
     if not target or hasattr(config, "workerinput") or "data" not in run.__dict__:
         return
+    from harness.render import write_reports
     from harness.report import build_metrics, write_json_atomic
 
     results = list(config.stash[RESULTS_KEY].values())
-    write_json_atomic(Path(target) / "metrics.json", build_metrics(run, results))
+    metrics = build_metrics(run, results)
+    write_json_atomic(Path(target) / "metrics.json", metrics)
+    write_reports(run, results, metrics, Path(target))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -216,7 +236,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     for line in gates_table(list(results.values())):
         terminalreporter.write_line(line)
     if config.option.harness_report:
-        terminalreporter.write_line(f"report: {Path(config.option.harness_report) / 'metrics.json'}")
+        folder = Path(config.option.harness_report)
+        terminalreporter.write_line(
+            f"report: {folder / 'metrics.json'}, {folder / 'report.html'}, {folder / 'report.md'}"
+        )
 
 
 def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -87,6 +87,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "accuracy_min": Field(NUMBER, 0.85, low=0.0, high=1.0),
         "eval_loss_max": Field(NUMBER, 0.5, low=0.0, high=100.0),
         "uplift_min": Field(NUMBER, 0.10, low=-1.0, high=1.0),
+        "mode": Field(str, "point", choices=("point", "confident"), why="confident: the interval's bound decides"),
+        "confidence_level": Field(NUMBER, 0.95, low=0.5, high=0.999),
+    },
+    "gates.baseline": {
+        "accuracy_drop_abs": Field(NUMBER, 0.02, low=0.0, high=1.0, why="allowed drop in accuracy points"),
+        "accuracy_drop_rel": Field(NUMBER, 0.0, low=0.0, high=1.0, why="allowed drop as a share of the baseline"),
+        "eval_loss_rise_abs": Field(NUMBER, 0.05, low=0.0, high=100.0),
+        "eval_loss_rise_rel": Field(NUMBER, 0.0, low=0.0, high=10.0),
+        "alpha": Field(NUMBER, 0.05, low=1e-6, high=0.5, why="significance level of the paired tests"),
     },
 }
 
@@ -101,6 +110,7 @@ class Profile:
     training: dict[str, Any]
     gates: dict[str, Any]
     behaviour: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -113,7 +123,7 @@ class Profile:
 
     def as_dict(self) -> dict[str, Any]:
         """Resolved values of every section, for reports and cache keys."""
-        sections = ("model", "data", "training", "behaviour", "gates")
+        sections = ("model", "data", "training", "behaviour", "gates", "baseline")
         return {name: dict(getattr(self, name)) for name in sections}
 
 
@@ -141,6 +151,7 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     """Check ``raw`` against SCHEMA and fill defaults; raise one ProfileError listing every problem."""
     problems: list[str] = []
     sections: dict[str, dict[str, Any]] = {}
+    raw = _flatten_subtables(raw)
     for section in raw:
         if section not in SCHEMA:
             problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA)}")
@@ -181,7 +192,22 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         model["name_or_path"] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
-    return Profile(profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"], raw)
+    return Profile(
+        profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"],
+        sections["gates.baseline"], raw,
+    )  # fmt: skip
+
+
+def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:
+    """``[gates.baseline]`` arrives as raw["gates"]["baseline"]; treat it as section "gates.baseline"."""
+    flat = dict(raw)
+    for section, value in raw.items():
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if isinstance(inner, dict) and f"{section}.{key}" in SCHEMA:
+                    flat[section] = {k: v for k, v in flat[section].items() if k != key}
+                    flat[f"{section}.{key}"] = inner
+    return flat
 
 
 def _check_value(spec: Field, value: Any) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import gates
+from harness.baseline import compare_accuracy, compare_loss, example_ids, load_baseline, save_baseline
 from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
@@ -35,6 +36,7 @@ class HarnessRun:
     retrain: bool = False
     require_gpu: bool = False
     progress: Callable[[str], None] = print
+    baseline_path: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def _timed(self, name: str, started: float) -> None:
@@ -121,7 +123,8 @@ class HarnessRun:
             logits = predict_logits(
                 model, tokenizer, split.texts, cfg["max_length"], cfg["eval_batch_size"], self.device.kind
             )
-            out[name] = split_metrics(name, logits, split.labels, self.data.label_names)
+            level, seed = self.profile.gates["confidence_level"], self.profile.training["seed"]
+            out[name] = split_metrics(name, logits, split.labels, self.data.label_names, level, seed)
         self._timed(timing, started)
         return out
 
@@ -130,20 +133,49 @@ class HarnessRun:
         return self.profile.gates["split"]
 
     def gate_accuracy(self) -> gates.GateResult:
-        return gates.check_accuracy(self.tuned_metrics[self.gate_split], self.profile.gates["accuracy_min"])
+        metrics, cfg = self.tuned_metrics[self.gate_split], self.profile.gates
+        return gates.check_accuracy(metrics, cfg["accuracy_min"], cfg["mode"])
 
     def gate_eval_loss(self) -> gates.GateResult:
-        return gates.check_eval_loss(self.tuned_metrics[self.gate_split], self.profile.gates["eval_loss_max"])
+        metrics, cfg = self.tuned_metrics[self.gate_split], self.profile.gates
+        return gates.check_eval_loss(metrics, cfg["eval_loss_max"], cfg["mode"])
 
     def gate_uplift(self) -> gates.GateResult:
         split = self.gate_split
-        return gates.check_uplift(self.base_metrics[split], self.tuned_metrics[split], self.profile.gates["uplift_min"])
+        cfg, seed = self.profile.gates, self.profile.training["seed"]
+        return gates.check_uplift(
+            self.base_metrics[split], self.tuned_metrics[split], cfg["uplift_min"], cfg["mode"], seed
+        )
 
     def gate_leakage(self) -> gates.GateResult:
         return gates.check_leakage(self.data)
 
     def gate_results(self) -> list[gates.GateResult]:
         return [self.gate_leakage(), self.gate_accuracy(), self.gate_eval_loss(), self.gate_uplift()]
+
+    @cached_property
+    def baseline(self) -> dict[str, Any] | None:
+        """The stored release to compare with (``--harness-baseline``), checked against this data."""
+        return load_baseline(self.baseline_path, self.data) if self.baseline_path else None
+
+    def _against_baseline(self, compare: Callable[..., gates.GateResult]) -> gates.GateResult:
+        split = self.gate_split
+        ids = example_ids(self.data.splits[split].texts)
+        return compare(self.baseline, self.tuned_metrics[split], ids, self.profile.baseline)
+
+    def gate_baseline_accuracy(self) -> gates.GateResult:
+        return self._against_baseline(compare_accuracy)
+
+    def gate_baseline_eval_loss(self) -> gates.GateResult:
+        return self._against_baseline(compare_loss)
+
+    def save_baseline(self, path: Path) -> None:
+        model = {
+            "base": self.source.name,
+            "base_weights_sha256": self.source.weights_sha256,
+            "finetuned": self.finetuned.key,
+        }
+        save_baseline(path, self.data, self.tuned_metrics, model)
 
     def reproduce_hint(self) -> str:
         train = self.data.splits["train"]

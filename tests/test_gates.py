@@ -48,7 +48,8 @@ def test_shuffled_labels_fail_accuracy_and_uplift(make_profile, tmp_path):
     assert not accuracy.passed and accuracy.value < 0.6
     assert not uplift.passed
     message = accuracy.message(run.reproduce_hint())
-    assert f"accuracy {accuracy.value:.4g} < 0.85 on validation (n=60)" in message
+    low, high = accuracy.interval
+    assert f"accuracy {accuracy.value:.4g} [{low:.4g}, {high:.4g}] < 0.85 on validation (n=60)" in message
     assert "reproduce: profile" in message and "seed 42" in message
 
 
@@ -71,4 +72,5 @@ def test_loss_gate_fails_when_ceiling_is_below_measured_loss(good_run):
     metrics = good_run.tuned_metrics["validation"]
     result = check_eval_loss(metrics, maximum=metrics.eval_loss / 2)
     assert not result.passed
-    assert result.summary().startswith(f"eval_loss {metrics.eval_loss:.4g} > ")
+    assert result.summary().startswith(f"eval_loss {metrics.eval_loss:.4g} [")
+    assert f"] > {metrics.eval_loss / 2:.4g} on validation (n=60)" in result.summary()

@@ -74,6 +74,12 @@ def test_good_model_passes_writes_report_and_junit_then_reuses_cache(suite, make
     )
     assert metrics["data"]["splits"]["train"]["rows"] == 240 and len(metrics["data"]["splits"]["train"]["sha256"]) == 64
 
+    for name in ("report.md", "report.html", "confusion_matrix.png", "calibration.png", "loss_curves.png"):
+        assert (report / name).stat().st_size > 0, name
+    assert "| accuracy | validation |" in (report / "report.md").read_text()
+    assert "data:image/png;base64," in (report / "report.html").read_text()
+    assert metrics["metrics"]["finetuned"]["validation"]["intervals"]["accuracy"][0] <= 1.0
+
     properties = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")}
     assert float(properties["accuracy.value"]) >= 0.85 and properties["accuracy.threshold"] == "0.85"
 
@@ -127,3 +133,36 @@ def test_hypothesis_profile_follows_ci(pytester, monkeypatch):
     monkeypatch.delenv("CI")
     dev = pytester.runpytest_subprocess("-s")
     dev.stdout.fnmatch_lines(["*PROFILE harness-dev 100 False*"])
+
+
+def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path):
+    """Save a baseline, pass against it, fail a weakened candidate, refuse a baseline of other data."""
+    shutil.copy(SUITE.with_name("test_baseline.py"), pytester.path / "test_baseline.py")
+    cache, base = str(tmp_path / "cache"), str(tmp_path / "base.json")
+    good = make_profile()
+    pytester.runpytest_subprocess(
+        "--harness-config",
+        str(good),
+        "--harness-cache",
+        cache,
+        "--harness-save-baseline",
+        base,
+        "-p",
+        "no:cacheprovider",
+    ).assert_outcomes(skipped=2)
+    same = pytester.runpytest_subprocess(
+        "--harness-config", str(good), "--harness-cache", cache, "--harness-baseline", base
+    )
+    same.assert_outcomes(passed=2)
+    weak = make_profile(training={"epochs": 1, "learning_rate": 1e-6})
+    worse = pytester.runpytest_subprocess(
+        "--harness-config", str(weak), "--harness-cache", cache, "--harness-baseline", base
+    )
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    worse.stdout.fnmatch_lines(["*gate 'baseline_accuracy' failed*", "*exact McNemar p = *"])
+    other = make_profile(validation=easy_rows(60, 9, 50_000))
+    refused = pytester.runpytest_subprocess(
+        "--harness-config", str(other), "--harness-cache", cache, "--harness-baseline", base
+    )
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*baseline was made on different data*"])

@@ -1,0 +1,135 @@
+"""Compare a candidate with the last release on the same examples.
+
+A baseline file holds what a later comparison needs: metrics, and per example
+(keyed by a stable id: the hash of the normalised text) the label, prediction,
+correctness and loss, plus the data hashes and model hash it was made from. A
+comparison fails only when the drop is larger than allowed *and* significant by a
+paired test (exact McNemar for correctness, paired bootstrap for loss), so two
+equally good runs with different seeds are not flagged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data import DataBundle, normalise_for_leakage
+from harness.errors import HarnessError
+from harness.evaluation import SplitMetrics
+from harness.gates import GateResult
+from harness.report import write_json_atomic
+from harness.stats import mcnemar_exact, paired_bootstrap_worse
+
+FORMAT = 1
+
+
+class BaselineError(HarnessError):
+    """The baseline file is unreadable or was made on other data."""
+
+
+def example_ids(texts: list[str]) -> list[str]:
+    return [hashlib.sha256(normalise_for_leakage(t).encode()).hexdigest()[:16] for t in texts]
+
+
+def save_baseline(path: Path, data: DataBundle, metrics: dict[str, SplitMetrics], model: dict[str, Any]) -> None:
+    examples = {}
+    for name, split_metrics in metrics.items():
+        examples[name] = {
+            "ids": example_ids(data.splits[name].texts),
+            "label": split_metrics.labels.tolist(),
+            "prediction": split_metrics.predictions.tolist(),
+            "correct": split_metrics.correct.astype(int).tolist(),
+            "loss": [round(float(x), 7) for x in split_metrics.losses],
+        }
+    payload = {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "data": data.fingerprint() | {"leaked_rows": [], "dropped_leaked_rows": []},
+        "model": model,
+        "metrics": {
+            n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss, "macro_f1": m.macro_f1} for n, m in metrics.items()
+        },
+        "examples": examples,
+    }
+    write_json_atomic(path, payload)
+
+
+def load_baseline(path: Path, data: DataBundle) -> dict[str, Any]:
+    """Read a baseline and refuse it if it was made on other data or labels."""
+    try:
+        baseline = json.loads(Path(path).read_text(encoding="utf-8"))
+        recorded = baseline["data"]["splits"]
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: baseline file not found") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BaselineError(f"{path}: not a harness baseline ({type(error).__name__}: {error})") from None
+    if baseline.get("format") != FORMAT:
+        raise BaselineError(f"{path}: baseline format {baseline.get('format')!r}, expected {FORMAT}")
+    if baseline["data"].get("label_names") != data.label_names:
+        raise BaselineError(
+            f"{path}: baseline labels {baseline['data'].get('label_names')} differ from {data.label_names}"
+        )
+    for name, split in data.splits.items():
+        if name in recorded and recorded[name]["sha256"] != split.sha256:
+            raise BaselineError(
+                f"{path}: baseline was made on different data: {name} sha256 {recorded[name]['sha256'][:12]} "
+                f"vs {split.sha256[:12]} now ({split.path}); refusing to compare. Save a new baseline on this data."
+            )
+    return baseline
+
+
+def _aligned(baseline: dict[str, Any], split: str, ids: list[str], field: str) -> tuple[np.ndarray, np.ndarray]:
+    recorded = baseline["examples"][split]
+    position = {example: i for i, example in enumerate(recorded["ids"])}
+    keep = [i for i, example in enumerate(ids) if example in position]
+    values = np.asarray([recorded[field][position[ids[i]]] for i in keep])
+    return values, np.asarray(keep, dtype=int)
+
+
+def compare_accuracy(
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: dict[str, Any]
+) -> GateResult:
+    """Fail only if accuracy dropped by more than allowed and the exact McNemar test says it is real."""
+    base_correct, keep = _aligned(baseline, candidate.split, ids, "correct")
+    base_correct, cand_correct = base_correct.astype(bool), candidate.correct[keep]
+    base_acc, cand_acc = float(base_correct.mean()), float(cand_correct.mean())
+    drop = base_acc - cand_acc
+    allowed = max(cfg["accuracy_drop_abs"], cfg["accuracy_drop_rel"] * base_acc)
+    lost, gained, p = mcnemar_exact(base_correct, cand_correct)
+    failed = drop > allowed and p < cfg["alpha"]
+    details = [
+        f"baseline accuracy {base_acc:.4f} -> candidate {cand_acc:.4f} on {len(keep)} shared examples",
+        f"discordant pairs: {lost} right before and wrong now, {gained} wrong before and right now; "
+        f"exact McNemar p = {p:.3g} (alpha {cfg['alpha']})",
+        "rule: fail only when the drop exceeds the allowance AND p < alpha",
+    ]
+    return GateResult(
+        "baseline_accuracy", "accuracy drop vs baseline", candidate.split, drop, allowed, "<=", len(keep),
+        not failed, details, None, "paired", p,
+    )  # fmt: skip
+
+
+def compare_loss(
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: dict[str, Any], seed: int = 0
+) -> GateResult:
+    """Fail only if mean loss rose by more than allowed and a paired bootstrap says it is real."""
+    base_loss, keep = _aligned(baseline, candidate.split, ids, "loss")
+    cand_loss = candidate.losses[keep]
+    rise = float(cand_loss.mean() - base_loss.mean())
+    allowed = max(cfg["eval_loss_rise_abs"], cfg["eval_loss_rise_rel"] * float(base_loss.mean()))
+    p = paired_bootstrap_worse(base_loss, cand_loss, seed)
+    failed = rise > allowed and p < cfg["alpha"]
+    details = [
+        f"baseline eval_loss {base_loss.mean():.4f} -> candidate {cand_loss.mean():.4f} on {len(keep)} shared examples",
+        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg['alpha']})",
+        "rule: fail only when the rise exceeds the allowance AND p < alpha",
+    ]
+    return GateResult(
+        "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, "<=", len(keep),
+        not failed, details, None, "paired", p,
+    )  # fmt: skip

@@ -1,0 +1,65 @@
+"""How much labelled domain data is needed: fine-tune on stratified fractions of train.
+
+Each fraction is a normal cached fine-tune (the subset's content is part of the cache
+key), evaluated on the full validation split with the same intervals as the gates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.data import DataBundle
+from harness.profile import Profile
+from harness.run import HarnessRun
+
+
+def stratified_subset(data: DataBundle, fraction: float, seed: int) -> DataBundle:
+    """Train reduced to ``fraction`` with class proportions kept (scikit-learn's stratified split)."""
+    if fraction >= 1.0:
+        return data
+    from sklearn.model_selection import train_test_split
+
+    train = data.splits["train"]
+    keep, _ = train_test_split(list(range(len(train))), train_size=fraction, stratify=train.labels, random_state=seed)
+    keep = sorted(keep)
+    digest = hashlib.sha256(f"{train.sha256}:{fraction}:{seed}".encode()).hexdigest()
+    subset = dataclasses.replace(
+        train, sha256=digest, texts=[train.texts[i] for i in keep], labels=[train.labels[i] for i in keep]
+    )
+    return dataclasses.replace(data, splits=data.splits | {"train": subset})
+
+
+def learning_curve(
+    profile: Profile, fractions: list[float], cache_dir: Path, progress: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    full = HarnessRun(profile, cache_dir, progress=progress).data
+    points = []
+    for fraction in sorted(fractions):
+        run = HarnessRun(profile, cache_dir, progress=progress)
+        run.__dict__["data"] = stratified_subset(full, fraction, profile.training["seed"])
+        metrics = run.tuned_metrics[run.gate_split]
+        points.append(
+            {
+                "fraction": fraction,
+                "train_examples": len(run.data.splits["train"]),
+                "split": run.gate_split,
+                "n": metrics.n,
+                "accuracy": metrics.accuracy,
+                "accuracy_interval": metrics.intervals["accuracy"].as_list(),
+                "eval_loss": metrics.eval_loss,
+                "eval_loss_interval": metrics.intervals["eval_loss"].as_list(),
+                "macro_f1": metrics.macro_f1,
+                "best_epoch": run.finetuned.best_epoch,
+                "from_cache": run.finetuned.from_cache,
+                "train_seconds": run.finetuned.train_seconds,
+            }
+        )
+        progress(
+            f"harness: fraction {fraction:g} ({points[-1]['train_examples']} examples): "
+            f"accuracy {metrics.accuracy:.4f} loss {metrics.eval_loss:.4f}"
+        )
+    return points

@@ -1,0 +1,54 @@
+"""Interval and paired-test code against values worked out by hand, and gate modes."""
+
+import numpy as np
+import pytest
+
+from harness.evaluation import split_metrics
+from harness.gates import check_accuracy, check_eval_loss
+from harness.stats import bootstrap, mcnemar_exact, paired_bootstrap_worse, wilson
+
+
+def test_wilson_bounds_for_85_of_100():
+    interval = wilson(85, 100)
+    assert interval.low == pytest.approx(0.76716, abs=1e-4)
+    assert interval.high == pytest.approx(0.90694, abs=1e-4)
+
+
+def test_exact_mcnemar_uses_only_discordant_pairs():
+    baseline = np.array([True] * 10 + [False] * 2 + [True] * 50 + [False] * 8)
+    candidate = np.array([False] * 10 + [True] * 2 + [True] * 50 + [False] * 8)
+    lost, gained, p = mcnemar_exact(baseline, candidate)
+    assert (lost, gained) == (10, 2)
+    assert p == pytest.approx(2 * (1 + 12 + 66) / 4096)  # two-sided binomial(12, 1/2), k <= 2
+    assert mcnemar_exact(baseline, baseline)[2] == 1.0
+
+
+def test_bootstrap_interval_covers_the_mean_and_paired_test_detects_a_shift():
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(0.4, size=400)
+    interval = bootstrap((losses,), np.mean)
+    assert interval.low < losses.mean() < interval.high and interval.high - interval.low < 0.15
+    assert paired_bootstrap_worse(losses, losses + 0.1) < 0.01
+    assert paired_bootstrap_worse(losses, losses - 0.1) > 0.99
+
+
+def metrics_with(correct: int, n: int = 100):
+    labels = [0] * n
+    logits = np.array([[2.0, 0.0]] * correct + [[0.0, 2.0]] * (n - correct))
+    return split_metrics("validation", logits, labels, ["a", "b"])
+
+
+def test_point_mode_passes_where_confident_mode_fails():
+    metrics = metrics_with(88)
+    point, confident = check_accuracy(metrics, 0.85), check_accuracy(metrics, 0.85, mode="confident")
+    assert point.passed and not confident.passed
+    assert confident.decisive == pytest.approx(wilson(88, 100).low)
+    assert "accuracy lower bound 0.80" in confident.summary() and "(n=100)" in confident.summary()
+    assert "mode confident" in confident.message()
+
+
+def test_loss_gate_in_confident_mode_uses_the_upper_bound():
+    metrics = metrics_with(95)
+    gate = check_eval_loss(metrics, metrics.eval_loss + 1e-3, mode="confident")
+    assert not gate.passed and gate.decisive == metrics.intervals["eval_loss"].high
+    assert check_eval_loss(metrics, metrics.eval_loss + 1e-3).passed

@@ -101,17 +101,14 @@ def compare_accuracy(
     drop = base_acc - cand_acc
     allowed = max(cfg["accuracy_drop_abs"], cfg["accuracy_drop_rel"] * base_acc)
     lost, gained, p = mcnemar_exact(base_correct, cand_correct)
-    failed = drop > allowed and p < cfg["alpha"]
     details = [
         f"baseline accuracy {base_acc:.4f} -> candidate {cand_acc:.4f} on {len(keep)} shared examples",
         f"discordant pairs: {lost} right before and wrong now, {gained} wrong before and right now; "
         f"exact McNemar p = {p:.3g} (alpha {cfg['alpha']})",
-        "rule: fail only when the drop exceeds the allowance AND p < alpha",
     ]
-    return GateResult(
-        "baseline_accuracy", "accuracy drop vs baseline", candidate.split, drop, allowed, "<=", len(keep),
-        not failed, details, None, "paired", p,
-    )  # fmt: skip
+    return _paired_gate(
+        "baseline_accuracy", "accuracy drop vs baseline", candidate.split, drop, allowed, len(keep), p, cfg, details
+    )
 
 
 def compare_loss(
@@ -123,13 +120,20 @@ def compare_loss(
     rise = float(cand_loss.mean() - base_loss.mean())
     allowed = max(cfg["eval_loss_rise_abs"], cfg["eval_loss_rise_rel"] * float(base_loss.mean()))
     p = paired_bootstrap_worse(base_loss, cand_loss, seed)
-    failed = rise > allowed and p < cfg["alpha"]
     details = [
         f"baseline eval_loss {base_loss.mean():.4f} -> candidate {cand_loss.mean():.4f} on {len(keep)} shared examples",
         f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg['alpha']})",
-        "rule: fail only when the rise exceeds the allowance AND p < alpha",
     ]
-    return GateResult(
-        "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, "<=", len(keep),
-        not failed, details, None, "paired", p,
-    )  # fmt: skip
+    return _paired_gate(
+        "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, len(keep), p, cfg, details
+    )
+
+
+def _paired_gate(
+    gate: str, metric: str, split: str, worse_by: float, allowed: float, n: int, p: float,
+    cfg: dict[str, Any], details: list[str],
+) -> GateResult:  # fmt: skip
+    """Fail only when the candidate is worse by more than allowed AND the paired test is significant."""
+    failed = worse_by > allowed and p < cfg["alpha"]
+    details = [*details, "rule: fail only when the drop exceeds the allowance AND p < alpha"]
+    return GateResult(gate, metric, split, worse_by, allowed, "<=", n, not failed, details, None, "paired", p)

@@ -199,7 +199,7 @@ def harness_gate(request: pytest.FixtureRequest) -> Callable[[GateResult], None]
     def check(result: GateResult) -> None:
         __tracebackhide__ = True
         results[result.gate] = result
-        for name in ("value", "threshold", "n", "split", "verdict"):
+        for name in ("value", "threshold", "n", "split", "mode", "interval", "p_value", "verdict"):
             # user_properties is what record_property fills; appending directly avoids its xunit2 warning
             request.node.user_properties.append((f"{result.gate}.{name}", getattr(result, name)))
         if not result.passed:

@@ -134,7 +134,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width
 table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; font-variant-numeric: tabular-nums; }}
 th {{ background: #f0f0f0; }} tr.fail td, p.fail {{ color: #b00020; }}
-figure {{ display: inline-block; vertical-align: top; margin: 0 1rem 1rem 0; }} img {{ max-width: 520px; border: 1px solid #ddd; }}
+figure {{ display: inline-block; vertical-align: top; margin: 0 1rem 1rem 0; }}
+img {{ max-width: 520px; border: 1px solid #ddd; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Model <code>{html.escape(str(metrics["model"]["base"]))}</code> on {html.escape(str(metrics["device"]))};

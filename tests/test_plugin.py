@@ -82,6 +82,8 @@ def test_good_model_passes_writes_report_and_junit_then_reuses_cache(suite, make
 
     properties = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).iter("property")}
     assert float(properties["accuracy.value"]) >= 0.85 and properties["accuracy.threshold"] == "0.85"
+    low, high = json.loads(properties["accuracy.interval"])
+    assert low - 1e-9 <= float(properties["accuracy.value"]) <= high + 1e-9
 
     second = suite.runpytest(*args)
     second.assert_outcomes(passed=4)

@@ -97,8 +97,9 @@ def learning_curve(points: list[dict[str, Any]], gates: dict[str, float], title:
         (loss_ax, "eval_loss", gates["eval_loss_max"], "#c05621"),
     ):
         values = np.array([p[key] for p in points])
-        low = values - np.array([p[f"{key}_interval"][0] for p in points])
-        high = np.array([p[f"{key}_interval"][1] for p in points]) - values
+        # clipped: a Wilson bound at 100% accuracy sits a rounding error below the value
+        low = np.clip(values - np.array([p[f"{key}_interval"][0] for p in points]), 0, None)
+        high = np.clip(np.array([p[f"{key}_interval"][1] for p in points]) - values, 0, None)
         ax.errorbar(n, values, yerr=[low, high], fmt="o-", capsize=4, color=colour)
         ax.axhline(threshold, linestyle="--", color="#444444", label=f"gate {threshold:g}")
         ax.set_xscale("log")

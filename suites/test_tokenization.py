@@ -20,6 +20,17 @@ def max_length(harness_run):
 
 
 @pytest.fixture(scope="module")
+def model_pad_id(harness_run):
+    """The pad id the model was configured with: the tokenizer must pad with exactly this id."""
+    from transformers import AutoConfig
+
+    pad_id = AutoConfig.from_pretrained(harness_run.source.folder, trust_remote_code=False).pad_token_id
+    if pad_id is None:
+        pytest.fail(f"{harness_run.source.folder}/config.json has no pad_token_id to check the tokenizer against")
+    return pad_id
+
+
+@pytest.fixture(scope="module")
 def rule(harness_tokenizer):
     try:
         return tk.NormalisationRule.from_tokenizer(harness_tokenizer)
@@ -46,10 +57,9 @@ def test_truncation_keeps_max_length_and_special_tokens(harness_tokenizer, texts
 
 
 @given(data=st.data())
-def test_padding_mask_and_side(harness_tokenizer, harness_run, texts, max_length, data):
-    pad_id = harness_run.finetuned_model[0].config.pad_token_id if "finetuned" in vars(harness_run) else None
-    expected = harness_tokenizer.pad_token_id if pad_id is None else pad_id
-    tk.check_padding(harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length, expected)
+def test_padding_mask_and_side(harness_tokenizer, model_pad_id, texts, max_length, data):
+    batch = data.draw(hs.batches(texts.strategy), label="batch")
+    tk.check_padding(harness_tokenizer, batch, max_length, model_pad_id)
 
 
 @given(data=st.data())

@@ -34,3 +34,7 @@ class ModelSourceError(HarnessError):
 
 class DeviceError(HarnessError):
     """The requested device is not available (e.g. ``--require-gpu`` without CUDA)."""
+
+
+class BundleError(HarnessError):
+    """An ONNX bundle folder is missing, unreadable, or its files are not what a bundle holds."""

@@ -39,6 +39,7 @@ HARNESS_FIXTURES = {
     "harness_gate",
     "harness_tokenizer",
     "harness_model",
+    "harness_onnx",
 }
 
 
@@ -78,6 +79,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="compare the candidate with this stored baseline (paired tests on the same examples)",
     )
     group.addoption(
+        "--onnx-bundle",
+        dest="harness_onnx_bundle",
+        metavar="PATH",
+        help="validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model",
+    )
+    group.addoption(
         "--require-gpu",
         dest="harness_require_gpu",
         action="store_true",
@@ -104,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         require_gpu=config.option.harness_require_gpu,
         progress=_terminal_writer(config),
         baseline_path=Path(config.option.harness_baseline) if config.option.harness_baseline else None,
+        onnx_bundle_path=Path(bundle).resolve() if (bundle := config.option.harness_onnx_bundle) else None,
     )
     config.stash[RESULTS_KEY] = {}
 
@@ -144,6 +152,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         run.source  # noqa: B018 - resolves and verifies the model
         run.device  # noqa: B018 - honours --require-gpu
         run.baseline  # noqa: B018 - refuses a baseline made on other data
+        if run.onnx_bundle_path is not None:
+            run.onnx.bundle  # noqa: B018 - refuses a folder that is not a readable bundle
     except DataMissingError as error:
         if run.profile.data["shared"] and not in_ci():
             config.stash[SKIP_KEY] = (
@@ -188,6 +198,12 @@ def harness_tokenizer(harness_run: HarnessRun):
 def harness_model(harness_run: HarnessRun):
     """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it."""
     return harness_run.finetuned_model
+
+
+@pytest.fixture(scope="session")
+def harness_onnx(harness_run: HarnessRun):
+    """The ONNX stage: the exported (or ``--onnx-bundle``) bundle, its runners, parity and measurements."""
+    return harness_run.onnx
 
 
 @pytest.fixture

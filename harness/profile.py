@@ -30,11 +30,16 @@ class Field:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     why: str = ""
+    item: type | None = None  # for lists: the type of every element (low/high/choices apply to elements)
 
     def describe(self) -> str:
+        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+        if self.item is not None:
+            inner = f"one of {', '.join(repr(c) for c in self.choices)}" if self.choices else names[self.item]
+            bounds = f" in {self.low:g}..{self.high:g}" if self.low is not None and self.high is not None else ""
+            return f"a non-empty list, each {inner}{bounds}" + (f" ({self.why})" if self.why else "")
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table"}
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         text = "a number" if self.kind == NUMBER else " or ".join(names.get(k, k.__name__) for k in kinds)
         if self.low is not None and self.high is not None:
@@ -90,6 +95,17 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mode": Field(str, "point", choices=("point", "confident"), why="confident: the interval's bound decides"),
         "confidence_level": Field(NUMBER, 0.95, low=0.5, high=0.999),
     },
+    "onnx": {
+        "opset": Field(int, 18, low=14, high=23, why="ONNX opset of the export"),
+        "atol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="absolute logit tolerance, ONNX vs PyTorch"),
+        "rtol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="relative logit tolerance, ONNX vs PyTorch"),
+        "label_agreement_min": Field(NUMBER, 1.0, low=0.0, high=1.0, why="share of predictions equal to PyTorch's"),
+        "batch_sizes": Field(list, [1, 7, 64], low=1, high=4096, item=int, why="one, an odd and a large size"),
+        "providers": Field(list, ["cpu"], choices=("cpu", "cuda"), item=str, why="ONNX Runtime execution providers"),
+        "int8_agreement_min": Field(NUMBER, 0.98, low=0.0, high=1.0, why="int8 labels equal to fp32's"),
+        "int8_accuracy_drop_max": Field(NUMBER, 0.01, low=0.0, high=1.0, why="fp32 minus int8 accuracy"),
+        "latency_runs": Field(int, 30, low=1, high=100000, why="timed runs per engine and batch size"),
+    },
     "gates.baseline": {
         "accuracy_drop_abs": Field(NUMBER, 0.02, low=0.0, high=1.0, why="allowed drop in accuracy points"),
         "accuracy_drop_rel": Field(NUMBER, 0.0, low=0.0, high=1.0, why="allowed drop as a share of the baseline"),
@@ -111,6 +127,7 @@ class Profile:
     gates: dict[str, Any]
     behaviour: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -123,7 +140,7 @@ class Profile:
 
     def as_dict(self) -> dict[str, Any]:
         """Resolved values of every section, for reports and cache keys."""
-        sections = ("model", "data", "training", "behaviour", "gates", "baseline")
+        sections = ("model", "data", "training", "behaviour", "gates", "baseline", "onnx")
         return {name: dict(getattr(self, name)) for name in sections}
 
 
@@ -174,7 +191,7 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
             if key not in values:
                 if spec.required and key not in given:
                     problems.append(f"missing required key [{section}] {key}")
-                values[key] = spec.default
+                values[key] = list(spec.default) if isinstance(spec.default, list) else spec.default
         sections[section] = values
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
@@ -194,7 +211,7 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
     return Profile(
         profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"],
-        sections["gates.baseline"], raw,
+        sections["gates.baseline"], sections["onnx"], raw,
     )  # fmt: skip
 
 
@@ -211,6 +228,11 @@ def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_value(spec: Field, value: Any) -> str | None:
+    if spec.item is not None:
+        if not isinstance(value, list) or not value:
+            return spec.describe()
+        element = Field(spec.item, low=spec.low, high=spec.high, choices=spec.choices)
+        return spec.describe() if any(_check_value(element, v) for v in value) else None
     kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
     ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok_type:

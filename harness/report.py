@@ -62,6 +62,7 @@ def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
         "gates": [r.as_dict() for r in results],
         "tokenization": {"domain_report": run.__dict__.get("domain_report")},
         "behaviour": {"perturbations": [p.as_dict() for p in run.__dict__.get("perturbations", [])]},
+        "onnx": run.__dict__["onnx"].results if "onnx" in run.__dict__ else None,
         "device": run.__dict__["device"].describe() if "device" in run.__dict__ else None,
         "environment": {"python": platform.python_version(), "platform": platform.platform(), **library_versions()},
         "timings_seconds": dict(run.timings),

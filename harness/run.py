@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import gates
 from harness.baseline import compare_accuracy, compare_loss, example_ids, load_baseline, save_baseline
@@ -28,6 +28,9 @@ from harness.profile import Profile
 from harness.tokenization import general_english, vocabulary_fit
 from harness.training import FineTuned, fine_tune, model_folder
 
+if TYPE_CHECKING:
+    from harness.onnx_run import OnnxStage
+
 
 @dataclass
 class HarnessRun:
@@ -37,6 +40,7 @@ class HarnessRun:
     require_gpu: bool = False
     progress: Callable[[str], None] = print
     baseline_path: Path | None = None
+    onnx_bundle_path: Path | None = None  # validate this bundle instead of exporting one
     timings: dict[str, float] = field(default_factory=dict)
 
     def _timed(self, name: str, started: float) -> None:
@@ -152,6 +156,13 @@ class HarnessRun:
 
     def gate_results(self) -> list[gates.GateResult]:
         return [self.gate_leakage(), self.gate_accuracy(), self.gate_eval_loss(), self.gate_uplift()]
+
+    @cached_property
+    def onnx(self) -> OnnxStage:
+        """ONNX export (or the bundle given) and its checks; see ``harness.onnx_run``."""
+        from harness.onnx_run import OnnxStage
+
+        return OnnxStage(self, self.onnx_bundle_path)
 
     @cached_property
     def baseline(self) -> dict[str, Any] | None:

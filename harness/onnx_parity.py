@@ -1,0 +1,241 @@
+"""ONNX Runtime against PyTorch on real inputs: logits, labels and accuracy at every batch shape.
+
+Texts are batched in arrival order, as a server batches requests, so every batch mixes
+padding; each batch size in ``[onnx] batch_sizes`` is run separately. The same token
+tensors go to PyTorch (eval mode, fp32) and to ONNX Runtime, bound by name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import BundleError
+from harness.gates import GateResult
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+class OnnxRunError(AssertionError):
+    """ONNX Runtime refused an input a server would send: a failed check, not a crash of the harness."""
+
+
+class OnnxRunner:
+    """An ONNX Runtime session whose inputs are bound by name to a tokenizer's output."""
+
+    def __init__(self, path: Path, provider: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        name = PROVIDERS[provider]
+        if name not in ort.get_available_providers():
+            raise BundleError(
+                f"ONNX Runtime provider {name} asked for ([onnx] providers) but not installed; "
+                f"available: {ort.get_available_providers()}"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or _cores()
+        self.path, self.provider = path, provider
+        self.session = ort.InferenceSession(str(path), options, providers=[name])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, encoding: dict[str, np.ndarray]) -> np.ndarray:
+        given = list(encoding)
+        if set(given) != set(self.input_names):
+            raise BundleError(f"{self.path}: graph inputs {self.input_names} != tokenizer outputs {given}")
+        feed = {name: np.ascontiguousarray(encoding[name], dtype=np.int64) for name in self.input_names}
+        try:
+            return self.session.run(None, feed)[0]
+        except Exception as error:  # onnxruntime raises its own pybind types
+            shape = list(encoding[self.input_names[0]].shape)
+            raise OnnxRunError(
+                f"{self.path}: ONNX Runtime failed on inputs of shape {shape} ({type(error).__name__}: "
+                f"{str(error).strip()[:300]}); an axis fixed at export time fails like this"
+            ) from None
+
+
+def torch_logits(model: Any, encoding: dict[str, np.ndarray]) -> np.ndarray:
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        tensors = {k: torch.as_tensor(v, device=device) for k, v in encoding.items()}
+        return model(**tensors).logits.float().cpu().numpy()
+
+
+@dataclass
+class Parity:
+    """ONNX vs PyTorch over one split at several batch sizes (all logits pooled)."""
+
+    provider: str
+    n: int
+    batch_sizes: list[int]
+    atol: float
+    rtol: float
+    max_abs_diff: float
+    max_rel_diff: float
+    outside_tolerance: int
+    label_agreement: float
+    onnx_accuracy: float
+    torch_accuracy: float
+    worst: dict[str, Any]
+    histogram: list[tuple[str, int]]
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def compare_on_texts(
+    runner: OnnxRunner,
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    labels: list[int],
+    batch_sizes: list[int],
+    atol: float,
+    rtol: float,
+) -> Parity:
+    """Run both engines on identical batches in arrival order; pool the differences."""
+    onnx_all, torch_all, where = [], [], []
+    for size in batch_sizes:
+        for start in range(0, len(texts), size):
+            batch = texts[start : start + size]
+            encoding = dict(tokenizer(batch, truncation=True, padding=True, return_tensors="np"))
+            onnx_all.append(runner(encoding))
+            torch_all.append(torch_logits(model, encoding))
+            shape = list(encoding["input_ids"].shape)
+            where += [(start + i, size, shape) for i in range(len(batch))]
+    onnx_logits, torch_logits_ = np.concatenate(onnx_all), np.concatenate(torch_all)
+    diff = np.abs(onnx_logits - torch_logits_)
+    rel = diff / np.maximum(np.abs(torch_logits_), 1e-12)
+    outside = diff > atol + rtol * np.abs(torch_logits_)
+    worst_row = int(diff.max(axis=1).argmax())
+    index, size, shape = where[worst_row]
+    y = np.asarray(labels)
+    ids = np.array([w[0] for w in where])
+    onnx_pred, torch_pred = onnx_logits.argmax(1), torch_logits_.argmax(1)
+    first = len(texts)  # accuracy from the first batch size's pass (each pass covers every text once)
+    disagree = np.flatnonzero(onnx_pred != torch_pred)
+    return Parity(
+        provider=runner.provider,
+        n=len(texts),
+        batch_sizes=list(batch_sizes),
+        atol=atol,
+        rtol=rtol,
+        max_abs_diff=float(diff.max()),
+        max_rel_diff=float(rel.max()),
+        outside_tolerance=int(outside.sum()),
+        label_agreement=float((onnx_pred == torch_pred).mean()),
+        onnx_accuracy=float((onnx_pred[:first] == y[ids[:first]]).mean()),
+        torch_accuracy=float((torch_pred[:first] == y[ids[:first]]).mean()),
+        worst={
+            "example": index,
+            "text": texts[index][:300],
+            "batch_size": size,
+            "shape": shape,
+            "onnx_logits": [round(float(v), 6) for v in onnx_logits[worst_row]],
+            "torch_logits": [round(float(v), 6) for v in torch_logits_[worst_row]],
+            "max_abs_diff": float(diff[worst_row].max()),
+        },
+        histogram=diff_histogram(diff),
+        disagreements=[
+            {"example": int(ids[r]), "batch_size": where[r][1], "onnx": int(onnx_pred[r]), "torch": int(torch_pred[r])}
+            for r in disagree[:5]
+        ],
+    )
+
+
+def diff_histogram(diff: np.ndarray) -> list[tuple[str, int]]:
+    """Counts of absolute logit differences by decade, e.g. ``("1e-06..1e-05", 812)``."""
+    edges = [0.0, *[10.0**e for e in range(-8, 2)], np.inf]
+    counts, _ = np.histogram(diff.ravel(), bins=edges)
+    labels = ["< 1e-08", *[f"1e{e:+03d}..1e{e + 1:+03d}" for e in range(-8, 1)], ">= 10"]
+    return [(label, int(count)) for label, count in zip(labels, counts, strict=True) if count]
+
+
+def predict(runner: OnnxRunner, tokenizer: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """ONNX logits for ``texts``, batched in order with the bundle's tokenizer as a server would."""
+    out = [
+        runner(dict(tokenizer(texts[s : s + batch_size], truncation=True, padding=True, return_tensors="np")))
+        for s in range(0, len(texts), batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateResult]:
+    """Logits within tolerance, labels agreeing, and ONNX accuracy equal to PyTorch's."""
+    where = f"onnx[{parity.provider}]"
+    worst = parity.worst
+    details = [
+        f"max abs diff {parity.max_abs_diff:.3g}, max rel diff {parity.max_rel_diff:.3g} over "
+        f"{parity.n} texts x batch sizes {parity.batch_sizes}",
+        f"worst: example {worst['example']} at batch size {worst['batch_size']}, input shape {worst['shape']}: "
+        f"{worst['text'][:120]!r}",
+        f"  onnx  logits {worst['onnx_logits']}",
+        f"  torch logits {worst['torch_logits']}",
+        "abs diff histogram: " + ", ".join(f"{label}: {count}" for label, count in parity.histogram),
+    ]
+    logits_n = parity.n * len(parity.batch_sizes)
+    disagreements = [
+        f"example {d['example']} at batch size {d['batch_size']}: onnx label {d['onnx']}, torch label {d['torch']}"
+        for d in parity.disagreements
+    ]
+    return [
+        GateResult(
+            f"{where}_logits", f"logits outside atol {parity.atol:g} + rtol {parity.rtol:g} x |torch|", split,
+            float(parity.outside_tolerance), 0.0, "<=", logits_n, parity.outside_tolerance == 0, details,
+        ),
+        GateResult(
+            f"{where}_label_agreement", "label agreement with torch", split, parity.label_agreement,
+            agreement_min, ">=", logits_n, parity.label_agreement >= agreement_min, disagreements + details[:2],
+        ),
+        GateResult(
+            f"{where}_accuracy", "|onnx accuracy - torch accuracy|", split,
+            abs(parity.onnx_accuracy - parity.torch_accuracy), 0.0, "<=", parity.n,
+            parity.onnx_accuracy == parity.torch_accuracy,
+            [f"onnx accuracy {parity.onnx_accuracy:.4f}, torch accuracy {parity.torch_accuracy:.4f}"],
+        ),
+    ]  # fmt: skip
+
+
+def check_same_outputs(
+    runner: OnnxRunner, model: Any, tokenizer: Any, texts: list[str], atol: float, rtol: float
+) -> None:
+    """Property: on one padded batch of any texts, ONNX logits equal PyTorch's within tolerance, and
+    predicted labels agree except where PyTorch's top two logits are closer than the tolerance."""
+    from harness.tokenization import PropertyViolation
+
+    encoding = dict(tokenizer(texts, truncation=True, padding=True, return_tensors="np"))
+    onnx_out, torch_out = runner(encoding), torch_logits(model, encoding)
+    diff = np.abs(onnx_out - torch_out)
+    bad = diff > atol + rtol * np.abs(torch_out)
+    shape = list(encoding["input_ids"].shape)
+    if bad.any():
+        row = int(bad.any(axis=1).argmax())
+        raise PropertyViolation(
+            f"ONNX logits == PyTorch logits within atol {atol:g} + rtol {rtol:g} x |torch|",
+            texts[row],
+            f"row {row} of a batch of shape {shape}: max |diff| {diff[row].max():.3g}; "
+            f"onnx {onnx_out[row].round(6).tolist()}, torch {torch_out[row].round(6).tolist()}",
+        )
+    top2 = np.sort(torch_out, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) > 2 * (atol + rtol * np.abs(top2[:, 1]))
+    flipped = (onnx_out.argmax(1) != torch_out.argmax(1)) & decided
+    if flipped.any():
+        row = int(flipped.argmax())
+        raise PropertyViolation(
+            "ONNX predicts the PyTorch label",
+            texts[row],
+            f"batch shape {shape}: onnx {onnx_out[row]}, torch {torch_out[row]}",
+        )
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,138 @@
+"""Int8 gating and inference measurements (latency, throughput, sizes) of an ONNX bundle.
+
+Int8 numerics depend on the CPU's instruction set (VNNI, AVX-512, AMX change which
+kernels run), so the flags are recorded with every int8 result. Latencies are
+measurements for ``metrics.json`` and ``benchmarks/``, never timed assertions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.gates import GateResult
+
+INT8_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+              "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm")  # fmt: skip
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags that matter to int8 and fp32 kernels, as /proc/cpuinfo reports them."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in INT8_FLAGS if flag in present]
+    except OSError:
+        pass
+    import platform
+
+    return [f"unknown ({platform.machine()})"]
+
+
+@dataclass
+class Int8Result:
+    n: int
+    agreement_with_fp32: float
+    fp32_accuracy: float
+    int8_accuracy: float
+    accuracy_drop: float
+    cpu_flags: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: list[int]) -> Int8Result:
+    y = np.asarray(labels)
+    fp32_pred, int8_pred = fp32_logits.argmax(1), int8_logits.argmax(1)
+    fp32_acc, int8_acc = float((fp32_pred == y).mean()), float((int8_pred == y).mean())
+    return Int8Result(
+        len(y), float((fp32_pred == int8_pred).mean()), fp32_acc, int8_acc, fp32_acc - int8_acc, cpu_flags()
+    )
+
+
+def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: float) -> list[GateResult]:
+    flags = f"cpu flags: {' '.join(result.cpu_flags) or 'none'}"
+    return [
+        GateResult(
+            "onnx_int8_agreement", "int8 label agreement with fp32", split, result.agreement_with_fp32,
+            agreement_min, ">=", result.n, result.agreement_with_fp32 >= agreement_min, [flags],
+        ),
+        GateResult(
+            "onnx_int8_accuracy_drop", "fp32 accuracy - int8 accuracy", split, result.accuracy_drop, drop_max,
+            "<=", result.n, result.accuracy_drop <= drop_max,
+            [f"fp32 accuracy {result.fp32_accuracy:.4f}, int8 accuracy {result.int8_accuracy:.4f}", flags],
+        ),
+    ]  # fmt: skip
+
+
+def measure_latency(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, float]:
+    """p50/p95/mean wall milliseconds of ``call`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    ms = np.asarray(times)
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "mean_ms": float(ms.mean()),
+        "runs": runs,
+    }
+
+
+def latency_table(
+    engines: dict[str, Callable[[dict[str, np.ndarray]], Any]],
+    tokenizer: Any,
+    texts: list[str],
+    batch_sizes: tuple[int, ...] = (1, 32),
+    runs: int = 30,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Latency of each engine on the same pre-tokenised batches of real texts (tokenisation not timed).
+
+    Each timed run cycles through different real batches, so the numbers are not one lucky length.
+    """
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for size in batch_sizes:
+        batches = [
+            dict(tokenizer(texts[s : s + size], truncation=True, padding=True, return_tensors="np"))
+            for s in range(0, min(len(texts), size * 8), size)
+        ]
+        for name, engine in engines.items():
+            stats = measure_latency(_cycling(engine, batches), warmup=3, runs=runs)
+            stats["throughput_per_s"] = size * 1000 / stats["mean_ms"]
+            out.setdefault(name, {})[f"batch_{size}"] = stats
+    return out
+
+
+def _cycling(engine: Callable[[dict[str, np.ndarray]], Any], batches: list[dict[str, np.ndarray]]) -> Callable[[], Any]:
+    """A call that runs ``engine`` on the next batch each time, round robin."""
+    state = {"next": 0}
+
+    def call() -> Any:
+        batch = batches[state["next"] % len(batches)]
+        state["next"] += 1
+        return engine(batch)
+
+    return call
+
+
+def file_sizes(paths: dict[str, Path]) -> dict[str, int]:
+    """Bytes of each named artifact (a folder counts its safetensors weights)."""
+    sizes = {}
+    for name, path in paths.items():
+        if path.is_dir():
+            sizes[name] = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+        elif path.exists():
+            sizes[name] = path.stat().st_size
+    return sizes

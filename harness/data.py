@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -25,6 +26,8 @@ from harness.errors import DataError, DataMissingError
 from harness.profile import Profile
 
 SPLITS = ("train", "validation", "test")
+MAX_LINE_BYTES = 8 << 20  # no classifier text is 8 MiB; a longer line is a broken or binary file
+MISSING_LABELS = {"nan", "na", "n/a", "null", "none"}
 
 
 @dataclass
@@ -91,17 +94,18 @@ def load_data(profile: Profile) -> DataBundle:
         texts, labels = _read_columns(path, cfg["text_column"], cfg["label_column"])
         raw[split] = (path, texts, labels)
     label_names = _label_names(cfg["labels"], raw)
+    declared = bool(cfg["labels"]) or (raw["train"][0].parent / "labels.json").exists()
     splits = {}
     for split, (path, texts, labels) in raw.items():
-        indices = _map_labels(path, labels, label_names)
+        indices = _map_labels(path, labels, label_names, declared)
+        if split == "train" and len(set(indices)) < 2:
+            raise DataError(f"{path}: train has a single class ({label_names[indices[0]]!r}); need at least 2")
         _check_texts(path, texts)
         if not cfg["allow_duplicates"]:
             _check_duplicates(path, texts, indices)
         splits[split] = Split(split, path, sha256_file(path), [str(t) for t in texts], indices)
     train = splits["train"]
     seen = set(train.labels)
-    if len(seen) < 2:
-        raise DataError(f"{train.path}: train has a single class ({label_names[train.labels[0]]!r}); need at least 2")
     for split in splits.values():
         for row, label in enumerate(split.labels, start=1):
             if label not in seen:
@@ -153,10 +157,14 @@ def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
 def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
-    if not os.access(path, os.R_OK) or path.is_dir():
-        raise DataError(f"{path}: cannot read data file")
+    if path.is_dir() or not os.access(path, os.R_OK):
+        raise DataError(f"{path}: cannot read data file (a folder, or no read permission)")
+    if not path.resolve().is_file():
+        via = f" (resolves to {path.resolve()})" if path.resolve() != path else ""
+        raise DataError(f"{path}: not a regular file{via}; a device or pipe would never end")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (no header, no rows)")
+    _check_bytes(path)
     table = _load_table(path)
     columns = list(table.column_names)
     missing = [c for c in (text_column, label_column) if c not in columns]
@@ -164,10 +172,61 @@ def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list
         raise DataError(
             f"{path}: missing column(s) {missing}; found {columns}. "
             "Set [data] text_column / label_column in the profile if the names differ."
+            + (_layout_hint(columns) if len(missing) == 2 else "")
         )
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
     return list(table[text_column]), list(table[label_column])
+
+
+def _check_bytes(path: Path) -> None:
+    """One streaming pass before parsing: UTF-8 throughout, and no line longer than MAX_LINE_BYTES.
+
+    Without it a Latin-1 file fails deep inside the parser without a line number, and a
+    multi-gigabyte line is read into memory before anything can complain.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    line, line_bytes = 1, 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                at = min(max(error.start, 0), len(chunk) - 1)
+                where = line + chunk[:at].count(b"\n")
+                raise DataError(
+                    f"{path}: line {where}: not UTF-8 (byte 0x{chunk[at]:02x}); the harness reads UTF-8 only. "
+                    "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+            pieces = chunk.split(b"\n")
+            for piece in pieces[:-1]:
+                if line_bytes + len(piece) > MAX_LINE_BYTES:
+                    break
+                line, line_bytes = line + 1, 0
+            else:
+                line_bytes += len(pieces[-1])
+                if line_bytes <= MAX_LINE_BYTES:
+                    continue
+            raise DataError(
+                f"{path}: line {line} is longer than {MAX_LINE_BYTES >> 20} MiB; not a text,label row "
+                "(a binary file, or a file with no line breaks?)"
+            )
+
+
+def _header_only(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.readline(MAX_LINE_BYTES)
+        return not handle.read(1 << 20).strip()
+
+
+def _layout_hint(columns: list[str]) -> str:
+    if len(columns) == 1:
+        for name, sep in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
+            if sep in columns[0]:
+                return f" The header looks {name}-separated; the harness reads comma-separated CSV (or .jsonl)."
+    return " Is the header row missing? The first line is read as the header."
 
 
 def _load_table(path: Path) -> Any:
@@ -178,11 +237,18 @@ def _load_table(path: Path) -> Any:
     suffix = path.suffix.lower()
     builder = "json" if suffix in (".jsonl", ".json") else "csv"
     options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]} if builder == "csv" else {}
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # its own "Failed to read file" line would duplicate our message
     try:
         return load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True, **options)
     except Exception as error:  # datasets wraps parser errors in many types; name the file instead
+        if builder == "csv" and _header_only(path):
+            raise DataError(f"{path}: no data rows (only a header line)") from None
         cause = error.__cause__ or error
         raise DataError(f"{path}: cannot parse as {builder.upper()}: {type(cause).__name__}: {cause}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _label_names(declared: list[str] | None, raw: dict[str, tuple[Path, list[Any], list[Any]]]) -> list[str]:
@@ -201,6 +267,14 @@ def _label_names(declared: list[str] | None, raw: dict[str, tuple[Path, list[Any
             pass
         raise DataError(f"{labels_json}: expected a JSON object of ids 0..k-1 to names")
     values = [_as_label(train_path, row, v) for row, v in enumerate(train_labels, start=1)]
+    kinds = {type(v) for v in values}
+    if len(kinds) > 1:
+        first_id = next(row for row, v in enumerate(values, start=1) if isinstance(v, int))
+        name_row, name = next((row, v) for row, v in enumerate(values, start=1) if isinstance(v, str))
+        raise DataError(
+            f"{train_path}: row {name_row}: label {name!r} is a name but row {first_id} has the integer id "
+            f"{values[first_id - 1]}; use ids or names, not both (or declare [data] labels)"
+        )
     if all(isinstance(v, int) for v in values):
         return [str(v) for v in sorted(set(values))]
     return sorted({str(v) for v in values})
@@ -220,12 +294,12 @@ def _as_label(path: Path, row: int, value: Any) -> int | str:
             return int(value)
         raise DataError(f"{path}: row {row}: label {value!r} is a fraction; labels must be integer ids or names")
     text = str(value).strip()
-    if not text:
-        raise DataError(f"{path}: row {row}: missing label")
+    if not text or text.lower() in MISSING_LABELS:
+        raise DataError(f"{path}: row {row}: missing label ({text!r})")
     return int(text) if re.fullmatch(r"-?\d+", text) else text
 
 
-def _map_labels(path: Path, labels: list[Any], names: list[str]) -> list[int]:
+def _map_labels(path: Path, labels: list[Any], names: list[str], declared: bool = True) -> list[int]:
     """Map integer ids (0..k-1, or ids named by the declared list) or names to class indices."""
     index = {name: i for i, name in enumerate(names)}
     ids_are_names = all(re.fullmatch(r"-?\d+", n) for n in names)
@@ -239,7 +313,8 @@ def _map_labels(path: Path, labels: list[Any], names: list[str]) -> list[int]:
         elif str(label) in index:
             out.append(index[str(label)])
         else:
-            raise DataError(f"{path}: row {row}: label {label!r} is not one of the declared labels {names}")
+            origin = "declared labels" if declared else "labels found in train"
+            raise DataError(f"{path}: row {row}: label {label!r} is not one of the {origin} {names}")
     return out
 
 

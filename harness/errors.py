@@ -38,3 +38,7 @@ class DeviceError(HarnessError):
 
 class BundleError(HarnessError):
     """An ONNX bundle folder is missing, unreadable, or its files are not what a bundle holds."""
+
+
+class CacheWriteError(HarnessError):
+    """The cache cannot be written (disk full, quota, file-size limit); the cache is left as it was."""

@@ -94,6 +94,22 @@ def check_model_folder(folder: Path) -> str:
     return ";".join(sha256_file(p) for p in weights)
 
 
+def check_label_head(folder: Path, label_names: list[str], replace_head: bool) -> None:
+    """A folder that is already a classifier for another number of labels is refused unless
+    ``[model] replace_head = true``: silently re-initialising its head hides a wrong folder."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if replace_head or not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return
+    head = list((config.get("id2label") or {}).values())
+    count = len(head) or int(config.get("num_labels") or 0)
+    if count and count != len(label_names):
+        raise ModelSourceError(
+            f"{folder / 'config.json'}: the model has a {count}-label classification head {head} but the data has "
+            f"{len(label_names)} labels {label_names}; point [model] name_or_path at the right folder, or set "
+            "[model] replace_head = true to train a new head"
+        )
+
+
 def _packaged(key: str) -> ModelSource:
     if key not in PACKAGED:
         raise ModelSourceError(f"unknown packaged model 'packaged:{key}'; available: {', '.join(PACKAGED)}")

@@ -81,7 +81,7 @@ def cached_export(
     label_names: list[str],
     max_length: int,
     opset: int,
-    torch_metrics: dict[str, Any],
+    torch_metrics: Callable[[], dict[str, Any]],
     progress: Progress = print,
 ) -> Bundle:
     """The bundle for this fine-tune and opset: reused when intact, else exported under a lock."""
@@ -101,7 +101,7 @@ def cached_export(
             shutil.rmtree(entry, ignore_errors=True)
         staging = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            export_bundle(model_dir, staging, label_names, max_length, opset, torch_metrics, finetuned_key, progress)
+            export_bundle(model_dir, staging, label_names, max_length, opset, torch_metrics(), finetuned_key, progress)
             os.rename(staging, entry)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

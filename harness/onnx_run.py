@@ -45,7 +45,10 @@ class OnnxStage:
                 )
         else:
             run = self.run
-            metrics = {n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss} for n, m in run.tuned_metrics.items()}
+
+            def metrics() -> dict[str, Any]:  # evaluated only if the bundle has to be exported
+                return {n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss} for n, m in run.tuned_metrics.items()}
+
             from harness.training import model_folder
 
             bundle = cached_export(

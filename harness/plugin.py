@@ -148,12 +148,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if run is None or not any(HARNESS_FIXTURES & set(getattr(i, "fixturenames", ())) for i in session.items):
         return
     try:
-        run.data  # noqa: B018 - loads and validates every split
-        run.source  # noqa: B018 - resolves and verifies the model
-        run.device  # noqa: B018 - honours --require-gpu
-        run.baseline  # noqa: B018 - refuses a baseline made on other data
-        if run.onnx_bundle_path is not None:
-            run.onnx.bundle  # noqa: B018 - refuses a folder that is not a readable bundle
+        run.validate_inputs()
     except DataMissingError as error:
         if run.profile.data["shared"] and not in_ci():
             config.stash[SKIP_KEY] = (

@@ -54,6 +54,7 @@ NUMBER = (int, float)
 SCHEMA: dict[str, dict[str, Field]] = {
     "model": {
         "name_or_path": Field(str, "packaged:minilm-l6"),
+        "replace_head": Field(bool, False, why="true: a classification head for other labels is replaced"),
     },
     "data": {
         "train": Field(str, required=True),
@@ -202,10 +203,12 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     data = sections["data"]
     for split in ("train", "validation", "test"):
         if data[split]:
+            _refuse_symlink_escape(profile_path, f"[data] {split}", data[split])
             data[split] = str((base / data[split]).resolve())
     model = sections["model"]
     candidate = base / model["name_or_path"]
     if model["name_or_path"].startswith((".", "/", "~")) or candidate.is_dir():
+        _refuse_symlink_escape(profile_path, "[model] name_or_path", model["name_or_path"])
         model["name_or_path"] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
@@ -213,6 +216,21 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"],
         sections["gates.baseline"], sections["onnx"], raw,
     )  # fmt: skip
+
+
+def _refuse_symlink_escape(profile_path: Path, key: str, value: str) -> None:
+    """A plain relative path ("data/train.csv") promises a file inside the profile's folder; a symlink
+    that takes it elsewhere is refused. Paths written with ``..``, ``~`` or ``/`` say where they go."""
+    given = Path(value)
+    if given.is_absolute() or value.startswith("~") or ".." in given.parts:
+        return
+    base = profile_path.parent.resolve()
+    target = (profile_path.parent / given).resolve()
+    if not target.is_relative_to(base):
+        raise ProfileError(
+            f"{profile_path}: {key} = {value!r} resolves through a symlink to {target}, outside the profile's "
+            f"folder {base}; write that path in the profile if it is meant"
+        )
 
 
 def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:

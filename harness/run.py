@@ -23,7 +23,7 @@ from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
 from harness.evaluation import SplitMetrics, predict_logits, split_metrics
-from harness.models import ModelSource, load_classifier, load_tokenizer, resolve_model
+from harness.models import ModelSource, check_label_head, load_classifier, load_tokenizer, resolve_model
 from harness.profile import Profile
 from harness.tokenization import general_english, vocabulary_fit
 from harness.training import FineTuned, fine_tune, model_folder
@@ -43,6 +43,16 @@ class HarnessRun:
     onnx_bundle_path: Path | None = None  # validate this bundle instead of exporting one
     timings: dict[str, float] = field(default_factory=dict)
 
+    def validate_inputs(self) -> None:
+        """Everything that can be wrong with the input, checked before any work: data, model, device,
+        baseline and ONNX bundle. Raises the first ``HarnessError`` (a usage error) found."""
+        self.data  # noqa: B018 - loads and validates every split
+        self.source  # noqa: B018 - resolves and verifies the model, and its label head against the data
+        self.device  # noqa: B018 - honours require_gpu
+        self.baseline  # noqa: B018 - refuses a baseline made on other data
+        if self.onnx_bundle_path is not None:
+            self.onnx.bundle  # noqa: B018 - refuses a folder that is not a readable bundle
+
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
@@ -59,7 +69,9 @@ class HarnessRun:
 
     @cached_property
     def source(self) -> ModelSource:
-        return resolve_model(self.profile.model["name_or_path"])
+        source = resolve_model(self.profile.model["name_or_path"])
+        check_label_head(source.folder, self.data.label_names, self.profile.model["replace_head"])
+        return source
 
     @cached_property
     def finetuned(self) -> FineTuned:

@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.data import DataBundle, sha256_file
 from harness.device import Device
+from harness.errors import CacheWriteError
 from harness.models import ModelSource, load_classifier, load_tokenizer
 from harness.profile import Profile
 
@@ -88,14 +89,38 @@ def fine_tune(
             if cached is not None:
                 progress(f"harness: reusing cached fine-tune {key} ({entry})")
                 return cached
+        for stale in root.glob(f".tmp-{key}-*"):  # left by a killed run; we hold the lock, nobody writes there
+            progress(f"harness: removing {stale.name}, left half-written by an interrupted run")
+            shutil.rmtree(stale, ignore_errors=True)
         staging = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             result = _train(profile, data, source, device, staging, key, progress)
             _publish(staging, entry)
+        except Exception as error:
+            if is_out_of_space(error):
+                raise CacheWriteError(
+                    f"{root}: cannot write the fine-tuned model ({error_text(error)}); nothing was added to the "
+                    "cache and existing entries are untouched. Free space or point --harness-cache elsewhere."
+                ) from None
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         result.folder = entry
         return result
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Disk full, quota or file-size limit, whichever library raised it (safetensors wraps OS errors)."""
+    import errno
+
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(error)
+    return any(s in text for s in ("No space left", "Disk quota", "File too large", "FileTooLarge", "StorageFull"))
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def verify_entry(entry: Path) -> dict[str, Any] | None:

@@ -1,0 +1,339 @@
+"""The bad-input catalogue: every bad input the harness has been tried with, and its answer.
+
+Each row builds a real bad file, profile, model folder or ONNX bundle and runs the same
+validation a gate run does before any test (``HarnessRun.validate_inputs``). The answer must
+be one ``HarnessError`` (a usage error, exit 4) whose message names the file, row or key,
+or, for inputs that are fine, a clean load. ``docs/bad-inputs.md`` is generated from this
+table (``python -m tests.test_bad_inputs``) and checked against it below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.tiny import easy_rows, write_csv
+from harness.errors import HarnessError
+from harness.profile import load_profile
+from harness.run import HarnessRun
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
+GOOD_TRAIN = easy_rows(30, seed=1)
+GOOD_VALIDATION = easy_rows(12, seed=2, offset=10_000)
+
+
+@dataclass
+class Case:
+    """A folder with good data, a profile and (lazily) a bundle, which each row then breaks."""
+
+    folder: Path
+    model_dir: Path
+    bundle_source: Path | None = None
+    profile_text: str = ""
+    bundle: Path | None = None
+
+    @property
+    def train(self) -> Path:
+        return self.folder / "train.csv"
+
+    @property
+    def validation(self) -> Path:
+        return self.folder / "validation.csv"
+
+    def write_train(self, content: str | bytes) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        self.train.write_bytes(data)
+
+    def add(self, section: str, line: str) -> None:
+        self.profile_text = self.profile_text.replace(f"[{section}]\n", f"[{section}]\n{line}\n")
+
+    def replace(self, old: str, new: str) -> None:
+        assert old in self.profile_text, old
+        self.profile_text = self.profile_text.replace(old, new)
+
+    def onnx_bundle(self) -> Path:
+        self.bundle = self.folder / "bundle"
+        shutil.copytree(self.bundle_source, self.bundle)
+        return self.bundle
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    area: str
+    what: str
+    plant: Callable[[Case], None]
+    expected: str | None  # regex the message must match; None: the input is accepted
+    names: str  # what the message must name: "file", "row", "key"
+
+
+def _symlink_escape(case: Case) -> None:
+    outside = case.folder.parent / f"{case.folder.name}-outside"
+    outside.mkdir(exist_ok=True)
+    shutil.copy(case.train, outside / "train.csv")
+    case.train.unlink()
+    case.train.symlink_to(outside / "train.csv")
+
+
+def _huge_line(case: Case) -> None:
+    """A 2 GiB line without writing 2 GiB: a sparse file (zeros) after a header."""
+    case.write_train(b"text,label\nstart of a line that never ends")
+    with open(case.train, "r+b") as handle:
+        handle.truncate(2 << 30)
+
+
+def _model_folder(case: Case, change: Callable[[Path], None]) -> None:
+    target = case.folder / "model"
+    shutil.copytree(case.model_dir, target)
+    change(target)
+    case.profile_text = case.profile_text.replace(f'"{case.model_dir}"', '"model"')
+
+
+def _with_pickle_only(folder: Path) -> None:
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+
+
+def _edit_config(folder: Path, **values: object) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | values))
+
+
+def _damage_onnx(how: str) -> Callable[[Case], None]:
+    def plant(case: Case) -> None:
+        model = case.onnx_bundle() / "model.onnx"
+        if how == "empty":
+            model.write_bytes(b"")
+        elif how == "truncated":
+            model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+        elif how == "not_onnx":
+            model.write_text("<html>502 Bad Gateway</html>")
+        else:
+            with open(model, "r+b") as handle:
+                handle.truncate(model.stat().st_size * 4 + 4_000_000)
+
+    return plant
+
+
+CATALOGUE: list[Row] = [
+    # data files
+    Row("missing-file", "data", "train file does not exist", lambda c: c.train.unlink(),
+        r"train\.csv: data file not found", "file"),
+    Row("unreadable-file", "data", "a folder where the train file should be",
+        lambda c: (c.train.unlink(), c.train.mkdir()), r"train\.csv: cannot read data file", "file"),
+    Row("device-file", "data", "train = \"/dev/zero\" (would never end)",
+        lambda c: c.replace('train = "train.csv"', 'train = "/dev/zero"'),
+        r"/dev/zero: not a regular file", "file"),
+    Row("named-pipe", "data", "train.csv is a named pipe (a read would block forever)",
+        lambda c: (c.train.unlink(), os.mkfifo(c.train)), r"train\.csv: not a regular file", "file"),
+    Row("empty-file", "data", "0-byte file", lambda c: c.write_train(""), r"train\.csv: file is empty", "file"),
+    Row("wrong-delimiter", "data", "semicolon-separated", lambda c: c.write_train("text;label\na b;0\nc d;1\n"),
+        r"train\.csv: missing column.*semicolon-separated", "file"),
+    Row("missing-header", "data", "no header row", lambda c: c.write_train("a b c,0\nd e f,1\n"),
+        r"train\.csv: missing column.*header row missing", "file"),
+    Row("missing-column", "data", "no label column", lambda c: c.write_train("text,kind\na b,0\nc d,1\n"),
+        r"train\.csv: missing column\(s\) \['label'\]; found \['text', 'kind'\]", "file"),
+    Row("extra-columns", "data", "extra columns beside text,label (ignored)",
+        lambda c: c.write_train("id,text,label,source\n1,lung cough,1,x\n2,heart murmur,0,y\n3,bowel liver,2,z\n"),
+        None, ""),
+    Row("quoted-newlines", "data", "a text with newlines inside quotes (one row)",
+        lambda c: c.write_train('text,label\n"lung\ncough",1\nheart murmur,0\nbowel liver,2\n'), None, ""),
+    Row("bad-row-after-quoted-newlines", "data", "rows are counted as records, not lines",
+        lambda c: (c.add("data", 'labels = ["a", "b", "c"]'),
+                   c.write_train('text,label\n"lung\n\ncough",1\nheart,0\nbowel,x9\n')),
+        r"train\.csv: row 3: label 'x9' is not one of the declared labels", "row"),
+    Row("mixed-labels", "data", "integer ids and names mixed in one label column",
+        lambda c: c.write_train("text,label\nlung,1\nheart,0\nbowel,digestive\n"),
+        r"train\.csv: row 3: label 'digestive' is a name but row 1 has the integer id 1", "row"),
+    Row("byte-order-mark", "data", "UTF-8 with a BOM (accepted)",
+        lambda c: c.write_train("\ufefftext,label\nlung cough,1\nheart murmur,0\nbowel liver,2\n"), None, ""),
+    Row("latin-1", "data", "Latin-1 bytes", lambda c: c.write_train(b"text,label\nlung,1\ncaf\xe9 heart,0\n"),
+        r"train\.csv: line 3: not UTF-8 \(byte 0xe9\)", "row"),
+    Row("blank-text", "data", "empty text", lambda c: c.write_train('text,label\nlung,1\n"",0\n'),
+        r"train\.csv: row 2: empty or missing text", "row"),
+    Row("whitespace-text", "data", "whitespace-only text", lambda c: c.write_train('text,label\nlung,1\n"  \t ",0\n'),
+        r"train\.csv: row 2: empty or missing text", "row"),
+    Row("nan-label", "data", "label written as NaN", lambda c: c.write_train("text,label\nlung,1\nheart,NaN\n"),
+        r"train\.csv: row 2: missing label \('NaN'\)", "row"),
+    Row("missing-label", "data", "empty label", lambda c: c.write_train("text,label\nlung,1\nheart,\n"),
+        r"train\.csv: row 2: missing label", "row"),
+    Row("float-label", "data", "label 1.5", lambda c: c.write_train("text,label\nlung,1\nheart,1.5\n"),
+        r"train\.csv: row 2: label 1\.5 is a fraction", "row"),
+    Row("label-outside-set", "data", "label id 7 with labels 0..2 declared",
+        lambda c: (c.add("data", 'labels = ["a", "b", "c"]'), c.write_train("text,label\nlung,1\nheart,7\n")),
+        r"train\.csv: row 2: label id 7 outside 0\.\.2", "row"),
+    Row("unseen-label", "data", "validation label that train never has",
+        lambda c: write_csv(c.validation, [("lung cough", 1), ("unknown thing", 9)]),
+        r"validation\.csv: row 2: label 9 is not one of the labels found in train \['0', '1', '2'\]", "row"),
+    Row("single-class", "data", "train has one class", lambda c: write_csv(c.train, [("a b", 0), ("c d", 0)]),
+        r"train\.csv: train has a single class", "file"),
+    Row("empty-split", "data", "header only", lambda c: c.write_train("text,label\n"),
+        r"train\.csv: no data rows", "file"),
+    Row("conflicting-duplicate", "data", "same text, two labels",
+        lambda c: write_csv(c.train, [("a b", 0), ("c d", 1), ("A  b", 1)]),
+        r"train\.csv: row 3: conflicting labels for the same text \(same text as row 1\)", "row"),
+    Row("huge-line", "data", "a 2 GiB line", _huge_line, r"train\.csv: line 2 is longer than 8 MiB", "row"),
+    Row("jsonl-garbage", "data", "a .jsonl file that is not JSON lines",
+        lambda c: (c.replace('train = "train.csv"', 'train = "train.jsonl"'),
+                   (c.folder / "train.jsonl").write_text("{oops\n")),
+        r"train\.jsonl: cannot parse as JSON", "file"),
+    # profiles
+    Row("unknown-key", "profile", "a typo in a key", lambda c: c.add("gates", "accuracy_mn = 0.9"),
+        r"profile\.toml: .*unknown key \[gates\] accuracy_mn \(did you mean 'accuracy_min'\?\)", "key"),
+    Row("unknown-section", "profile", "a typo in a section",
+        lambda c: c.replace("[gates]\n", "[trainig]\nepochs = 3\n\n[gates]\n"),
+        r"unknown section \[trainig\] \(did you mean 'training'\?\)", "key"),
+    Row("wrong-type", "profile", "batch_size as a string", lambda c: c.add("training", 'batch_size = "16"'),
+        r"\[training\] batch_size = '16': must be an integer", "key"),
+    Row("negative-number", "profile", "negative learning rate", lambda c: c.add("training", "learning_rate = -1e-4"),
+        r"\[training\] learning_rate = -0\.0001: must be a number in", "key"),
+    Row("out-of-range", "profile", "accuracy_min 1.5", lambda c: c.add("gates", "accuracy_min = 1.5"),
+        r"\[gates\] accuracy_min = 1\.5: must be a number in 0\.\.1", "key"),
+    Row("ten-epochs", "profile", "epochs = 10", lambda c: c.add("training", "epochs = 10"),
+        r"\[training\] epochs = 10: must be an integer in 1\.\.9", "key"),
+    Row("bad-list", "profile", "batch_sizes with a zero", lambda c: c.add("onnx", "batch_sizes = [1, 0]"),
+        r"\[onnx\] batch_sizes = \[1, 0\]: must be a non-empty list", "key"),
+    Row("symlink-escape", "profile", "train.csv is a symlink to a file outside the profile's folder",
+        _symlink_escape, r"\[data\] train = 'train\.csv' resolves through a symlink to .*outside the profile", "key"),
+    Row("not-toml", "profile", "not TOML", lambda c: setattr(c, "profile_text", "[data\ntrain = "),
+        r"profile\.toml: not valid TOML", "file"),
+    # model folders
+    Row("model-without-weights", "model", "config but no weights",
+        lambda c: _model_folder(c, lambda f: [w.unlink() for w in f.glob("*.safetensors")]),
+        r"model: no \*\.safetensors weights found", "file"),
+    Row("model-pickle-only", "model", "pytorch_model.bin only", lambda c: _model_folder(c, _with_pickle_only),
+        r"only pickle weights \(pytorch_model\.bin\).*safe_serialization=True", "file"),
+    Row("model-label-count", "model", "a 2-label classifier for 3-label data",
+        lambda c: _model_folder(c, lambda f: _edit_config(
+            f, architectures=["BertForSequenceClassification"], id2label={"0": "NEG", "1": "POS"})),
+        r"config\.json: the model has a 2-label classification head \['NEG', 'POS'\] but the data has 3", "file"),
+    Row("model-auto-map", "model", "auto_map custom code",
+        lambda c: _model_folder(c, lambda f: _edit_config(f, auto_map={"AutoModel": "modeling_evil.Evil"})),
+        r"config\.json: declares auto_map .* never enables trust_remote_code", "file"),
+    Row("model-no-config", "model", "no config.json",
+        lambda c: _model_folder(c, lambda f: (f / "config.json").unlink()), r"model: no config\.json", "file"),
+    # ONNX bundles (--onnx-bundle)
+    Row("onnx-empty", "onnx", "0-byte model.onnx", _damage_onnx("empty"), r"model\.onnx: empty file", "file"),
+    Row("onnx-truncated", "onnx", "model.onnx cut in half", _damage_onnx("truncated"),
+        r"model\.onnx: not a readable ONNX model", "file"),
+    Row("onnx-not-onnx", "onnx", "an HTML error page saved as model.onnx", _damage_onnx("not_onnx"),
+        r"model\.onnx: not a readable ONNX model", "file"),
+    Row("onnx-oversized", "onnx", "model.onnx 4x the size the manifest records", _damage_onnx("oversized"),
+        r"model\.onnx: \d+ bytes, but manifest\.json says \d+", "file"),
+    Row("onnx-no-manifest", "onnx", "bundle without manifest.json",
+        lambda c: (c.onnx_bundle() / "manifest.json").unlink(), r"manifest\.json: missing", "file"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundle_source(tmp_path_factory, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from harness.models import load_classifier
+    from harness.onnx_bundle import export_bundle
+
+    folder = tmp_path_factory.mktemp("classifier")
+    load_classifier(tiny_model_dir, ["0", "1", "2"], seed=0).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return export_bundle(folder, tmp_path_factory.mktemp("b") / "bundle", ["0", "1", "2"], 32, progress=print).folder
+
+
+def make_case(folder: Path, model_dir: Path, bundle_source: Path | None) -> Case:
+    write_csv(folder / "train.csv", GOOD_TRAIN)
+    write_csv(folder / "validation.csv", GOOD_VALIDATION)
+    text = f'[model]\nname_or_path = "{model_dir}"\n\n[data]\ntrain = "train.csv"\nvalidation = "validation.csv"\n\n'
+    text += "[training]\nmax_length = 32\n\n[gates]\n\n[onnx]\n"
+    return Case(folder, model_dir, bundle_source, text)
+
+
+def answer(case: Case) -> HarnessRun:
+    """What a gate run answers before any test: load the profile, then validate data, model and bundle."""
+    profile_path = case.folder / "profile.toml"
+    profile_path.write_text(case.profile_text, encoding="utf-8")
+    run = HarnessRun(load_profile(profile_path), case.folder / "cache", progress=lambda _: None,
+                     onnx_bundle_path=case.bundle)  # fmt: skip
+    run.validate_inputs()
+    return run
+
+
+@pytest.mark.parametrize("row", CATALOGUE, ids=[row.id for row in CATALOGUE])
+def test_bad_input_gets_one_clear_answer(row, tmp_path, tiny_model_dir, request):
+    source = request.getfixturevalue("bundle_source") if row.area == "onnx" else None
+    case = make_case(tmp_path, tiny_model_dir, source)
+    row.plant(case)
+    if row.expected is None:
+        run = answer(case)
+        assert len(run.data.splits["train"]) >= 3 and all(t.strip() for t in run.data.splits["train"].texts)
+        return
+    with pytest.raises(HarnessError) as raised:
+        answer(case)
+    message = str(raised.value)
+    assert re.search(row.expected, message, flags=re.DOTALL), message
+    assert raised.value.exit_code == 4
+    if row.names == "row":
+        assert re.search(r"(row|line) \d+", message)
+
+
+def test_quoted_newlines_keep_the_text_whole(tmp_path, tiny_model_dir):
+    case = make_case(tmp_path, tiny_model_dir, None)
+    case.write_train('text,label\n"lung\ncough",1\nheart murmur,0\nbowel liver,2\n')
+    assert answer(case).data.splits["train"].texts[0] == "lung\ncough"
+
+
+def test_the_documented_catalogue_is_this_table():
+    doc = DOC.read_text(encoding="utf-8")
+    for row in CATALOGUE:
+        assert f"| `{row.id}` |" in doc, f"{row.id} missing from {DOC}; regenerate: python -m tests.test_bad_inputs"
+
+
+def render_doc() -> str:
+    """docs/bad-inputs.md: every row with the answer the harness gives now (paths shortened)."""
+    import tempfile
+
+    from harness.models import build_tiny_bert
+    from harness.models import load_classifier as load
+    from harness.onnx_bundle import export_bundle
+
+    lines = [
+        "# Bad inputs and what the harness answers",
+        "",
+        "Generated by `python -m tests.test_bad_inputs` from the catalogue in `tests/test_bad_inputs.py`, where each",
+        "row is also a test. Every refusal is one `HarnessError` message naming the file, row or key; under pytest",
+        "it is a usage error (exit 4, no traceback), distinct from a failed gate (exit 1).",
+        "",
+        "| id | area | input | answer |",
+        "| --- | --- | --- | --- |",
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        model_dir = build_tiny_bert(root / "tiny")
+        load(model_dir, ["0", "1", "2"], seed=0).save_pretrained(root / "clf")
+        shutil.copy(model_dir / "tokenizer.json", root / "clf")
+        bundle = export_bundle(root / "clf", root / "bundle", ["0", "1", "2"], 32, progress=lambda _: None).folder
+        for i, row in enumerate(CATALOGUE):
+            folder = root / f"case{i}"
+            folder.mkdir()
+            case = make_case(folder, model_dir, bundle)
+            row.plant(case)
+            try:
+                answer(case)
+                said = "accepted"
+            except HarnessError as error:
+                said = str(error).replace(str(folder), "…").replace(str(root), "…").replace("\n", " ")
+                said = re.sub(r"\s+", " ", said).replace("|", "\\|")
+            lines.append(f"| `{row.id}` | {row.area} | {row.what} | {said} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    DOC.write_text(render_doc(), encoding="utf-8")
+    print(f"wrote {DOC}")

@@ -74,6 +74,12 @@ class GateResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"verdict": self.verdict}
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GateResult:
+        """Inverse of ``as_dict`` (a report part sent by a pytest-xdist worker)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
 
 _FIXES = {
     "accuracy": "fix: more or cleaner training data, more epochs (<= 9) or a better learning rate; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ def learning_curve(points: list[dict[str, Any]], gates: dict[str, float], title:
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # xdist workers may write the same plot
+    fig.savefig(partial, dpi=110)
     _pyplot().close(fig)
+    os.replace(partial, path)
     return path

@@ -8,6 +8,7 @@ as a pytest usage error (exit 4), distinct from a failed gate (exit 1).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import DataMissingError, HarnessError, ProfileError
+from harness.errors import EXIT_USAGE, DataMissingError, HarnessError, ProfileError
 from harness.gates import GateResult
 from harness.profile import load_profile
 from harness.run import HarnessRun
@@ -24,6 +25,8 @@ from harness.run import HarnessRun
 RUN_KEY = pytest.StashKey[HarnessRun]()
 RESULTS_KEY = pytest.StashKey[dict[str, GateResult]]()
 SKIP_KEY = pytest.StashKey[str]()
+WORKER_PARTS_KEY = pytest.StashKey[list]()
+ERRORS_KEY = pytest.StashKey[list]()
 
 MARKERS = {
     "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
@@ -220,21 +223,62 @@ def harness_gate(request: pytest.FixtureRequest) -> Callable[[GateResult], None]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the report. Under pytest-xdist each worker sends its part to the controller, which merges."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    save_to = config.option.harness_save_baseline
-    if run is not None and save_to and not hasattr(config, "workerinput") and "data" in run.__dict__:
-        run.save_baseline(Path(save_to))  # evaluates the fine-tuned model if no test did
-    target = config.option.harness_report if run is not None else None
-    if not target or hasattr(config, "workerinput") or "data" not in run.__dict__:
+    if run is None:
         return
-    from harness.render import write_reports
-    from harness.report import build_metrics, write_json_atomic
+    worker = hasattr(config, "workerinput")
+    save_to = config.option.harness_save_baseline
+    if save_to and "data" in run.__dict__ and (not worker or "tuned_metrics" in run.__dict__):
+        run.save_baseline(Path(save_to))  # evaluates the fine-tuned model if no test did
+    if config.stash.get(ERRORS_KEY, None):
+        session.exitstatus = EXIT_USAGE  # bad input found during a test: a usage error, not a failed gate
+    target = config.option.harness_report
+    from harness.render import write_documents, write_plots
+    from harness.report import build_metrics, merge_worker_metrics, write_json_atomic
 
-    results = list(config.stash[RESULTS_KEY].values())
-    metrics = build_metrics(run, results)
-    write_json_atomic(Path(target) / "metrics.json", metrics)
-    write_reports(run, results, metrics, Path(target))
+    parts = config.stash.get(WORKER_PARTS_KEY, [])
+    if not target or ("data" not in run.__dict__ and not parts):
+        return
+    folder = Path(target)
+    if parts:  # controller of an xdist run: merge what the workers measured
+        metrics, images = merge_worker_metrics(parts)
+        results = [GateResult.from_dict(g) for g in metrics["gates"]]
+    else:
+        results = list(config.stash[RESULTS_KEY].values())
+        metrics = build_metrics(run, results)
+        images = write_plots(run, metrics, folder)
+    if worker:
+        payload = {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}
+        config.workeroutput["harness"] = json.dumps(payload, default=str)
+        return
+    write_json_atomic(folder / "metrics.json", metrics)
+    write_documents(results, metrics, images, folder)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist controller: collect a worker's report part and gate results (hook only exists with xdist)."""
+    output = getattr(node, "workeroutput", {}).get("harness")
+    if not output:
+        return
+    config = node.config  # type: ignore[attr-defined]
+    part = json.loads(output) | {"worker": node.gateway.id}  # type: ignore[attr-defined]
+    config.stash.setdefault(WORKER_PARTS_KEY, []).append(part)
+    results = config.stash.setdefault(RESULTS_KEY, {})
+    for gate in part["metrics"]["gates"]:
+        results[gate["gate"]] = GateResult.from_dict(gate)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Bad input met during a test (a corrupt bundle, a full disk) reads as one message, not a traceback."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+        item.config.stash.setdefault(ERRORS_KEY, []).append(str(call.excinfo.value))
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

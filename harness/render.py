@@ -15,7 +15,21 @@ from harness.gates import GateResult
 
 def write_reports(run: Any, results: list[GateResult], metrics: dict[str, Any], folder: Path) -> list[Path]:
     """Write plots, report.md and report.html for an evaluated run; return the files written."""
-    images = _plots(run, metrics, folder)
+    return write_documents(results, metrics, write_plots(run, metrics, folder), folder)
+
+
+def write_plots(run: Any, metrics: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """The PNG plots of an evaluated run (none if the fine-tuned model was not evaluated)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return _plots(run, metrics, folder)
+
+
+def write_documents(
+    results: list[GateResult], metrics: dict[str, Any], images: dict[str, Path], folder: Path
+) -> list[Path]:
+    """report.md and report.html from metrics and already written plots."""
+    images = {name: Path(path) for name, path in images.items() if Path(path).exists()}
+    folder.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(metrics, results, {name: path.name for name, path in images.items()})
     (folder / "report.md").write_text(markdown, encoding="utf-8")
     (folder / "report.html").write_text(render_html(metrics, results, images), encoding="utf-8")

@@ -92,3 +92,50 @@ def gates_table(results: list[GateResult]) -> list[str]:
         rows.append((r.gate, r.split, f"{r.value:.4g}", interval, rule, str(r.n), p, r.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def merge_worker_metrics(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """One ``metrics.json`` from the parts pytest-xdist workers measured, plus the plots they wrote.
+
+    Each worker evaluated only what its tests needed; sections are united, gates are listed
+    once, and ``workers`` records per worker whether it trained or reused the cached fine-tune.
+    """
+    parts = sorted(parts, key=lambda p: (p["metrics"]["model"]["finetuned_cache_key"] is None, p["worker"]))
+    merged = json.loads(json.dumps(parts[0]["metrics"]))
+    gates: dict[str, Any] = {}
+    images: dict[str, str] = {}
+    for part in parts:
+        metrics = part["metrics"]
+        for gate in metrics["gates"]:
+            gates.setdefault(gate["gate"], gate)
+        for kind in ("base", "finetuned"):
+            merged["metrics"][kind] = metrics["metrics"][kind] | merged["metrics"][kind]
+        if not merged["tokenization"]["domain_report"]:
+            merged["tokenization"]["domain_report"] = metrics["tokenization"]["domain_report"]
+        known = {p["name"] for p in merged["behaviour"]["perturbations"]}
+        merged["behaviour"]["perturbations"] += [
+            p for p in metrics["behaviour"]["perturbations"] if p["name"] not in known
+        ]
+        if metrics.get("onnx"):
+            merged["onnx"] = _union(merged.get("onnx") or {}, metrics["onnx"])
+        images = part["images"] | images
+    merged["gates"] = list(gates.values())
+    merged["workers"] = [
+        {
+            "worker": part["worker"],
+            "finetuned_from_cache": part["metrics"]["model"]["finetuned_from_cache"],
+            "timings_seconds": part["metrics"]["timings_seconds"],
+        }
+        for part in parts
+    ]
+    trained = [w["finetuned_from_cache"] for w in merged["workers"] if w["finetuned_from_cache"] is not None]
+    merged["model"]["finetuned_from_cache"] = all(trained) if trained else None
+    return merged, images
+
+
+def _union(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict union; where both have a leaf, ``first`` wins."""
+    out = dict(second)
+    for key, value in first.items():
+        out[key] = _union(value, out[key]) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

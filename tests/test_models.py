@@ -82,3 +82,33 @@ def test_tiny_model_is_a_loadable_safetensors_classifier(tiny_model_dir):
     model = load_classifier(tiny_model_dir, ["a", "b", "c"], seed=0)
     assert model.config.num_labels == 3 and model.config.num_hidden_layers == 2
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+def test_no_unsafe_load_path_in_the_code():
+    """Every from_pretrained names trust_remote_code=False (models also use_safetensors=True); no
+    torch.load without weights_only=True, no pickle. Checked on the syntax tree, so it cannot rot."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    problems = []
+    for path in sorted([*root.glob("harness/*.py"), *root.glob("suites/*.py"), *root.glob("benchmarks/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                if any(n.split(".")[0] in ("pickle", "dill", "joblib") for n in names):
+                    problems.append(f"{path.name}:{node.lineno}: imports a pickle loader")
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            where = f"{path.name}:{node.lineno}"
+            keywords = {k.arg: k.value for k in node.keywords}
+            literal = {k: v.value for k, v in keywords.items() if isinstance(v, ast.Constant)}
+            owner = ast.unparse(node.func.value)
+            if node.func.attr == "from_pretrained":
+                if literal.get("trust_remote_code") is not False:
+                    problems.append(f"{where}: {owner}.from_pretrained without trust_remote_code=False")
+                if "Model" in owner and literal.get("use_safetensors") is not True:
+                    problems.append(f"{where}: {owner}.from_pretrained without use_safetensors=True")
+            if node.func.attr == "load" and owner == "torch" and literal.get("weights_only") is not True:
+                problems.append(f"{where}: torch.load without weights_only=True")
+    assert problems == []

@@ -1,5 +1,6 @@
 """``harness`` command line: work that belongs outside a pytest session.
 
+    harness train --config PROFILE --output DIR          (also under torchrun / accelerate launch)
     harness learning-curve --config PROFILE --fractions 0.1,0.25,0.5,1.0 --output DIR
 
 Bad input prints one line naming the file or key and exits 4 (as pytest's usage errors).
@@ -18,6 +19,11 @@ from harness.errors import EXIT_USAGE, HarnessError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="fine-tune as the gate fixture does and write the model folder")
+    train.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    train.add_argument("--output", required=True, help="model folder to write (model/, entry.json, metrics.json)")
+    train.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
+    train.add_argument("--retrain", action="store_true", help="ignore a cached fine-tune")
     curve = commands.add_parser("learning-curve", help="fine-tune on stratified fractions of train and plot")
     curve.add_argument("--config", help="TOML profile (default: the packaged profile)")
     curve.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="comma-separated, each in (0, 1]")
@@ -25,10 +31,36 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
     args = parser.parse_args(argv)
     try:
-        return _learning_curve(args)
+        return _train(args) if args.command == "train" else _learning_curve(args)
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Fine-tune (DDP when launched by torchrun: every rank trains, rank 0 evaluates and writes)."""
+    from harness.profile import load_profile
+    from harness.report import build_metrics
+    from harness.run import HarnessRun
+    from harness.training import publish_copy, world
+
+    rank, world_size = world()
+    run = HarnessRun(load_profile(args.config), Path(args.cache).resolve(), retrain=args.retrain,
+                     progress=lambda line: print(line, flush=True))  # fmt: skip
+    run.validate_inputs()
+    finetuned = run.finetuned
+    if rank != 0:
+        return 0
+    metrics = build_metrics(run, []) | {"world_size": world_size}
+    metrics["metrics"]["finetuned"] = {k: v.as_dict() for k, v in run.tuned_metrics.items()}
+    output = publish_copy(finetuned.folder, Path(args.output), {"metrics.json": metrics})
+    gate = run.tuned_metrics[run.gate_split]
+    print(
+        f"harness: trained {finetuned.key} on {world_size} process(es) in {finetuned.train_seconds:.0f}s; "
+        f"{run.gate_split} accuracy {gate.accuracy:.4f} eval_loss {gate.eval_loss:.4f}; wrote {output}"
+    )
+    print(f"gate it with: pytest suites/ --harness-config {run.profile.path} --harness-model {output}")
+    return 0
 
 
 def _learning_curve(args: argparse.Namespace) -> int:

@@ -82,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="compare the candidate with this stored baseline (paired tests on the same examples)",
     )
     group.addoption(
+        "--harness-model",
+        dest="harness_model",
+        metavar="DIR",
+        help="gate this model folder (written by `harness train`) instead of fine-tuning",
+    )
+    group.addoption(
         "--onnx-bundle",
         dest="harness_onnx_bundle",
         metavar="PATH",
@@ -115,6 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
         progress=_terminal_writer(config),
         baseline_path=Path(config.option.harness_baseline) if config.option.harness_baseline else None,
         onnx_bundle_path=Path(bundle).resolve() if (bundle := config.option.harness_onnx_bundle) else None,
+        model_dir=Path(model).resolve() if (model := config.option.harness_model) else None,
     )
     config.stash[RESULTS_KEY] = {}
 

@@ -26,7 +26,7 @@ from harness.evaluation import SplitMetrics, predict_logits, split_metrics
 from harness.models import ModelSource, check_label_head, load_classifier, load_tokenizer, resolve_model
 from harness.profile import Profile
 from harness.tokenization import general_english, vocabulary_fit
-from harness.training import FineTuned, fine_tune, model_folder
+from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
 if TYPE_CHECKING:
     from harness.onnx_run import OnnxStage
@@ -41,6 +41,7 @@ class HarnessRun:
     progress: Callable[[str], None] = print
     baseline_path: Path | None = None
     onnx_bundle_path: Path | None = None  # validate this bundle instead of exporting one
+    model_dir: Path | None = None  # gate this model (from `harness train`) instead of fine-tuning
     timings: dict[str, float] = field(default_factory=dict)
 
     def validate_inputs(self) -> None:
@@ -52,6 +53,8 @@ class HarnessRun:
         self.baseline  # noqa: B018 - refuses a baseline made on other data
         if self.onnx_bundle_path is not None:
             self.onnx.bundle  # noqa: B018 - refuses a folder that is not a readable bundle
+        if self.model_dir is not None:
+            self.finetuned  # noqa: B018 - hashes and recorded inputs of a model trained elsewhere
 
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
@@ -76,9 +79,13 @@ class HarnessRun:
     @cached_property
     def finetuned(self) -> FineTuned:
         started = time.perf_counter()
-        result = fine_tune(
-            self.profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
-        )
+        if self.model_dir is not None:
+            result = load_trained(self.model_dir, self.profile, self.data, self.source, self.device)
+            self.progress(f"harness: gating the model trained outside this session: {self.model_dir}")
+        else:
+            result = fine_tune(
+                self.profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
+            )
         self._timed("fine_tune", started)
         return result
 

@@ -45,9 +45,14 @@ class FineTuned:
     best_epoch: float | None = None
 
 
-def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
-    import hashlib
+def world() -> tuple[int, int]:
+    """(rank, world size) under torchrun / accelerate launch; (0, 1) in a plain process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
+
+def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> dict[str, Any]:
+    """Everything that changes the trained weights; recorded in entry.json so a model trained
+    elsewhere (``harness train``) can be checked against the profile it is gated with."""
     import torch
     import transformers
 
@@ -64,6 +69,15 @@ def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: D
         "device": device.kind,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
     }
+    if world()[1] > 1:  # same global batch, but another data order: not the single-process model
+        inputs["world_size"] = world()[1]
+    return inputs
+
+
+def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
+    import hashlib
+
+    inputs = key_inputs(profile, data, source, device)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -83,6 +97,8 @@ def fine_tune(
     root = cache_dir / "finetune"
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
+    if world()[1] > 1:
+        return _fine_tune_distributed(profile, data, source, device, entry, retrain, progress)
     with FileLock(str(root / f"{key}.lock")):
         if not retrain:
             cached = _load_entry(entry, progress)
@@ -107,6 +123,63 @@ def fine_tune(
             shutil.rmtree(staging, ignore_errors=True)
         result.folder = entry
         return result
+
+
+def _fine_tune_distributed(
+    profile: Profile,
+    data: DataBundle,
+    source: ModelSource,
+    device: Device,
+    entry: Path,
+    retrain: bool,
+    progress: Progress,
+) -> FineTuned:
+    """Every rank trains (DistributedDataParallel through the Trainer); only rank 0 writes the entry.
+
+    Rank 0 holds the file lock while the group trains, so a concurrent single-process run waits
+    instead of training the same key; the others wait for rank 0 at the Trainer's first collective.
+    """
+    from contextlib import nullcontext
+
+    from filelock import FileLock
+
+    rank, _ = world()
+    if rank != 0:
+        progress = _quiet  # one voice: rank 0 reports for the group
+    if retrain:
+        cached = None
+    elif rank == 0:
+        cached = _load_entry(entry, progress)  # removes a corrupt entry
+    else:
+        record = verify_entry(entry) if entry.exists() else None
+        cached = FineTuned(entry, entry.name, True, record["train_seconds"], record["history"]) if record else None
+    if cached is not None:  # every rank sees the same published entry
+        progress(f"harness: reusing cached fine-tune {entry.name} on all ranks")
+        return cached
+    lock = FileLock(str(entry.with_name(f"{entry.name}.lock"))) if rank == 0 else nullcontext()
+    staging = entry.with_name(f".tmp-{entry.name}-dist-{os.environ.get('MASTER_PORT', '0')}")
+    with lock:
+        try:
+            result = _train(profile, data, source, device, staging, entry.name, progress)
+            if rank == 0:
+                _publish(staging, entry)
+        finally:
+            if rank == 0:
+                shutil.rmtree(staging, ignore_errors=True)
+    _barrier()  # the others return only once rank 0 has published
+    result.folder = entry
+    return result
+
+
+def _quiet(line: str) -> None:
+    del line
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def is_out_of_space(error: BaseException) -> bool:
@@ -165,6 +238,14 @@ def _train(
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
     cfg = profile.training
+    rank, world_size = world()
+    if cfg["batch_size"] % world_size:
+        from harness.errors import ProfileError
+
+        raise ProfileError(
+            f"{profile.path}: [training] batch_size = {cfg['batch_size']} is the global batch and must divide "
+            f"evenly over {world_size} processes"
+        )
     tokenizer = load_tokenizer(source)
     model = load_classifier(source.folder, data.label_names, cfg["seed"])
     train_set = tokenize_split(tokenizer, data.splits["train"].texts, data.splits["train"].labels, cfg["max_length"])
@@ -177,7 +258,7 @@ def _train(
         output_dir=str(staging / "checkpoints"),
         num_train_epochs=cfg["epochs"],
         learning_rate=cfg["learning_rate"],
-        per_device_train_batch_size=cfg["batch_size"],
+        per_device_train_batch_size=cfg["batch_size"] // world_size,  # batch_size is the global batch
         per_device_eval_batch_size=cfg["eval_batch_size"],
         weight_decay=cfg["weight_decay"],
         warmup_steps=cfg["warmup_ratio"],
@@ -205,6 +286,9 @@ def _train(
     def accuracy(prediction: Any) -> dict[str, float]:
         return {"accuracy": float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())}
 
+    collator: Any = DataCollatorWithPadding(tokenizer)
+    if world_size > 1:
+        collator = ShardRecorder(collator, -(-len(train_set) // world_size))
     callbacks: list[Any] = [ProgressCallback(progress, cfg["epochs"])]
     if cfg["early_stopping_patience"] > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
@@ -213,7 +297,7 @@ def _train(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
@@ -227,7 +311,10 @@ def _train(
     history = [dict(h) for h in trainer.state.log_history]
     best_epoch = _best_epoch(history, best_metric)
     model_dir = staging / "model"
-    trainer.save_model(str(model_dir))
+    trainer.save_model(str(model_dir))  # every rank calls it; the Trainer writes on rank 0 only
+    shards = shard_report(collator.seen) if isinstance(collator, ShardRecorder) else None
+    if rank != 0:
+        return FineTuned(staging, key, False, seconds, history, best_epoch)
     tokenizer.save_pretrained(str(model_dir))
     shutil.rmtree(staging / "checkpoints", ignore_errors=True)
     files = {str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
@@ -237,11 +324,89 @@ def _train(
         "train_seconds": seconds,
         "history": history,
         "best_epoch": best_epoch,
+        "inputs": key_inputs(profile, data, source, device),
+        "distributed": shards,
         "files": files,
     }
     (staging / ENTRY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     progress(f"harness: fine-tuned in {seconds:.0f}s; best epoch {best_epoch} by {best_metric}")
     return FineTuned(staging, key, False, seconds, history, best_epoch)
+
+
+def load_trained(folder: Path, profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> FineTuned:
+    """A model folder written by ``harness train`` (or a cache entry), checked before it is gated:
+    every file against its recorded SHA-256, and the recorded data, labels and base weights
+    against what the profile names now. Training settings may differ (they are reported)."""
+    from harness.errors import ModelSourceError
+
+    record = verify_entry(folder)
+    if record is None:
+        raise ModelSourceError(
+            f"{folder}: not a complete harness model folder (entry.json missing or unreadable, or a file does not "
+            "match its recorded SHA-256); write it with `harness train --output`"
+        )
+    recorded, expected = record.get("inputs") or {}, key_inputs(profile, data, source, device)
+    checks = {"data": "data files (SHA-256)", "labels": "label names", "weights": "base weights", "columns": "columns"}
+    problems = [
+        f"{what}: trained with {recorded.get(name)}, {profile.path.name} gives {expected[name]}"
+        for name, what in checks.items()
+        if recorded.get(name) != expected[name]
+    ]
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ModelSourceError(f"{folder}: was trained on other inputs than the profile names:\n{lines}")
+    return FineTuned(folder, record["key"], True, record["train_seconds"], record["history"], record.get("best_epoch"))
+
+
+def publish_copy(entry: Path, output: Path, extra: dict[str, Any]) -> Path:
+    """Copy a cache entry to ``output`` (plus JSON files in ``extra``), complete or not at all."""
+    if output.exists() and any(output.iterdir()) and not (output / ENTRY_FILE).exists():
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"{output}: exists and is not a harness model folder; choose an empty or new folder")
+    staging = output.with_name(f".tmp-{output.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copytree(entry, staging)
+        for name, payload in extra.items():
+            (staging / name).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        if output.exists():
+            shutil.rmtree(output)
+        os.rename(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+class ShardRecorder:
+    """Wraps the data collator and remembers the first epoch's examples this rank trained on
+    (a digest of each example's token ids), to prove DDP split the data instead of repeating it."""
+
+    def __init__(self, collator: Any, first_epoch: int) -> None:
+        self.collator, self.first_epoch, self.seen = collator, first_epoch, []
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        import hashlib
+
+        for feature in features:
+            if len(self.seen) < self.first_epoch:
+                self.seen.append(hashlib.sha256(json.dumps(list(feature["input_ids"])).encode()).hexdigest()[:16])
+        return self.collator(features)
+
+
+def shard_report(seen: list[str]) -> dict[str, Any]:
+    """Gather every rank's first-epoch examples and count how they split."""
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, seen)
+    sets = [set(s) for s in gathered]
+    overlap = set.intersection(*sets) if sets else set()
+    return {
+        "world_size": len(gathered),
+        "examples_per_rank": [len(s) for s in gathered],
+        "distinct_examples_covered": len(set().union(*sets)),
+        "examples_on_every_rank": len(overlap),
+    }
 
 
 def model_folder(result: FineTuned) -> Path:

@@ -30,6 +30,8 @@ class OnnxRunner:
     def __init__(self, path: Path, provider: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        if provider not in PROVIDERS:
+            raise BundleError(f"unknown ONNX Runtime provider {provider!r}; use one of {', '.join(PROVIDERS)}")
         name = PROVIDERS[provider]
         if name not in ort.get_available_providers():
             raise BundleError(

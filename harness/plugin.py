@@ -94,6 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model",
     )
     group.addoption(
+        "--onnx-providers",
+        dest="harness_onnx_providers",
+        metavar="LIST",
+        help="comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers",
+    )
+    group.addoption(
         "--require-gpu",
         dest="harness_require_gpu",
         action="store_true",

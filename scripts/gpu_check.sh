@@ -31,5 +31,22 @@ print(f"| {m['profile']['name']} | {m['device']} | {m['model']['train_seconds']:
       f"loss {base['eval_loss']:.3f} | tuned acc {tuned['accuracy']:.4f} loss {tuned['eval_loss']:.3f} | "
       f"wall {time.time() - float(sys.argv[2]):.0f}s |")
 PY
+  # ONNX parity on the same fine-tune (cached above): CUDA provider too when onnxruntime-gpu is installed
+  providers=$(python3 -c 'import onnxruntime as o; print("cpu,cuda" if "CUDAExecutionProvider" in o.get_available_providers() else "cpu")')
+  onnx_args=(suites/ -m onnx -p harness.plugin --onnx-providers "$providers" --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}"
+             --harness-report "$out/$name-onnx" -q)
+  [ -n "$profile" ] && onnx_args+=(--harness-config "$profile")
+  python3 -m pytest "${onnx_args[@]}" 2>&1 | tee "$out/$name-onnx.log" | tail -3
+  code=${PIPESTATUS[0]}
+  [ "$code" -eq 0 ] || status=$code
+  python3 - "$out/$name-onnx/metrics.json" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1]))["onnx"] or {}
+for provider, p in (o.get("parity") or {}).items():
+    print(f"| onnx[{provider}] | max abs diff {p['max_abs_diff']:.2e} | agreement {p['label_agreement']:.4f} | "
+          f"acc onnx {p['onnx_accuracy']:.4f} torch {p['torch_accuracy']:.4f} |")
+if o.get("int8"):
+    print(f"| int8 | agreement {o['int8']['agreement_with_fp32']:.4f} | drop {o['int8']['accuracy_drop']:+.4f} |")
+PY
 done
 exit $status

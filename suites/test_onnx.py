@@ -50,6 +50,8 @@ def test_bundle_tokenizer_matches_the_model_tokenizer(harness_onnx, harness_gate
 def _providers(config):
     from harness.profile import load_profile
 
+    if config.getoption("harness_onnx_providers"):
+        return [p.strip() for p in config.getoption("harness_onnx_providers").split(",") if p.strip()]
     try:
         return load_profile(config.getoption("harness_config")).onnx["providers"]
     except Exception:  # a bad profile is reported by the plugin as a usage error

@@ -7,7 +7,9 @@ the logits, the same quantity the Trainer reports as ``eval_loss``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,46 @@ def predict_logits(
             ).to(device)
             out[idx] = model(**batch).logits.float().cpu().numpy()
     return out
+
+
+def cached_logits(cache_dir: Path | None, identity: dict[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Logits from the content-addressed cache, else ``compute()`` them and store them.
+
+    ``identity`` must name everything the logits depend on (model, texts, max_length, batch size,
+    device, library versions). Entries are written atomically with their SHA-256 beside them and
+    recomputed when the hash does not match, so a corrupt entry is never trusted.
+    """
+    import hashlib
+    import json
+    import os
+    import uuid
+
+    if cache_dir is None:
+        return compute()
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    folder = cache_dir / "eval"
+    path, digest_path = folder / f"{key}.npy", folder / f"{key}.sha256"
+    if path.exists() and digest_path.exists():
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() == digest_path.read_text().strip():
+            return np.load(path, allow_pickle=False)
+    logits = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.{uuid.uuid4().hex[:8]}.npy"
+    np.save(tmp, logits, allow_pickle=False)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    os.replace(tmp, path)
+    tmp_digest = folder / f".{key}.{uuid.uuid4().hex[:8]}.sha256"
+    tmp_digest.write_text(digest)
+    os.replace(tmp_digest, digest_path)
+    return logits
+
+
+def texts_digest(texts: list[str]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
 
 
 def split_metrics(

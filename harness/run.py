@@ -22,7 +22,7 @@ from harness.baseline import compare_accuracy, compare_loss, example_ids, load_b
 from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
-from harness.evaluation import SplitMetrics, predict_logits, split_metrics
+from harness.evaluation import SplitMetrics, cached_logits, predict_logits, split_metrics, texts_digest
 from harness.models import ModelSource, check_label_head, load_classifier, load_tokenizer, resolve_model
 from harness.profile import Profile
 from harness.tokenization import general_english, vocabulary_fit
@@ -92,8 +92,13 @@ class HarnessRun:
     @cached_property
     def base_metrics(self) -> dict[str, SplitMetrics]:
         """The pretrained encoder with its untrained head: what fine-tuning starts from."""
-        model = load_classifier(self.source.folder, self.data.label_names, self.profile.training["seed"])
-        return self._evaluate(model, load_tokenizer(self.source), "evaluate_base")
+        seed = self.profile.training["seed"]
+        identity = {"model": "base", "weights": self.source.weights_sha256, "seed": seed}
+        return self._evaluate(
+            lambda: (load_classifier(self.source.folder, self.data.label_names, seed), load_tokenizer(self.source)),
+            identity,
+            "evaluate_base",
+        )
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -114,7 +119,7 @@ class HarnessRun:
 
     @cached_property
     def tuned_metrics(self) -> dict[str, SplitMetrics]:
-        return self._evaluate(*self.finetuned_model, "evaluate_finetuned")
+        return self._evaluate(lambda: self.finetuned_model, {"model": self.finetuned.key}, "evaluate_finetuned")
 
     @cached_property
     def domain_report(self) -> dict[str, dict[str, float]]:
@@ -136,16 +141,38 @@ class HarnessRun:
         result = next(r for r in self.perturbations if r.name == name)
         return gates.check_perturbation(result, self.profile.behaviour["perturbation_fail_max"], self.gate_split)
 
-    def _evaluate(self, model: Any, tokenizer: Any, timing: str) -> dict[str, SplitMetrics]:
+    def _evaluate(
+        self, load: Callable[[], tuple[Any, Any]], identity: dict[str, Any], timing: str
+    ) -> dict[str, SplitMetrics]:
+        """Metrics per evaluation split; logits come from the evaluation cache when the model, texts and
+        settings are unchanged (``load`` is called only if some split must be computed)."""
+        import torch
+        import transformers
+
         started = time.perf_counter()
         cfg = self.profile.training
+        loaded: list[tuple[Any, Any]] = []
+
+        def compute(texts: list[str]) -> Any:
+            if not loaded:
+                loaded.append(load())
+            model, tokenizer = loaded[0]
+            return predict_logits(model, tokenizer, texts, cfg["max_length"], cfg["eval_batch_size"], self.device.kind)
+
         out = {}
         for name, split in self.data.splits.items():
             if name == "train":
                 continue
-            logits = predict_logits(
-                model, tokenizer, split.texts, cfg["max_length"], cfg["eval_batch_size"], self.device.kind
-            )
+            key = identity | {
+                "texts": texts_digest(split.texts),
+                "labels": self.data.label_names,
+                "max_length": cfg["max_length"],
+                "batch": cfg["eval_batch_size"],
+                "device": self.device.kind,
+                "versions": [torch.__version__, transformers.__version__],
+            }
+            cache = None if self.retrain else self.cache_dir
+            logits = cached_logits(cache, key, lambda texts=split.texts: compute(texts))
             level, seed = self.profile.gates["confidence_level"], self.profile.training["seed"]
             out[name] = split_metrics(name, logits, split.labels, self.data.label_names, level, seed)
         self._timed(timing, started)

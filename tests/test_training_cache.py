@@ -67,3 +67,22 @@ def test_entry_without_record_is_never_trusted(inputs, tmp_path):
     (half / "model" / "config.json").write_text("{}")
     result = fine_tune(*inputs, cache_dir=tmp_path, progress=lambda line: None)
     assert not result.from_cache and (result.folder / "entry.json").exists()
+
+
+def test_evaluation_outputs_are_cached_and_a_corrupt_entry_is_recomputed(make_profile, tmp_path):
+    from harness.run import HarnessRun
+
+    profile = load_profile(make_profile(training={"epochs": 1}))
+    first = HarnessRun(profile, tmp_path, progress=lambda line: None)
+    metrics = first.tuned_metrics["validation"]
+    again = HarnessRun(profile, tmp_path, progress=lambda line: None)
+    assert again.tuned_metrics["validation"].accuracy == metrics.accuracy
+    assert (again.tuned_metrics["validation"].losses == metrics.losses).all()
+    assert "finetuned_model" not in again.__dict__  # logits came from the cache: the model was never loaded
+    for stored in (tmp_path / "eval").glob("*.npy"):
+        blob = bytearray(stored.read_bytes())
+        blob[-1] ^= 0xFF
+        stored.write_bytes(bytes(blob))
+    third = HarnessRun(profile, tmp_path, progress=lambda line: None)
+    assert (third.tuned_metrics["validation"].losses == metrics.losses).all()
+    assert "finetuned_model" in third.__dict__  # the corrupt entry was not trusted: recomputed

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.stats import Interval, bootstrap, wilson
+from harness.stats import macro_f1 as vector_f1
 
 PER_EXAMPLE = ("labels", "predictions", "losses", "confidence")
 
@@ -142,8 +144,10 @@ def split_metrics(
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=classes).tolist(),
         intervals={
             "accuracy": wilson(int((y_true == y_pred).sum()), len(y_true), level),
-            "eval_loss": bootstrap((losses,), np.mean, level, seed),
-            "macro_f1": bootstrap((y_true, y_pred), macro_f1, level, seed),
+            "eval_loss": bootstrap((losses,), np.mean, level, seed, vectorized=True),
+            "macro_f1": bootstrap(
+                (y_true, y_pred), partial(vector_f1, classes=len(classes)), level, seed, vectorized=True
+            ),
         },
         labels=y_true,
         predictions=y_pred,

@@ -124,7 +124,9 @@ def check_uplift(
     interval = None
     if len(tuned.labels) and len(base.labels) == len(tuned.labels):
         level = tuned.intervals["accuracy"].level if tuned.intervals else 0.95
-        interval = bootstrap((tuned.correct, base.correct), lambda a, b: float(a.mean() - b.mean()), level, seed)
+        interval = bootstrap(
+            (tuned.correct, base.correct), lambda a, b, axis: a.mean(axis) - b.mean(axis), level, seed, vectorized=True
+        )
     details = [f"base accuracy {_fmt(base.accuracy)}, fine-tuned accuracy {_fmt(tuned.accuracy)}"]
     return threshold_gate(
         "uplift", "accuracy uplift", tuned.split, uplift, minimum, ">=", tuned.n, interval, mode, details

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,19 +36,38 @@ def wilson(successes: int, n: int, level: float = 0.95) -> Interval:
 
 
 def bootstrap(
-    samples: tuple[np.ndarray, ...], statistic: Callable[..., float], level: float = 0.95, seed: int = 0
+    samples: tuple[np.ndarray, ...],
+    statistic: Callable[..., Any],
+    level: float = 0.95,
+    seed: int = 0,
+    vectorized: bool = False,
 ) -> Interval:
-    """Percentile bootstrap over examples; ``samples`` are paired arrays resampled together."""
+    """Percentile bootstrap over examples; ``samples`` are paired arrays resampled together.
+
+    ``vectorized``: ``statistic(*arrays, axis=-1)`` handles a batch of resamples at once (much faster)."""
     from scipy.stats import bootstrap as scipy_bootstrap
 
     if len(samples[0]) < 2:
-        value = float(statistic(*samples))
+        value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
         return Interval(value, value, level, "bootstrap")
     result = scipy_bootstrap(
-        samples, statistic, paired=True, vectorized=False, n_resamples=RESAMPLES,
+        samples, statistic, paired=True, vectorized=vectorized, n_resamples=RESAMPLES,
         confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
     )  # fmt: skip
     return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high), level, "bootstrap")
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: int, axis: int = -1) -> np.ndarray:
+    """Macro-F1 over ``classes`` along ``axis`` (classes absent from both count as 0, as scikit-learn's
+    ``f1_score(..., labels=range(classes), average="macro", zero_division=0)``); vectorised for the bootstrap."""
+    scores = []
+    for k in range(classes):
+        truth, guess = y_true == k, y_pred == k
+        tp = np.sum(truth & guess, axis=axis)
+        wrong = np.sum(truth ^ guess, axis=axis)
+        denominator = 2 * tp + wrong
+        scores.append(np.divide(2 * tp, denominator, out=np.zeros(np.shape(tp)), where=denominator > 0))
+    return np.mean(scores, axis=0)
 
 
 def mcnemar_exact(baseline_correct: np.ndarray, candidate_correct: np.ndarray) -> tuple[int, int, float]:

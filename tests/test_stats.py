@@ -52,3 +52,25 @@ def test_loss_gate_in_confident_mode_uses_the_upper_bound():
     gate = check_eval_loss(metrics, metrics.eval_loss + 1e-3, mode="confident")
     assert not gate.passed and gate.decisive == metrics.intervals["eval_loss"].high
     assert check_eval_loss(metrics, metrics.eval_loss + 1e-3).passed
+
+
+def test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval():
+    from functools import partial
+
+    from sklearn.metrics import f1_score
+
+    from harness.stats import bootstrap, macro_f1
+
+    rng = np.random.default_rng(3)
+    truth, guess = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
+    guess[:200] = truth[:200]
+    guess[guess == 3] = 0  # class 3 never predicted: zero_division applies
+    expected = f1_score(truth, guess, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+    assert abs(float(macro_f1(truth, guess, 4)) - expected) < 1e-12
+
+    def slow(t, p):
+        return float(f1_score(t, p, labels=[0, 1, 2, 3], average="macro", zero_division=0))
+
+    fast = bootstrap((truth, guess), partial(macro_f1, classes=4), seed=1, vectorized=True)
+    reference = bootstrap((truth, guess), slow, seed=1)
+    assert abs(fast.low - reference.low) < 1e-9 and abs(fast.high - reference.high) < 1e-9

@@ -7,13 +7,13 @@ tensors go to PyTorch (eval mode, fp32) and to ONNX Runtime, bound by name.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.device import cpu_threads
 from harness.errors import BundleError
 from harness.gates import GateResult
 
@@ -40,7 +40,7 @@ class OnnxRunner:
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or _cores()
+        options.intra_op_num_threads = threads or cpu_threads()
         self.path, self.provider = path, provider
         self.session = ort.InferenceSession(str(path), options, providers=[name])
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -237,7 +237,3 @@ def check_same_outputs(
             texts[row],
             f"batch shape {shape}: onnx {onnx_out[row]}, torch {torch_out[row]}",
         )
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

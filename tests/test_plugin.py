@@ -168,3 +168,22 @@ def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path
     )
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*baseline was made on different data*"])
+
+
+def test_bad_input_met_inside_a_test_is_one_line_and_a_usage_exit(pytester):
+    pytester.makepyfile(
+        """
+        from harness.errors import CacheWriteError
+
+        def test_needs_the_cache():
+            raise CacheWriteError("/cache/finetune: cannot write the fine-tuned model (No space left on device)")
+
+        def test_fine():
+            assert True
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*CacheWriteError: /cache/finetune: cannot write the fine-tuned model*"])
+    assert "raise CacheWriteError" not in result.stdout.str()  # no traceback
+    result.assert_outcomes(passed=1, failed=1)

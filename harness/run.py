@@ -123,8 +123,10 @@ class HarnessRun:
 
     @cached_property
     def domain_report(self) -> dict[str, dict[str, float]]:
-        """Unknown-token rate and fertility per split next to general English (measured, not gated)."""
-        report = {name: vocabulary_fit(self.tokenizer, split.texts) for name, split in self.data.splits.items()}
+        """Unknown-token rate, fertility, token lengths and the share truncated at ``max_length``, per
+        split next to general English (measured, not gated)."""
+        cut = self.profile.training["max_length"]
+        report = {name: vocabulary_fit(self.tokenizer, s.texts, cut) for name, s in self.data.splits.items()}
         return report | {"general_english": vocabulary_fit(self.tokenizer, general_english())}
 
     @cached_property

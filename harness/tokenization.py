@@ -192,22 +192,36 @@ def check_encodes_or_fails_clearly(tokenizer: Any, text: str, max_length: int) -
             ) from error
 
 
-def vocabulary_fit(tokenizer: Any, texts: list[str]) -> dict[str, float]:
-    """Unknown-token rate and fertility (tokens per whitespace word) of ``texts``, without truncation."""
+def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = None) -> dict[str, float]:
+    """Unknown-token rate and fertility (tokens per whitespace word) of ``texts``, without truncation,
+    and the token-length distribution with the share of texts ``max_length`` would cut."""
+    import numpy as np
+
     words = tokens = unknown = 0
     unk_id = tokenizer.unk_token_id
+    specials = tokenizer.num_special_tokens_to_add(pair=False)
+    lengths = []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         words += len(text.split())
         tokens += len(ids)
         unknown += sum(1 for i in ids if i == unk_id)
-    return {
+        lengths.append(len(ids) + specials)
+    spread = np.asarray(lengths or [0])
+    report = {
         "texts": len(texts),
         "words": words,
         "tokens": tokens,
         "unk_rate": unknown / tokens if tokens else 0.0,
         "fertility": tokens / words if words else 0.0,
+        "length_p50": float(np.percentile(spread, 50)),
+        "length_p95": float(np.percentile(spread, 95)),
+        "length_p99": float(np.percentile(spread, 99)),
+        "length_max": int(spread.max()),
     }
+    if max_length:
+        report["truncated_at_max_length"] = float((spread > max_length).mean())
+    return report
 
 
 def general_english() -> list[str]:

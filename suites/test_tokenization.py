@@ -95,4 +95,6 @@ def test_domain_vocabulary_report(harness_run, record_property):
     for name, figures in report.items():
         record_property(f"domain.{name}.unk_rate", round(figures["unk_rate"], 6))
         record_property(f"domain.{name}.fertility", round(figures["fertility"], 4))
+        if "truncated_at_max_length" in figures:
+            record_property(f"domain.{name}.truncated_at_max_length", round(figures["truncated_at_max_length"], 4))
     assert set(report) >= {"train", "validation", "general_english"}

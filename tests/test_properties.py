@@ -169,3 +169,11 @@ def test_perturbation_gate_catches_a_length_sensitive_model(tiny):
     gate = check_perturbation(results["neutral_suffix"], 0.05, "validation")
     assert not gate.passed and "neutral_suffix flip rate" in gate.summary()
     assert check_perturbation(results["whitespace_runs"], 0.05, "validation").passed
+
+
+def test_vocabulary_fit_reports_lengths_and_the_share_truncated(tokenizer):
+    texts = ["short one", "a b c d e f g h i j k l m n o p", "word " * 40]
+    report = tk.vocabulary_fit(tokenizer, texts, max_length=16)
+    assert report["length_max"] == len(tokenizer(texts[2])["input_ids"]) == 42
+    assert report["truncated_at_max_length"] == pytest.approx(2 / 3)  # 18 and 42 tokens exceed 16
+    assert "truncated_at_max_length" not in tk.vocabulary_fit(tokenizer, texts)

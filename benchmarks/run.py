@@ -263,15 +263,16 @@ CHILDREN = {"plain": plain, "harness_cold": harness_cold, "harness_warm": harnes
 
 
 def training_flops(run: Any, epochs: float) -> dict[str, float]:
-    """Useful training FLOPs (no padding): 6 x parameters per token for the dense layers (forward and
-    backward) plus attention scores 12 x layers x hidden x length per token."""
+    """Useful training FLOPs (no padding): 6 x non-embedding parameters per token for the dense layers
+    (forward and backward; embedding lookups are not multiplications) plus attention scores
+    12 x layers x hidden x length per token."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(run.source.folder, trust_remote_code=False)
     tokenizer = run.tokenizer
     lengths = [len(ids) for ids in tokenizer(run.data.splits["train"].texts, truncation=True,
                                              max_length=run.profile.training["max_length"])["input_ids"]]  # fmt: skip
-    params = sum(p.numel() for p in run.finetuned_model[0].parameters())
+    params = sum(p.numel() for n, p in run.finetuned_model[0].named_parameters() if "embeddings" not in n)
     tokens = sum(lengths) * epochs
     attention = sum(12 * config.num_hidden_layers * config.hidden_size * n * n for n in lengths) * epochs
     total = 6 * params * tokens + attention

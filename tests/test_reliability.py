@@ -44,13 +44,20 @@ CHILD = textwrap.dedent(
 )
 
 
-def start_child(profile: Path, cache: Path, **popen) -> subprocess.Popen:
+def interactive() -> None:
+    """Ctrl-C as in a terminal: a job started in the background (nohup, `cmd &`, some CI runners) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt. Restore the default before exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_child(profile: Path, cache: Path, preexec_fn=interactive, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(profile), str(cache)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
+        preexec_fn=preexec_fn,
         **popen,
     )
 

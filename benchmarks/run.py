@@ -247,6 +247,7 @@ def harness_cold(work: Path) -> dict[str, Any]:
 
     run = HarnessRun(load_profile(work / "profile.toml"), (work / "cache").resolve(), progress=lambda line: None)
     result["inference"] = run.onnx.measure(with_torch=True)["latency"]
+    result["inference_flops_per_batch_32"] = inference_flops(run, 32)
     result["matmul_flops_per_s"] = matmul_peak()
     return result
 
@@ -277,6 +278,24 @@ def training_flops(run: Any, epochs: float) -> dict[str, float]:
     attention = sum(12 * config.num_hidden_layers * config.hidden_size * n * n for n in lengths) * epochs
     total = 6 * params * tokens + attention
     return {"parameters": params, "tokens": tokens, "total": total, "per_second": total / run.finetuned.train_seconds}
+
+
+def inference_flops(run: Any, size: int) -> float:
+    """Mean FLOPs of one forward pass over the batches the latency table times (padded tokens count: every
+    engine computes on them): 2 x non-embedding parameters per token plus attention 4 x layers x hidden x
+    length^2 per text."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(run.source.folder, trust_remote_code=False)
+    params = sum(p.numel() for n, p in run.finetuned_model[0].named_parameters() if "embeddings" not in n)
+    texts = run.onnx.texts
+    flops = []
+    for start in range(0, min(len(texts), size * 8), size):
+        batch, length = run.onnx.tokenizer(texts[start : start + size], truncation=True, padding=True,
+                                           return_tensors="np")["input_ids"].shape  # fmt: skip
+        attention = 4 * config.num_hidden_layers * config.hidden_size * batch * length**2
+        flops.append(2 * params * batch * length + attention)
+    return sum(flops) / len(flops)
 
 
 def matmul_peak() -> float:
@@ -330,6 +349,12 @@ def summarise(runs: dict[str, list[dict[str, Any]]], name: str, limit: int, host
     out["training_flops_per_s"] = flops.get("per_second")
     out["matmul_flops_per_s"] = cold["matmul_flops_per_s"]
     out["training_fraction_of_matmul_peak"] = (flops.get("per_second") or 0) / cold["matmul_flops_per_s"]
+    per_batch = cold.get("inference_flops_per_batch_32")
+    if per_batch:
+        out["inference_fraction_of_matmul_peak"] = {
+            engine: per_batch * by_batch["batch_32"]["throughput_per_s"] / 32 / cold["matmul_flops_per_s"]
+            for engine, by_batch in cold["inference"].items()
+        }
     return out
 
 
@@ -358,9 +383,10 @@ def render(s: dict[str, Any]) -> str:
     eager = inference["torch_eager"]["batch_32"]["throughput_per_s"]
     for engine, by_batch in inference.items():
         per_s = by_batch["batch_32"]["throughput_per_s"]
+        peak = s.get("inference_fraction_of_matmul_peak", {}).get(engine)
         lines.append(
             f"{engine}: batch 1 p50 {by_batch['batch_1']['p50_ms']:.1f} ms, batch 32 {per_s:.0f} texts/s "
-            f"({per_s / eager:.2f}x eager)"
+            f"({per_s / eager:.2f}x eager)" + (f", {peak:.0%} of the fp32 matmul peak" if peak else "")
         )
     if s["training_flops_per_s"]:
         lines.append(

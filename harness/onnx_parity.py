@@ -16,6 +16,7 @@ import numpy as np
 from harness.device import cpu_threads
 from harness.errors import BundleError
 from harness.gates import GateResult
+from harness.onnx_bundle import RUNTIME_SETTINGS
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -27,7 +28,16 @@ class OnnxRunError(AssertionError):
 class OnnxRunner:
     """An ONNX Runtime session whose inputs are bound by name to a tokenizer's output."""
 
-    def __init__(self, path: Path, provider: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        provider: str = "cpu",
+        threads: int | None = None,
+        settings: dict[str, Any] | None = None,
+        save_optimized: Path | None = None,
+    ) -> None:
+        """``settings`` defaults to the bundle's RUNTIME_SETTINGS; ``save_optimized`` writes the graph ONNX
+        Runtime will run (after its fusions), to see what it fused."""
         import onnxruntime as ort
 
         if provider not in PROVIDERS:
@@ -38,11 +48,16 @@ class OnnxRunner:
                 f"ONNX Runtime provider {name} asked for ([onnx] providers) but not installed; "
                 f"available: {ort.get_available_providers()}"
             )
+        settings = RUNTIME_SETTINGS if settings is None else settings
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
         options.intra_op_num_threads = threads or cpu_threads()
+        if save_optimized is not None:
+            options.optimized_model_filepath = str(save_optimized)
         self.path, self.provider = path, provider
-        self.session = ort.InferenceSession(str(path), options, providers=[name])
+        self.session = ort.InferenceSession(
+            str(path), options, providers=[name], disabled_optimizers=settings["disabled_optimizers"]
+        )
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, encoding: dict[str, np.ndarray]) -> np.ndarray:

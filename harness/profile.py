@@ -97,7 +97,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "confidence_level": Field(NUMBER, 0.95, low=0.5, high=0.999),
     },
     "onnx": {
-        "opset": Field(int, 18, low=14, high=23, why="ONNX opset of the export"),
+        "opset": Field(int, 20, low=14, high=23, why="ONNX opset of the export (20: Gelu is one ONNX op)"),
         "atol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="absolute logit tolerance, ONNX vs PyTorch"),
         "rtol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="relative logit tolerance, ONNX vs PyTorch"),
         "label_agreement_min": Field(NUMBER, 1.0, low=0.0, high=1.0, why="share of predictions equal to PyTorch's"),

@@ -12,7 +12,15 @@ from fixtures.tiny import easy_rows
 from harness import onnx_checks, onnx_perf
 from harness.errors import BundleError
 from harness.models import load_classifier
-from harness.onnx_bundle import INT8_FILE, MODEL_FILE, export_bundle, open_bundle, quantize_int8, write_manifest
+from harness.onnx_bundle import (
+    INT8_FILE,
+    MODEL_FILE,
+    RUNTIME_SETTINGS,
+    export_bundle,
+    open_bundle,
+    quantize_int8,
+    write_manifest,
+)
 from harness.onnx_parity import OnnxRunError, OnnxRunner, check_same_outputs, compare_on_texts, parity_gates
 from harness.tokenization import PropertyViolation
 
@@ -36,7 +44,7 @@ def classifier_dir(tmp_path_factory, tiny_model_dir):
 @pytest.fixture(scope="module")
 def good_bundle(tmp_path_factory, classifier_dir):
     out = tmp_path_factory.mktemp("bundle") / "good"
-    return export_bundle(classifier_dir, out, LABELS, MAX_LENGTH, opset=18, progress=lambda _: None)
+    return export_bundle(classifier_dir, out, LABELS, MAX_LENGTH, opset=20, progress=lambda _: None)
 
 
 @pytest.fixture
@@ -221,3 +229,20 @@ def test_quantize_writes_a_smaller_model_that_runs(good_bundle, tmp_path):
     encode = dict(good_bundle.tokenizer()(["a b c"], return_tensors="np"))
     assert np.isfinite(OnnxRunner(target)(encode)).all()
     assert target.stat().st_size < good_bundle.model_path.stat().st_size
+
+
+def test_sessions_run_with_the_settings_the_manifest_records(good_bundle, tmp_path):
+    """SkipLayerNormFusion measured slower on CPU, so the bundle records it disabled and the runner obeys;
+    the same session opened with nothing disabled fuses it, so this test sees the setting take effect."""
+    import onnx
+
+    assert good_bundle.manifest["runtime"] == RUNTIME_SETTINGS
+    fused_ops = {}
+    variants = {"recorded": None, "nothing disabled": RUNTIME_SETTINGS | {"disabled_optimizers": []}}
+    for name, settings in variants.items():
+        target = tmp_path / f"{name}.onnx"
+        for path in (good_bundle.model_path, good_bundle.int8_path):
+            OnnxRunner(path, settings=settings, save_optimized=target)
+            fused_ops.setdefault(name, set()).update(n.op_type for n in onnx.load(str(target)).graph.node)
+    assert "SkipLayerNormalization" not in fused_ops["recorded"]
+    assert "SkipLayerNormalization" in fused_ops["nothing disabled"]

@@ -272,7 +272,7 @@ def training_flops(run: Any, epochs: float) -> dict[str, float]:
     config = AutoConfig.from_pretrained(run.source.folder, trust_remote_code=False)
     tokenizer = run.tokenizer
     lengths = [len(ids) for ids in tokenizer(run.data.splits["train"].texts, truncation=True,
-                                             max_length=run.profile.training["max_length"])["input_ids"]]  # fmt: skip
+                                             max_length=run.max_length)["input_ids"]]  # fmt: skip
     params = sum(p.numel() for n, p in run.finetuned_model[0].named_parameters() if "embeddings" not in n)
     tokens = sum(lengths) * epochs
     attention = sum(12 * config.num_hidden_layers * config.hidden_size * n * n for n in lengths) * epochs

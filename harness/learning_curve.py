@@ -36,7 +36,8 @@ def stratified_subset(data: DataBundle, fraction: float, seed: int) -> DataBundl
 def learning_curve(
     profile: Profile, fractions: list[float], cache_dir: Path, progress: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
-    full = HarnessRun(profile, cache_dir, progress=progress).data
+    first = HarnessRun(profile, cache_dir, progress=progress)
+    full, profile = first.data, first.resolved_profile  # max_length "auto" is decided once, on all the data
     points = []
     for fraction in sorted(fractions):
         run = HarnessRun(profile, cache_dir, progress=progress)

@@ -53,7 +53,7 @@ class OnnxStage:
 
             bundle = cached_export(
                 model_folder(run.finetuned), run.cache_dir, run.finetuned.key, run.data.label_names,
-                run.profile.training["max_length"], self.cfg["opset"], metrics, run.progress,
+                run.max_length, self.cfg["opset"], metrics, run.progress,
             )  # fmt: skip
         self.results["bundle"] = {
             "path": str(bundle.folder),

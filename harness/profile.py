@@ -38,14 +38,18 @@ class Field:
             inner = f"one of {', '.join(repr(c) for c in self.choices)}" if self.choices else names[self.item]
             bounds = f" in {self.low:g}..{self.high:g}" if self.low is not None and self.high is not None else ""
             return f"a non-empty list, each {inner}{bounds}" + (f" ({self.why})" if self.why else "")
-        if self.choices:
+        if self.choices and self.kind is str:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if self.choices:  # a number or one of a few words, e.g. max_length = 128 or "auto"
+            kinds = tuple(k for k in kinds if k is not str)
         text = "a number" if self.kind == NUMBER else " or ".join(names.get(k, k.__name__) for k in kinds)
         if self.low is not None and self.high is not None:
             text += f" in {self.low:g}..{self.high:g}"
         elif self.low is not None:
             text += f" >= {self.low:g}"
+        if self.choices:
+            text += " or " + " or ".join(repr(c) for c in self.choices)
         return text + (f" ({self.why})" if self.why else "")
 
 
@@ -74,7 +78,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "learning_rate": Field(NUMBER, 5e-5, low=1e-7, high=1e-2),
         "batch_size": Field(int, 16, low=1, high=4096),
         "eval_batch_size": Field(int, 64, low=1, high=4096),
-        "max_length": Field(int, 128, low=8, high=8192),
+        "max_length": Field(
+            (int, str), 128, low=8, high=8192, choices=("auto",), why="'auto': chosen from the train split's lengths"
+        ),
+        "truncation_max": Field(
+            NUMBER, 0.01, low=0.0, high=0.5, why="max_length = 'auto': largest share of train texts it may cut"
+        ),
         "seed": Field(int, 42, low=0, high=2**32 - 1),
         "weight_decay": Field(NUMBER, 0.01, low=0.0, high=1.0),
         "warmup_ratio": Field(NUMBER, 0.1, low=0.0, high=0.5),
@@ -255,7 +264,7 @@ def _check_value(spec: Field, value: Any) -> str | None:
     ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok_type:
         return spec.describe()
-    if spec.choices and value not in spec.choices:
+    if spec.choices and isinstance(value, str) and value not in spec.choices:
         return spec.describe()
     if (
         isinstance(value, (int, float))

@@ -44,7 +44,7 @@ def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
     tuned = run.__dict__.get("finetuned")
     return {
         "schema_version": SCHEMA_VERSION,
-        "profile": {"path": str(run.profile.path), "name": run.profile.name, **run.profile.as_dict()},
+        "profile": {"path": str(run.profile.path), "name": run.profile.name, **run.resolved_profile.as_dict()},
         "model": {
             "base": run.source.name,
             "base_weights_sha256": run.source.weights_sha256,
@@ -60,7 +60,10 @@ def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
             "finetuned": {k: v.as_dict() for k, v in run.__dict__.get("tuned_metrics", {}).items()},
         },
         "gates": [r.as_dict() for r in results],
-        "tokenization": {"domain_report": run.__dict__.get("domain_report")},
+        "tokenization": {
+            "domain_report": run.__dict__.get("domain_report"),
+            "max_length_choice": run.__dict__.get("max_length_choice"),
+        },
         "behaviour": {"perturbations": [p.as_dict() for p in run.__dict__.get("perturbations", [])]},
         "onnx": run.__dict__["onnx"].results if "onnx" in run.__dict__ else None,
         "device": run.__dict__["device"].describe() if "device" in run.__dict__ else None,

@@ -10,6 +10,7 @@ the pytest plugin's fixtures and a plain script share the same work:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from harness.device import Device, select_device
 from harness.evaluation import SplitMetrics, cached_logits, predict_logits, split_metrics, texts_digest
 from harness.models import ModelSource, check_label_head, load_classifier, load_tokenizer, resolve_model
 from harness.profile import Profile
-from harness.tokenization import general_english, vocabulary_fit
+from harness.tokenization import choose_max_length, general_english, token_lengths, vocabulary_fit
 from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class HarnessRun:
         baseline and ONNX bundle. Raises the first ``HarnessError`` (a usage error) found."""
         self.data  # noqa: B018 - loads and validates every split
         self.source  # noqa: B018 - resolves and verifies the model, and its label head against the data
+        self.resolved_profile  # noqa: B018 - max_length = "auto" becomes a number here
         self.device  # noqa: B018 - honours require_gpu
         self.baseline  # noqa: B018 - refuses a baseline made on other data
         if self.onnx_bundle_path is not None:
@@ -77,14 +79,50 @@ class HarnessRun:
         return source
 
     @cached_property
+    def max_length_choice(self) -> dict[str, Any] | None:
+        """How ``max_length = "auto"`` was decided from the train split (None when the profile gives a number)."""
+        cfg = self.profile.training
+        if cfg["max_length"] != "auto":
+            return None
+        from transformers import AutoConfig
+
+        limit = getattr(AutoConfig.from_pretrained(self.source.folder, trust_remote_code=False),
+                        "max_position_embeddings", None) or 512  # fmt: skip
+        limit = min(limit, self.tokenizer.model_max_length)
+        lengths = token_lengths(self.tokenizer, self.data.splits["train"].texts)
+        chosen = choose_max_length(lengths, cfg["truncation_max"], limit)
+        cut = sum(1 for n in lengths if n > chosen)
+        self.progress(
+            f"harness: max_length auto = {chosen} (train texts up to {max(lengths, default=0)} tokens; "
+            f"{cut} of {len(lengths)} cut, allowed {cfg['truncation_max']:.1%}; model limit {limit})"
+        )
+        return {"chosen": chosen, "truncation_max": cfg["truncation_max"], "train_texts": len(lengths),
+                "train_truncated": cut, "train_truncated_share": cut / len(lengths) if lengths else 0.0,
+                "train_length_max": max(lengths, default=0), "model_limit": limit}  # fmt: skip
+
+    @cached_property
+    def resolved_profile(self) -> Profile:
+        """The profile with ``max_length = "auto"`` replaced by the number chosen from the train split; what
+        training, evaluation, export and the suites use (and what the cache keys hash)."""
+        choice = self.max_length_choice
+        if choice is None:
+            return self.profile
+        return dataclasses.replace(self.profile, training=self.profile.training | {"max_length": choice["chosen"]})
+
+    @property
+    def max_length(self) -> int:
+        return self.resolved_profile.training["max_length"]
+
+    @cached_property
     def finetuned(self) -> FineTuned:
         started = time.perf_counter()
+        profile = self.resolved_profile
         if self.model_dir is not None:
-            result = load_trained(self.model_dir, self.profile, self.data, self.source, self.device)
+            result = load_trained(self.model_dir, profile, self.data, self.source, self.device)
             self.progress(f"harness: gating the model trained outside this session: {self.model_dir}")
         else:
             result = fine_tune(
-                self.profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
+                profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
             )
         self._timed("fine_tune", started)
         return result
@@ -125,7 +163,7 @@ class HarnessRun:
     def domain_report(self) -> dict[str, dict[str, float]]:
         """Unknown-token rate, fertility, token lengths and the share truncated at ``max_length``, per
         split next to general English (measured, not gated)."""
-        cut = self.profile.training["max_length"]
+        cut = self.max_length
         report = {name: vocabulary_fit(self.tokenizer, s.texts, cut) for name, s in self.data.splits.items()}
         return report | {"general_english": vocabulary_fit(self.tokenizer, general_english())}
 
@@ -136,7 +174,7 @@ class HarnessRun:
         texts = self.data.splits[self.gate_split].texts[: cfg["perturbation_examples"]]
         model, tokenizer = self.finetuned_model
         return perturbation_report(
-            model, tokenizer, texts, training["max_length"], cfg["neutral_phrase"], training["eval_batch_size"]
+            model, tokenizer, texts, self.max_length, cfg["neutral_phrase"], training["eval_batch_size"]
         )
 
     def gate_perturbation(self, name: str) -> gates.GateResult:
@@ -152,7 +190,7 @@ class HarnessRun:
         import transformers
 
         started = time.perf_counter()
-        cfg = self.profile.training
+        cfg = self.resolved_profile.training
         loaded: list[tuple[Any, Any]] = []
 
         def compute(texts: list[str]) -> Any:

@@ -224,6 +224,23 @@ def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = No
     return report
 
 
+def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Tokens per text with the special tokens added and nothing cut."""
+    return [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+
+
+def choose_max_length(lengths: list[int], truncation_max: float, model_limit: int, multiple: int = 8) -> int:
+    """The smallest multiple of ``multiple`` that cuts at most ``truncation_max`` of ``lengths``, capped at
+    what the model's position embeddings allow. With dynamic padding a batch is only as long as its longest
+    text, so ``max_length`` decides what is cut, and the cost of the few longest texts."""
+    if not lengths:
+        return min(multiple, model_limit)
+    ordered = sorted(lengths)
+    may_cut = int(truncation_max * len(ordered))  # texts allowed to be longer than the choice
+    needed = ordered[len(ordered) - may_cut - 1]
+    return min(-(-needed // multiple) * multiple, model_limit)
+
+
 def general_english() -> list[str]:
     """A few dozen plain everyday English sentences (written for this project) as the reference."""
     from importlib import resources

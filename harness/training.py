@@ -65,7 +65,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data["text_column"], profile.data["label_column"]],
         "labels": data.label_names,
-        "training": profile.training,
+        "training": {k: v for k, v in profile.training.items() if k != "truncation_max"},  # max_length is resolved
         "device": device.kind,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
     }

@@ -16,13 +16,13 @@ pytestmark = [pytest.mark.behaviour, pytest.mark.gpu]
 
 @pytest.fixture(scope="module")
 def settings_(harness_run):
-    return harness_run.profile.training["max_length"], harness_run.profile.behaviour["atol"]
+    return harness_run.max_length, harness_run.profile.behaviour["atol"]
 
 
 @pytest.fixture(scope="module")
 def texts(harness_run, harness_tokenizer):
     real = harness_run.data.splits[harness_run.gate_split].texts
-    domain = hs.domain_text(real, harness_run.profile.training["max_length"])
+    domain = hs.domain_text(real, harness_run.max_length)
     strategy = hs.text_without(st.one_of(domain, hs.tricky_text()), tk.special_token_strings(harness_tokenizer))
     return hs.Named(strategy, "validation texts cut, joined or repeated | tricky unicode")
 
@@ -45,7 +45,7 @@ def test_batching_is_deterministic_and_invariant(harness_model, texts, settings_
 
 def test_tokenizer_saved_with_the_model_matches_the_profile(harness_tokenizer, harness_model, harness_run):
     texts = harness_run.data.splits[harness_run.gate_split].texts[:200]
-    tk.check_reload_identical(harness_tokenizer, texts, harness_run.profile.training["max_length"], harness_model[1])
+    tk.check_reload_identical(harness_tokenizer, texts, harness_run.max_length, harness_model[1])
 
 
 @pytest.mark.parametrize("name", list(bh.PERTURBATIONS))

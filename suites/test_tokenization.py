@@ -16,7 +16,7 @@ pytestmark = pytest.mark.tokenization
 
 @pytest.fixture(scope="module")
 def max_length(harness_run):
-    return harness_run.profile.training["max_length"]
+    return harness_run.max_length
 
 
 @pytest.fixture(scope="module")

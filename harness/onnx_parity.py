@@ -49,15 +49,23 @@ class OnnxRunner:
                 f"available: {ort.get_available_providers()}"
             )
         settings = RUNTIME_SETTINGS if settings is None else settings
+        level, disabled = settings.get("graph_optimization_level"), settings.get("disabled_optimizers", [])
+        if (
+            not isinstance(level, str)
+            or not hasattr(ort.GraphOptimizationLevel, level)
+            or not (isinstance(disabled, list) and all(isinstance(d, str) for d in disabled))
+        ):
+            raise BundleError(
+                f'{path}: runtime settings {settings!r} (manifest.json "runtime") are not ONNX Runtime settings; '
+                f"expected e.g. {RUNTIME_SETTINGS}"
+            )
         options = ort.SessionOptions()
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         options.intra_op_num_threads = threads or cpu_threads()
         if save_optimized is not None:
             options.optimized_model_filepath = str(save_optimized)
         self.path, self.provider = path, provider
-        self.session = ort.InferenceSession(
-            str(path), options, providers=[name], disabled_optimizers=settings["disabled_optimizers"]
-        )
+        self.session = ort.InferenceSession(str(path), options, providers=[name], disabled_optimizers=disabled)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, encoding: dict[str, np.ndarray]) -> np.ndarray:

@@ -62,6 +62,7 @@ class OnnxStage:
             "inputs": bundle.manifest["inputs"],
             "outputs": bundle.manifest["outputs"],
             "exported_here": self.bundle_path is None,
+            "runtime": bundle.manifest.get("runtime"),
             "torch_metrics": bundle.manifest.get("torch_metrics", {}),
         }
         self.run._timed("onnx_bundle", started)
@@ -87,7 +88,8 @@ class OnnxStage:
         key = f"{provider}:{'int8' if int8 else 'fp32'}"
         runners = self.__dict__.setdefault("_runners", {})
         if key not in runners:
-            runners[key] = OnnxRunner(self.int8_path if int8 else self.bundle.model_path, provider)
+            path = self.int8_path if int8 else self.bundle.model_path
+            runners[key] = OnnxRunner(path, provider, settings=self.bundle.manifest.get("runtime"))
         return runners[key]
 
     @cached_property

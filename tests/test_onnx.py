@@ -246,3 +246,9 @@ def test_sessions_run_with_the_settings_the_manifest_records(good_bundle, tmp_pa
             fused_ops.setdefault(name, set()).update(n.op_type for n in onnx.load(str(target)).graph.node)
     assert "SkipLayerNormalization" not in fused_ops["recorded"]
     assert "SkipLayerNormalization" in fused_ops["nothing disabled"]
+
+
+def test_runtime_settings_that_are_not_onnx_runtime_settings_are_refused(good_bundle):
+    for bad in ({"graph_optimization_level": "ORT_TURBO"}, RUNTIME_SETTINGS | {"disabled_optimizers": "SkipLayerNorm"}):
+        with pytest.raises(BundleError, match=r"model\.onnx: runtime settings .* are not ONNX Runtime settings"):
+            OnnxRunner(good_bundle.model_path, settings=bad)

@@ -74,29 +74,15 @@ def cached_logits(cache_dir: Path | None, identity: dict[str, Any], compute: Cal
     device, library versions). Entries are written atomically with their SHA-256 beside them and
     recomputed when the hash does not match, so a corrupt entry is never trusted.
     """
-    import hashlib
-    import json
-    import os
-    import uuid
+    from harness.content_cache import content_key, store, verified
 
     if cache_dir is None:
         return compute()
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    folder = cache_dir / "eval"
-    path, digest_path = folder / f"{key}.npy", folder / f"{key}.sha256"
-    if path.exists() and digest_path.exists():
-        blob = path.read_bytes()
-        if hashlib.sha256(blob).hexdigest() == digest_path.read_text().strip():
-            return np.load(path, allow_pickle=False)
+    path = cache_dir / "eval" / f"{content_key(identity)}.npy"
+    if verified(path):
+        return np.load(path, allow_pickle=False)
     logits = compute()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{uuid.uuid4().hex[:8]}.npy"
-    np.save(tmp, logits, allow_pickle=False)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    os.replace(tmp, path)
-    tmp_digest = folder / f".{key}.{uuid.uuid4().hex[:8]}.sha256"
-    tmp_digest.write_text(digest)
-    os.replace(tmp_digest, digest_path)
+    store(path, lambda tmp: np.save(tmp, logits, allow_pickle=False))
     return logits
 
 

@@ -110,7 +110,7 @@ def fine_tune(
             shutil.rmtree(stale, ignore_errors=True)
         staging = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            result = _train(profile, data, source, device, staging, key, progress)
+            result = _train(profile, data, source, device, staging, key, progress, cache_dir)
             _publish(staging, entry)
         except Exception as error:
             if is_out_of_space(error):
@@ -160,7 +160,7 @@ def _fine_tune_distributed(
     staging = entry.with_name(f".tmp-{entry.name}-dist-{os.environ.get('MASTER_PORT', '0')}")
     with lock:
         try:
-            result = _train(profile, data, source, device, staging, entry.name, progress)
+            result = _train(profile, data, source, device, staging, entry.name, progress, entry.parent.parent)
             if rank == 0:
                 _publish(staging, entry)
         finally:
@@ -232,7 +232,14 @@ def _publish(staging: Path, entry: Path) -> None:
 
 
 def _train(
-    profile: Profile, data: DataBundle, source: ModelSource, device: Device, staging: Path, key: str, progress: Progress
+    profile: Profile,
+    data: DataBundle,
+    source: ModelSource,
+    device: Device,
+    staging: Path,
+    key: str,
+    progress: Progress,
+    cache_dir: Path | None = None,
 ) -> FineTuned:
     import numpy as np
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
@@ -248,9 +255,10 @@ def _train(
         )
     tokenizer = load_tokenizer(source)
     model = load_classifier(source.folder, data.label_names, cfg["seed"])
-    train_set = tokenize_split(tokenizer, data.splits["train"].texts, data.splits["train"].labels, cfg["max_length"])
-    eval_set = tokenize_split(
-        tokenizer, data.splits["validation"].texts, data.splits["validation"].labels, cfg["max_length"]
+    identity = {"tokenizer": _tokenizer_digest(source.folder), "max_length": cfg["max_length"]}
+    train_set, eval_set = (
+        cached_tokenized(cache_dir, tokenizer, identity, data.splits[split].texts, data.splits[split].labels)
+        for split in ("train", "validation")
     )
     steps_per_epoch = max(1, -(-len(train_set) // cfg["batch_size"]))
     best_metric = cfg["best_metric"]
@@ -424,6 +432,31 @@ def tokenize_split(tokenizer: Any, texts: list[str], labels: list[int], max_leng
         remove_columns=["text"],
         keep_in_memory=True,
     )
+
+
+def cached_tokenized(
+    cache_dir: Path | None, tokenizer: Any, identity: dict[str, Any], texts: list[str], labels: list[int]
+) -> Any:
+    """``tokenize_split`` once per content: stored as one Parquet file under ``cache/tokenized``, keyed by
+    the texts, labels, tokenizer files, max_length and library versions, so a retrain with another
+    learning rate or seed reuses it. ``identity`` holds the tokenizer digest and max_length."""
+    import datasets
+    import pyarrow.parquet as pq
+    import tokenizers
+
+    from harness.content_cache import content_key, store, verified
+    from harness.evaluation import texts_digest
+
+    if cache_dir is None:
+        return tokenize_split(tokenizer, texts, labels, identity["max_length"])
+    key = content_key(identity | {"texts": texts_digest(texts), "labels": texts_digest([str(x) for x in labels]),
+                                  "versions": [datasets.__version__, tokenizers.__version__]})  # fmt: skip
+    path = cache_dir / "tokenized" / f"{key}.parquet"
+    if verified(path):
+        return datasets.Dataset(pq.read_table(path))
+    dataset = tokenize_split(tokenizer, texts, labels, identity["max_length"])
+    store(path, lambda tmp: pq.write_table(dataset.data.table, tmp))
+    return dataset
 
 
 def _tokenizer_digest(folder: Path) -> str:

@@ -86,3 +86,33 @@ def test_evaluation_outputs_are_cached_and_a_corrupt_entry_is_recomputed(make_pr
     third = HarnessRun(profile, tmp_path, progress=lambda line: None)
     assert (third.tuned_metrics["validation"].losses == metrics.losses).all()
     assert "finetuned_model" in third.__dict__  # the corrupt entry was not trusted: recomputed
+
+
+def test_tokenized_splits_are_cached_by_content_and_a_corrupt_entry_is_rebuilt(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from harness.training import cached_tokenized, tokenize_split
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts, labels = ["cardiac troponin rise", "lung wheeze " * 30, ""], [0, 1, 2]
+    identity = {"tokenizer": "t", "max_length": 16}
+
+    def rows(dataset):
+        return [dict(row) for row in dataset]
+
+    fresh = rows(tokenize_split(tokenizer, texts, labels, 16))
+    first = rows(cached_tokenized(tmp_path, tokenizer, identity, texts, labels))
+    [stored] = (tmp_path / "tokenized").glob("*.parquet")
+    written = stored.stat().st_mtime_ns
+    second = rows(cached_tokenized(tmp_path, tokenizer, identity, texts, labels))
+    assert first == second == fresh and stored.stat().st_mtime_ns == written  # read back, not rewritten
+    assert max(len(row["input_ids"]) for row in second) == 16
+
+    cached_tokenized(tmp_path, tokenizer, identity | {"max_length": 8}, texts, labels)
+    relabelled = rows(cached_tokenized(tmp_path, tokenizer, identity, texts, [2, 1, 0]))
+    assert len(list((tmp_path / "tokenized").glob("*.parquet"))) == 3  # max_length and labels are in the key
+    assert [row["labels"] for row in relabelled] == [2, 1, 0]
+
+    stored.write_bytes(stored.read_bytes()[:100])  # cut short, as by a crash
+    rebuilt = rows(cached_tokenized(tmp_path, tokenizer, identity, texts, labels))
+    assert rebuilt == fresh and stored.stat().st_size > 100

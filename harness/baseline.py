@@ -21,8 +21,8 @@ import numpy as np
 from harness.data import DataBundle, normalise_for_leakage
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
-from harness.gates import GateResult
 from harness.report import write_json_atomic
+from harness.result import GateResult
 from harness.stats import mcnemar_exact, paired_bootstrap_worse
 
 FORMAT = 1
@@ -134,6 +134,8 @@ def _paired_gate(
     cfg: dict[str, Any], details: list[str],
 ) -> GateResult:  # fmt: skip
     """Fail only when the candidate is worse by more than allowed AND the paired test is significant."""
-    failed = worse_by > allowed and p < cfg["alpha"]
     details = [*details, "rule: fail only when the drop exceeds the allowance AND p < alpha"]
-    return GateResult(gate, metric, split, worse_by, allowed, "<=", n, not failed, details, None, "paired", p)
+    return GateResult(
+        gate=gate, metric=metric, split=split, value=worse_by, threshold=allowed, n=n, details=details,
+        mode="paired", p_value=p, alpha=cfg["alpha"],
+    )  # fmt: skip

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.gates import GateResult
 from harness.onnx_bundle import Bundle, manifest_mismatches
+from harness.result import GateResult
 
 MAX_SHOWN = 8
 
@@ -20,7 +20,9 @@ MAX_SHOWN = 8
 def problems_gate(gate: str, metric: str, problems: list[str], n: int, split: str = "bundle") -> GateResult:
     """A gate that passes when no problem was found; the problems are its details."""
     shown = problems[:MAX_SHOWN] + ([f"... and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else [])
-    return GateResult(gate, metric, split, float(len(problems)), 0.0, "<=", n, not problems, shown)
+    return GateResult(
+        gate=gate, metric=metric, split=split, value=float(len(problems)), threshold=0.0, n=n, details=shown
+    )
 
 
 def graph(bundle: Bundle) -> Any:

@@ -15,8 +15,8 @@ import numpy as np
 
 from harness.device import cpu_threads
 from harness.errors import BundleError
-from harness.gates import GateResult
 from harness.onnx_bundle import RUNTIME_SETTINGS
+from harness.result import GateResult
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -214,18 +214,18 @@ def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateR
     ]
     return [
         GateResult(
-            f"{where}_logits", f"logits outside atol {parity.atol:g} + rtol {parity.rtol:g} x |torch|", split,
-            float(parity.outside_tolerance), 0.0, "<=", logits_n, parity.outside_tolerance == 0, details,
+            gate=f"{where}_logits", metric=f"logits outside atol {parity.atol:g} + rtol {parity.rtol:g} x |torch|",
+            split=split, value=float(parity.outside_tolerance), threshold=0.0, n=logits_n, details=details,
         ),
         GateResult(
-            f"{where}_label_agreement", "label agreement with torch", split, parity.label_agreement,
-            agreement_min, ">=", logits_n, parity.label_agreement >= agreement_min, disagreements + details[:2],
+            gate=f"{where}_label_agreement", metric="label agreement with torch", split=split,
+            value=parity.label_agreement, threshold=agreement_min, op=">=", n=logits_n,
+            details=disagreements + details[:2],
         ),
         GateResult(
-            f"{where}_accuracy", "|onnx accuracy - torch accuracy|", split,
-            abs(parity.onnx_accuracy - parity.torch_accuracy), 0.0, "<=", parity.n,
-            parity.onnx_accuracy == parity.torch_accuracy,
-            [f"onnx accuracy {parity.onnx_accuracy:.4f}, torch accuracy {parity.torch_accuracy:.4f}"],
+            gate=f"{where}_accuracy", metric="|onnx accuracy - torch accuracy|", split=split,
+            value=abs(parity.onnx_accuracy - parity.torch_accuracy), threshold=0.0, n=parity.n,
+            details=[f"onnx accuracy {parity.onnx_accuracy:.4f}, torch accuracy {parity.torch_accuracy:.4f}"],
         ),
     ]  # fmt: skip
 

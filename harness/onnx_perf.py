@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.gates import GateResult
+from harness.result import GateResult
 
 INT8_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
               "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm")  # fmt: skip
@@ -62,13 +62,13 @@ def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: f
     flags = f"cpu flags: {' '.join(result.cpu_flags) or 'none'}"
     return [
         GateResult(
-            "onnx_int8_agreement", "int8 label agreement with fp32", split, result.agreement_with_fp32,
-            agreement_min, ">=", result.n, result.agreement_with_fp32 >= agreement_min, [flags],
+            gate="onnx_int8_agreement", metric="int8 label agreement with fp32", split=split,
+            value=result.agreement_with_fp32, threshold=agreement_min, op=">=", n=result.n, details=[flags],
         ),
         GateResult(
-            "onnx_int8_accuracy_drop", "fp32 accuracy - int8 accuracy", split, result.accuracy_drop, drop_max,
-            "<=", result.n, result.accuracy_drop <= drop_max,
-            [f"fp32 accuracy {result.fp32_accuracy:.4f}, int8 accuracy {result.int8_accuracy:.4f}", flags],
+            gate="onnx_int8_accuracy_drop", metric="fp32 accuracy - int8 accuracy", split=split,
+            value=result.accuracy_drop, threshold=drop_max, n=result.n,
+            details=[f"fp32 accuracy {result.fp32_accuracy:.4f}, int8 accuracy {result.int8_accuracy:.4f}", flags],
         ),
     ]  # fmt: skip
 

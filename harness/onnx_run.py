@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness import onnx_checks, onnx_perf
 from harness.errors import BundleError
-from harness.gates import GateResult, threshold_gate
+from harness.gates import threshold_gate
 from harness.onnx_bundle import Bundle, cached_export, open_bundle, quantize_int8
 from harness.onnx_parity import OnnxRunner, Parity, compare_on_texts, parity_gates, predict
+from harness.result import GateResult
 
 if TYPE_CHECKING:
     from harness.run import HarnessRun

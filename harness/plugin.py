@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_USAGE, DataMissingError, HarnessError, ProfileError
-from harness.gates import GateResult
 from harness.profile import load_profile
+from harness.result import GateResult
 from harness.run import HarnessRun
 
 RUN_KEY = pytest.StashKey[HarnessRun]()

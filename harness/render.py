@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import plots
-from harness.gates import GateResult
+from harness.result import GateResult
 
 
 def write_reports(run: Any, results: list[GateResult], metrics: dict[str, Any], folder: Path) -> list[Path]:

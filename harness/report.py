@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.gates import GateResult
+from harness.result import GateResult
 
 SCHEMA_VERSION = 1
 LIBRARIES = (

@@ -12,18 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from harness.inference import TorchEngine, batched_logits, encode
 from harness.tokenization import PropertyViolation
 
 
 def logits(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
-    """Eval-mode logits for one padded batch, in the order given."""
-    import torch
-
-    model.eval()
-    device = next(model.parameters()).device
-    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
-    with torch.inference_mode():
-        return model(**batch).logits.float().cpu().numpy()
+    """Eval-mode logits for one padded batch, in the order given, on the model's device."""
+    return TorchEngine(model)(encode(tokenizer, texts, max_length))
 
 
 def check_padding_invariance(
@@ -104,7 +99,5 @@ def perturbation_report(
 
 
 def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[int]:
-    labels: list[int] = []
-    for start in range(0, len(texts), batch_size):
-        labels += logits(model, tokenizer, texts[start : start + batch_size], max_length).argmax(-1).tolist()
-    return labels
+    """Predicted labels, batched in arrival order."""
+    return batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length).argmax(-1).tolist()

@@ -51,8 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     finetuned = run.finetuned
     if rank != 0:
         return 0
-    metrics = build_metrics(run, []) | {"world_size": world_size}
-    metrics["metrics"]["finetuned"] = {k: v.as_dict() for k, v in run.tuned_metrics.items()}
+    run.tuned_metrics  # noqa: B018 - evaluated into the run record
+    metrics = build_metrics(run.record) | {"world_size": world_size}
     output = publish_copy(finetuned.folder, Path(args.output), {"metrics.json": metrics})
     gate = run.tuned_metrics[run.gate_split]
     print(

@@ -11,14 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.stats import Interval, bootstrap, wilson
 from harness.stats import macro_f1 as vector_f1
 
+if TYPE_CHECKING:
+    from harness.data import DataBundle
+
 PER_EXAMPLE = ("labels", "predictions", "losses", "confidence")
+CALIBRATION_BINS = 10
 
 
 @dataclass
@@ -45,45 +49,55 @@ class SplitMetrics:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in PER_EXAMPLE}
         out["intervals"] = {k: v.as_list() for k, v in self.intervals.items()}
         out["interval_level"] = next(iter(self.intervals.values())).level if self.intervals else None
+        out["calibration"] = calibration_bins(self.confidence, self.correct)
         return out
+
+
+def calibration_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS
+) -> dict[str, Any] | None:
+    """The reliability diagram's sufficient statistics: per equal-width confidence bin the examples,
+    how many were right and their mean confidence (null when empty). Bounded in size, unlike the
+    per-example arrays, so ``metrics.json`` can carry it and the calibration plot is drawn from the record."""
+    if len(confidence) == 0:
+        return None
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    right = np.bincount(which, weights=correct.astype(float), minlength=bins)
+    total = np.bincount(which, weights=confidence.astype(float), minlength=bins)
+    return {
+        "edges": [round(float(e), 6) for e in edges],
+        "count": count.tolist(),
+        "correct": np.rint(right).astype(int).tolist(),
+        "mean_confidence": [float(t / c) if c else None for t, c in zip(total, count, strict=True)],
+    }
 
 
 def predict_logits(
     model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int, device: str
 ) -> np.ndarray:
-    """Eval-mode logits in input order; texts are batched by length so padding stays small."""
-    import torch
+    """Eval-mode logits in input order (the model is moved to ``device``); texts are batched by length so
+    padding stays small."""
+    from harness.inference import TorchEngine, batched_logits
 
-    model.eval().to(device)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            ).to(device)
-            out[idx] = model(**batch).logits.float().cpu().numpy()
-    return out
+    return batched_logits(TorchEngine(model, device), tokenizer, texts, batch_size, max_length, by_length=True)
 
 
 def cached_logits(cache_dir: Path | None, identity: dict[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
     """Logits from the content-addressed cache, else ``compute()`` them and store them.
 
     ``identity`` must name everything the logits depend on (model, texts, max_length, batch size,
-    device, library versions). Entries are written atomically with their SHA-256 beside them and
-    recomputed when the hash does not match, so a corrupt entry is never trusted.
+    device, library versions). Entries are kept by ``harness.cache``: published atomically with their
+    SHA-256 in a manifest beside them and recomputed when it does not match, so a corrupt entry is never trusted.
     """
-    from harness.content_cache import content_key, store, verified
+    from harness.cache import FileCache, content_key
 
     if cache_dir is None:
         return compute()
-    path = cache_dir / "eval" / f"{content_key(identity)}.npy"
-    if verified(path):
-        return np.load(path, allow_pickle=False)
-    logits = compute()
-    store(path, lambda tmp: np.save(tmp, logits, allow_pickle=False))
-    return logits
+    cache = FileCache(cache_dir / "eval", "evaluation logits", "recomputing", suffix=".npy")
+    path = cache.get_file(content_key(identity), lambda target: np.save(target, compute(), allow_pickle=False))
+    return np.load(path, allow_pickle=False)
 
 
 def texts_digest(texts: list[str]) -> str:
@@ -140,3 +154,38 @@ def split_metrics(
         losses=losses,
         confidence=np.exp(log_probs.max(axis=-1)),
     )
+
+
+def evaluate_splits(
+    load: Callable[[], tuple[Any, Any]], identity: dict[str, Any], data: DataBundle, max_length: int,
+    batch_size: int, device: str, cache_dir: Path | None, level: float, seed: int,
+) -> dict[str, SplitMetrics]:  # fmt: skip
+    """Metrics per evaluation split of ``data``. Logits come from the evaluation cache when the model
+    (``identity``), texts and settings are unchanged; ``load`` -> (model, tokenizer) is called only if
+    some split must be computed."""
+    import torch
+    import transformers
+
+    loaded: list[tuple[Any, Any]] = []
+
+    def compute(texts: list[str]) -> np.ndarray:
+        if not loaded:
+            loaded.append(load())
+        model, tokenizer = loaded[0]
+        return predict_logits(model, tokenizer, texts, max_length, batch_size, device)
+
+    out = {}
+    for name, split in data.splits.items():
+        if name == "train":
+            continue
+        key = identity | {
+            "texts": texts_digest(split.texts),
+            "labels": data.label_names,
+            "max_length": max_length,
+            "batch": batch_size,
+            "device": device,
+            "versions": [torch.__version__, transformers.__version__],
+        }
+        logits = cached_logits(cache_dir, key, lambda texts=split.texts: compute(texts))
+        out[name] = split_metrics(name, logits, split.labels, data.label_names, level, seed)
+    return out

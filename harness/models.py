@@ -187,6 +187,18 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
     return model
 
 
+def load_finetuned(folder: Path, device: str = "cpu") -> tuple[Any, Any]:
+    """A fine-tuned classifier saved by the harness: (model in fp32 eval mode on ``device``, the tokenizer
+    saved beside it). Safetensors weights only, never remote code."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+    )
+    return model.eval().to(device), AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+
+
 def build_tiny_bert(folder: Path, seed: int = 0, tokenizer_from: str = "packaged:minilm-l6") -> Path:
     """Write a randomly initialised 2-layer BERT (about 1M parameters) for fast self-tests.
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.device import cpu_threads
 from harness.errors import BundleError
+from harness.inference import batched_logits, encode, torch_logits
 from harness.onnx_bundle import RUNTIME_SETTINGS
 from harness.result import GateResult
 
@@ -83,15 +84,6 @@ class OnnxRunner:
             ) from None
 
 
-def torch_logits(model: Any, encoding: dict[str, np.ndarray]) -> np.ndarray:
-    import torch
-
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        tensors = {k: torch.as_tensor(v, device=device) for k, v in encoding.items()}
-        return model(**tensors).logits.float().cpu().numpy()
-
-
 @dataclass
 class Parity:
     """ONNX vs PyTorch over one split at several batch sizes (all logits pooled)."""
@@ -130,21 +122,13 @@ def compare_on_texts(
     """Run both engines on identical batches in arrival order; pool the differences."""
     onnx_all, torch_all, where = [], [], []
     for size in batch_sizes:
-        for start in range(0, len(texts), size):
-            batch = texts[start : start + size]
-            encoding = dict(tokenizer(batch, truncation=True, padding=True, return_tensors="np"))
-            onnx_all.append(runner(encoding))
-            torch_all.append(torch_logits(model, encoding))
-            shape = list(encoding["input_ids"].shape)
-            where += [(start + i, size, shape) for i in range(len(batch))]
+        onnx_out, torch_out, shapes = _run_both(runner, model, tokenizer, texts, size)
+        onnx_all.append(onnx_out)
+        torch_all.append(torch_out)
+        where += [(index, size, shapes[index // size]) for index in range(len(texts))]
     onnx_logits, torch_logits_ = np.concatenate(onnx_all), np.concatenate(torch_all)
     diff = np.abs(onnx_logits - torch_logits_)
-    rel = diff / np.maximum(np.abs(torch_logits_), 1e-12)
-    outside = diff > atol + rtol * np.abs(torch_logits_)
-    worst_row = int(diff.max(axis=1).argmax())
-    index, size, shape = where[worst_row]
-    y = np.asarray(labels)
-    ids = np.array([w[0] for w in where])
+    y, ids = np.asarray(labels), np.array([w[0] for w in where])
     onnx_pred, torch_pred = onnx_logits.argmax(1), torch_logits_.argmax(1)
     first = len(texts)  # accuracy from the first batch size's pass (each pass covers every text once)
     disagree = np.flatnonzero(onnx_pred != torch_pred)
@@ -155,26 +139,56 @@ def compare_on_texts(
         atol=atol,
         rtol=rtol,
         max_abs_diff=float(diff.max()),
-        max_rel_diff=float(rel.max()),
-        outside_tolerance=int(outside.sum()),
+        max_rel_diff=float((diff / np.maximum(np.abs(torch_logits_), 1e-12)).max()),
+        outside_tolerance=int((diff > atol + rtol * np.abs(torch_logits_)).sum()),
         label_agreement=float((onnx_pred == torch_pred).mean()),
         onnx_accuracy=float((onnx_pred[:first] == y[ids[:first]]).mean()),
         torch_accuracy=float((torch_pred[:first] == y[ids[:first]]).mean()),
-        worst={
-            "example": index,
-            "text": texts[index][:300],
-            "batch_size": size,
-            "shape": shape,
-            "onnx_logits": [round(float(v), 6) for v in onnx_logits[worst_row]],
-            "torch_logits": [round(float(v), 6) for v in torch_logits_[worst_row]],
-            "max_abs_diff": float(diff[worst_row].max()),
-        },
+        worst=_worst(texts, where, onnx_logits, torch_logits_, diff),
         histogram=diff_histogram(diff),
         disagreements=[
             {"example": int(ids[r]), "batch_size": where[r][1], "onnx": int(onnx_pred[r]), "torch": int(torch_pred[r])}
             for r in disagree[:5]
         ],
     )
+
+
+def _run_both(
+    runner: OnnxRunner, model: Any, tokenizer: Any, texts: list[str], size: int
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """ONNX and PyTorch logits over ``texts`` in batches of ``size`` in arrival order, both engines fed the
+    same encoding, and each batch's input shape."""
+    torch_rows, shapes = [], []
+
+    def both(encoding: dict[str, np.ndarray]) -> np.ndarray:
+        onnx_rows = runner(encoding)
+        torch_rows.append(torch_logits(model, encoding))
+        shapes.append(list(encoding["input_ids"].shape))
+        return onnx_rows
+
+    onnx_out = batched_logits(both, tokenizer, texts, size)
+    return onnx_out, np.concatenate(torch_rows) if torch_rows else np.zeros_like(onnx_out), shapes
+
+
+def _worst(
+    texts: list[str],
+    where: list[tuple[int, int, list[int]]],
+    onnx_out: np.ndarray,
+    torch_out: np.ndarray,
+    diff: np.ndarray,
+) -> dict[str, Any]:
+    """The pooled row with the largest absolute difference: which text, at which batch size and input shape."""
+    row = int(diff.max(axis=1).argmax())
+    index, size, shape = where[row]
+    return {
+        "example": index,
+        "text": texts[index][:300],
+        "batch_size": size,
+        "shape": shape,
+        "onnx_logits": [round(float(v), 6) for v in onnx_out[row]],
+        "torch_logits": [round(float(v), 6) for v in torch_out[row]],
+        "max_abs_diff": float(diff[row].max()),
+    }
 
 
 def diff_histogram(diff: np.ndarray) -> list[tuple[str, int]]:
@@ -187,11 +201,7 @@ def diff_histogram(diff: np.ndarray) -> list[tuple[str, int]]:
 
 def predict(runner: OnnxRunner, tokenizer: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """ONNX logits for ``texts``, batched in order with the bundle's tokenizer as a server would."""
-    out = [
-        runner(dict(tokenizer(texts[s : s + batch_size], truncation=True, padding=True, return_tensors="np")))
-        for s in range(0, len(texts), batch_size)
-    ]
-    return np.concatenate(out)
+    return batched_logits(runner, tokenizer, texts, batch_size)
 
 
 def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateResult]:
@@ -237,7 +247,7 @@ def check_same_outputs(
     predicted labels agree except where PyTorch's top two logits are closer than the tolerance."""
     from harness.tokenization import PropertyViolation
 
-    encoding = dict(tokenizer(texts, truncation=True, padding=True, return_tensors="np"))
+    encoding = encode(tokenizer, texts)
     onnx_out, torch_out = runner(encoding), torch_logits(model, encoding)
     diff = np.abs(onnx_out - torch_out)
     bad = diff > atol + rtol * np.abs(torch_out)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.inference import encode
 from harness.result import GateResult
 
 INT8_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
@@ -104,10 +105,7 @@ def latency_table(
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for size in batch_sizes:
-        batches = [
-            dict(tokenizer(texts[s : s + size], truncation=True, padding=True, return_tensors="np"))
-            for s in range(0, min(len(texts), size * 8), size)
-        ]
+        batches = [encode(tokenizer, texts[s : s + size]) for s in range(0, min(len(texts), size * 8), size)]
         for name, engine in engines.items():
             stats = measure_latency(_cycling(engine, batches), warmup=3, runs=runs)
             stats["throughput_per_s"] = size * 1000 / stats["mean_ms"]

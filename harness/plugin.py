@@ -1,32 +1,29 @@
-"""pytest plugin (entry point ``pytest11: harness``): options, markers, fixtures, summary.
+"""pytest plugin (entry point ``pytest11: harness``): options, markers, fixtures, hooks.
 
-The only module that imports pytest. State lives in ``config.stash``; the work is
-done by ``harness.run.HarnessRun`` and the text by ``harness.gates``/``harness.report``.
-Bad input (profile, data, model) is found before the first test runs and reported
-as a pytest usage error (exit 4), distinct from a failed gate (exit 1).
+The only module that imports pytest, and only a relay: options become a ``Settings`` once,
+the work is done by ``harness.run.HarnessRun`` inside a ``harness.session.GateSession``
+(kept in ``config.stash``), checks are declared in ``harness.registry``. Bad input (profile,
+data, model) is found before the first test runs and reported as a pytest usage error (exit 4),
+distinct from a failed gate (exit 1).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.errors import EXIT_USAGE, DataMissingError, HarnessError, ProfileError
-from harness.profile import load_profile
+from harness import registry
+from harness.errors import HarnessError, ProfileError
 from harness.result import GateResult
 from harness.run import HarnessRun
+from harness.session import GateSession, Settings, in_ci
 
-RUN_KEY = pytest.StashKey[HarnessRun]()
-RESULTS_KEY = pytest.StashKey[dict[str, GateResult]]()
-SKIP_KEY = pytest.StashKey[str]()
-WORKER_PARTS_KEY = pytest.StashKey[list]()
-ERRORS_KEY = pytest.StashKey[list]()
+SESSION_KEY = pytest.StashKey[GateSession]()
 
 MARKERS = {
     "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
@@ -34,77 +31,38 @@ MARKERS = {
     "tokenization": "hypothesis properties of the tokenizer",
     "behaviour": "hypothesis properties of the model's behaviour",
     "slow": "long-running checks (minutes on a CPU)",
+    "harness_suite(name)": "parametrise the test's `check` argument with the gates of this suite (harness.registry)",
+    "harness_property(name)": "this test is the declared property `name`: its outcome joins the gates table",
 }
-HARNESS_FIXTURES = {
-    "harness_run",
-    "harness_data",
-    "harness_finetuned",
-    "harness_gate",
-    "harness_tokenizer",
-    "harness_model",
-    "harness_onnx",
-}
-
-
-def in_ci() -> bool:
-    """CI=true turns skips for missing shared data into failures, so no skip hides a missing file."""
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+HARNESS_FIXTURES = {"harness_run", "harness_data", "harness_finetuned", "harness_gate", "harness_tokenizer",
+                    "harness_model", "harness_onnx", "check"}  # fmt: skip
+OPTIONS = (  # (flag, dest, metavar or None for a switch, help)
+    ("--harness-config", "harness_config", "PATH", "TOML profile (default: packaged profile)"),
+    ("--harness-report", "harness_report", "DIR", "write metrics.json, report.md and report.html into DIR"),
+    ("--harness-cache", "harness_cache", "DIR",
+     "cache folder (default: $HARNESS_CACHE_DIR or <rootdir>/.harness_cache)"),
+    ("--harness-retrain", "harness_retrain", None, "ignore the cached fine-tune and train again"),
+    ("--harness-save-baseline", "harness_save_baseline", "PATH",
+     "store metrics and per-example results of this run as a baseline for later comparison"),
+    ("--harness-baseline", "harness_baseline", "PATH",
+     "compare the candidate with this stored baseline (paired tests on the same examples)"),
+    ("--harness-model", "harness_model", "DIR",
+     "gate this model folder (written by `harness train`) instead of fine-tuning"),
+    ("--onnx-bundle", "harness_onnx_bundle", "PATH",
+     "validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model"),
+    ("--onnx-providers", "harness_onnx_providers", "LIST",
+     "comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers"),
+    ("--require-gpu", "harness_require_gpu", None, "fail instead of running on the CPU when no CUDA device exists"),
+)  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "fine-tuned classifier release gates")
-    group.addoption(
-        "--harness-config", dest="harness_config", metavar="PATH", help="TOML profile (default: packaged profile)"
-    )
-    group.addoption("--harness-report", dest="harness_report", metavar="DIR", help="write metrics.json into DIR")
-    group.addoption(
-        "--harness-cache",
-        dest="harness_cache",
-        metavar="DIR",
-        help="cache folder (default: $HARNESS_CACHE_DIR or <rootdir>/.harness_cache)",
-    )
-    group.addoption(
-        "--harness-retrain",
-        dest="harness_retrain",
-        action="store_true",
-        help="ignore the cached fine-tune and train again",
-    )
-    group.addoption(
-        "--harness-save-baseline",
-        dest="harness_save_baseline",
-        metavar="PATH",
-        help="store metrics and per-example results of this run as a baseline for later comparison",
-    )
-    group.addoption(
-        "--harness-baseline",
-        dest="harness_baseline",
-        metavar="PATH",
-        help="compare the candidate with this stored baseline (paired tests on the same examples)",
-    )
-    group.addoption(
-        "--harness-model",
-        dest="harness_model",
-        metavar="DIR",
-        help="gate this model folder (written by `harness train`) instead of fine-tuning",
-    )
-    group.addoption(
-        "--onnx-bundle",
-        dest="harness_onnx_bundle",
-        metavar="PATH",
-        help="validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model",
-    )
-    group.addoption(
-        "--onnx-providers",
-        dest="harness_onnx_providers",
-        metavar="LIST",
-        help="comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers",
-    )
-    group.addoption(
-        "--require-gpu",
-        dest="harness_require_gpu",
-        action="store_true",
-        help="fail instead of running on the CPU when no CUDA device exists",
-    )
+    for flag, dest, metavar, text in OPTIONS:
+        if metavar is None:
+            group.addoption(flag, dest=dest, action="store_true", help=text)
+        else:
+            group.addoption(flag, dest=dest, metavar=metavar, help=text)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -115,26 +73,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return
     try:
-        profile = load_profile(config.option.harness_config)
+        session = GateSession.start(Settings.from_options(config.option, config.rootpath), _terminal_writer(config))
     except ProfileError as error:
         raise pytest.UsageError(str(error)) from None
-    cache = config.option.harness_cache or os.environ.get("HARNESS_CACHE_DIR") or config.rootpath / ".harness_cache"
-    config.stash[RUN_KEY] = HarnessRun(
-        profile,
-        Path(cache).resolve(),
-        retrain=config.option.harness_retrain,
-        require_gpu=config.option.harness_require_gpu,
-        progress=_terminal_writer(config),
-        baseline_path=Path(config.option.harness_baseline) if config.option.harness_baseline else None,
-        onnx_bundle_path=Path(bundle).resolve() if (bundle := config.option.harness_onnx_bundle) else None,
-        model_dir=Path(model).resolve() if (model := config.option.harness_model) else None,
-    )
-    config.stash[RESULTS_KEY] = {}
+    config.stash[SESSION_KEY] = session
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(session), "harness-xdist")
 
 
 def _hypothesis_profile(config: pytest.Config) -> None:
     """harness-ci (derandomised) under CI=true, harness-dev otherwise; --hypothesis-profile or
     $HYPOTHESIS_PROFILE choose another."""
+    import os
+
     from hypothesis import settings
 
     from harness.strategies import register_profiles
@@ -146,32 +97,54 @@ def _hypothesis_profile(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
         return []
     from hypothesis import settings
 
+    run = session.run
     return [
         f"harness: profile {run.profile.path} model {run.profile.model['name_or_path']} cache {run.cache_dir}",
         f"harness: hypothesis profile {settings.get_current_profile_name()}",
     ]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test with a ``check`` argument and ``@pytest.mark.harness_suite(name)`` runs once per declared
+    gate (and variant) of that suite, with the gate's markers and a readable id (``-k accuracy``)."""
+    marker = metafunc.definition.get_closest_marker("harness_suite")
+    if marker is None or "check" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash.get(SESSION_KEY, None)
+    providers = session.settings.providers(session.run.profile) if session else ["cpu"]
+    params = [
+        pytest.param((c.name, v), id=c.test_id(v), marks=[getattr(pytest.mark, m) for m in c.markers])
+        for c in registry.checks(marker.args[0], "gate")
+        for v in registry.variants(c, providers)
+    ]
+    metafunc.parametrize("check", params)
+
+
+def harness_property(name: str) -> pytest.MarkDecorator:
+    """Decorate a suite test as the declared property ``name`` (its markers come from the registry)."""
+    declared = registry.BY_NAME[name]
+
+    def apply(test: Callable[..., Any]) -> Callable[..., Any]:
+        for marker in (*declared.markers, "harness_property"):
+            args = (name,) if marker == "harness_property" else ()
+            test = getattr(pytest.mark, marker)(*args)(test)
+        return test
+
+    return apply  # type: ignore[return-value]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate data, model and device once, before any test runs, if any test needs them."""
-    config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if run is None or not any(HARNESS_FIXTURES & set(getattr(i, "fixturenames", ())) for i in session.items):
+    gate_session = session.config.stash.get(SESSION_KEY, None)
+    if gate_session is None or not any(HARNESS_FIXTURES & set(getattr(i, "fixturenames", ())) for i in session.items):
         return
     try:
-        run.validate_inputs()
-    except DataMissingError as error:
-        if run.profile.data["shared"] and not in_ci():
-            config.stash[SKIP_KEY] = (
-                f"shared dataset not present on this machine: {error} (CI=true makes this a failure)"
-            )
-            return
-        raise pytest.UsageError(str(error)) from None
+        gate_session.validate()
     except HarnessError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -179,10 +152,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
     """The session's gate run: profile, data, base model, fine-tuned model, metrics (computed lazily)."""
-    skip = request.config.stash.get(SKIP_KEY, None)
-    if skip:
-        pytest.skip(skip)
-    return request.config.stash[RUN_KEY]
+    session = request.config.stash[SESSION_KEY]
+    if session.skip_reason:
+        pytest.skip(session.skip_reason)
+    return session.run
 
 
 @pytest.fixture(scope="session")
@@ -218,96 +191,86 @@ def harness_onnx(harness_run: HarnessRun):
 
 
 @pytest.fixture
-def harness_gate(request: pytest.FixtureRequest) -> Callable[[GateResult], None]:
-    """Assert a ``GateResult``: record it in JUnit and the report, fail the test with its message."""
-    run = request.config.stash[RUN_KEY]
-    results = request.config.stash[RESULTS_KEY]
+def harness_gate(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Callable[[Any], None]:
+    """Measure a declared gate (``check`` = (name, variant)) or take a ``GateResult``; record it in JUnit
+    and the report; fail the test with its message."""
 
-    def check(result: GateResult) -> None:
+    def check(subject: tuple[str, str] | GateResult) -> None:
         __tracebackhide__ = True
-        results[result.gate] = result
-        for name in ("value", "threshold", "n", "split", "mode", "interval", "p_value", "verdict"):
-            # user_properties is what record_property fills; appending directly avoids its xunit2 warning
-            request.node.user_properties.append((f"{result.gate}.{name}", getattr(result, name)))
+        try:
+            result = subject if isinstance(subject, GateResult) else harness_run.check(*subject)
+        except registry.NotApplicable as reason:
+            pytest.skip(str(reason))
+        harness_run.record.register(result)
+        request.node.user_properties.extend(result.junit_properties())
         if not result.passed:
-            pytest.fail(result.message(run.reproduce_hint()), pytrace=False)
+            pytest.fail(result.message(harness_run.reproduce_hint()), pytrace=False)
 
     return check
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A declared property's outcome becomes a result like a gate's; bad input met during a test
+    (a corrupt bundle, a full disk) reads as one message, not a traceback."""
+    report = yield
+    session = item.config.stash.get(SESSION_KEY, None)
+    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+        if session is not None:
+            session.usage_errors.append(str(call.excinfo.value))
+    marker = item.get_closest_marker("harness_property")
+    if marker and session and report.when == "call" and not report.skipped and session.run.record.data is not None:
+        failure = None if report.passed else str(call.excinfo.value if call.excinfo else report.longrepr)
+        result = registry.property_result(marker.args[0], session.run.gate_split, _examples(item), failure)
+        report.user_properties.extend(session.register(result).junit_properties())
+    return report
+
+
+def _examples(item: pytest.Item) -> int:
+    """How many examples a property may try: hypothesis' max_examples, or 1 for a plain test."""
+    settings = getattr(getattr(item, "obj", None), "_hypothesis_internal_use_settings", None)
+    return int(settings.max_examples) if settings is not None else 1
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the report. Under pytest-xdist each worker sends its part to the controller, which merges."""
     config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    gate_session = config.stash.get(SESSION_KEY, None)
+    if gate_session is None:
         return
-    worker = hasattr(config, "workerinput")
-    save_to = config.option.harness_save_baseline
-    if save_to and "data" in run.__dict__ and (not worker or "tuned_metrics" in run.__dict__):
-        run.save_baseline(Path(save_to))  # evaluates the fine-tuned model if no test did
-    if config.stash.get(ERRORS_KEY, None):
-        session.exitstatus = EXIT_USAGE  # bad input found during a test: a usage error, not a failed gate
-    target = config.option.harness_report
-    from harness.render import write_documents, write_plots
-    from harness.report import build_metrics, merge_worker_metrics, write_json_atomic
-
-    parts = config.stash.get(WORKER_PARTS_KEY, [])
-    if not target or ("data" not in run.__dict__ and not parts):
-        return
-    folder = Path(target)
-    if parts:  # controller of an xdist run: merge what the workers measured
-        metrics, images = merge_worker_metrics(parts)
-        results = [GateResult.from_dict(g) for g in metrics["gates"]]
-    else:
-        results = list(config.stash[RESULTS_KEY].values())
-        metrics = build_metrics(run, results)
-        images = write_plots(run, metrics, folder)
-    if worker:
-        payload = {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}
-        config.workeroutput["harness"] = json.dumps(payload, default=str)
-        return
-    write_json_atomic(folder / "metrics.json", metrics)
-    write_documents(results, metrics, images, folder)
+    if gate_session.exit_status is not None:
+        session.exitstatus = gate_session.exit_status
+    part = gate_session.finish(worker=hasattr(config, "workerinput"))
+    if part is not None:
+        config.workeroutput["harness"] = part  # type: ignore[attr-defined]
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: object, error: object) -> None:
-    """xdist controller: collect a worker's report part and gate results (hook only exists with xdist)."""
-    output = getattr(node, "workeroutput", {}).get("harness")
-    if not output:
-        return
-    config = node.config  # type: ignore[attr-defined]
-    part = json.loads(output) | {"worker": node.gateway.id}  # type: ignore[attr-defined]
-    config.stash.setdefault(WORKER_PARTS_KEY, []).append(part)
-    results = config.stash.setdefault(RESULTS_KEY, {})
-    for gate in part["metrics"]["gates"]:
-        results[gate["gate"]] = GateResult.from_dict(gate)
+class _XdistHooks:
+    """Registered only when pytest-xdist is loaded: the controller hands each worker's part to the session."""
 
+    def __init__(self, session: GateSession) -> None:
+        self.session = session
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Bad input met during a test (a corrupt bundle, a full disk) reads as one message, not a traceback."""
-    report = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
-        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
-        item.config.stash.setdefault(ERRORS_KEY, []).append(str(call.excinfo.value))
-    return report
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}).get("harness")
+        if output:
+            self.session.add_worker_part(output, node.gateway.id)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    results = config.stash.get(RESULTS_KEY, {})
-    if not results:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or not session.results:
         return
     from harness.report import gates_table
 
     terminalreporter.section("harness gates")
-    for line in gates_table(list(results.values())):
+    for line in gates_table(session.results):
         terminalreporter.write_line(line)
-    if config.option.harness_report:
-        folder = Path(config.option.harness_report)
-        terminalreporter.write_line(
-            f"report: {folder / 'metrics.json'}, {folder / 'report.html'}, {folder / 'report.md'}"
-        )
+    if session.settings.report:
+        folder = session.settings.report
+        files = ", ".join(str(folder / name) for name in ("metrics.json", "report.html", "report.md"))
+        terminalreporter.write_line(f"report: {files}")
 
 
 def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -1,161 +1,465 @@
-"""Human reports beside ``metrics.json``: ``report.md`` (also for ``$GITHUB_STEP_SUMMARY``),
-a self-contained ``report.html`` (plots embedded), and the plots as PNG files."""
+"""Human reports beside ``metrics.json``: ``report.md`` (also appended to ``$GITHUB_STEP_SUMMARY``),
+a self-contained ``report.html`` (styles inline, plots as data: URIs) and the plots as PNG files.
+
+Why this shape: the markdown and HTML reports used to be two sets of f-strings and drifted apart
+(sections in one and not the other). Now the content is built once, format-agnostic, from the run
+record alone (the ``metrics.json`` dict and the gate results): a list of sections, each a title
+and blocks (facts, tables with failing rows flagged, notes, figures). One jinja2 template,
+``templates/report.j2``, walks that list for both formats; only its syntax macros depend on the
+format, so a section added here appears in both. HTML is rendered with autoescape on.
+
+Sections appear only when the run produced them. Files are written to a temporary name in the same
+folder and renamed over the target, so a reader never sees half a report and a symlink planted at
+``report.html`` is replaced, never followed.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
+import json
 import os
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from harness import plots
-from harness.result import GateResult
+from harness.result import GateResult, fmt
+
+FAIL_MARK = "✗"
+FORMATS = {"md": "report.md", "html": "report.html"}
 
 
-def write_reports(run: Any, results: list[GateResult], metrics: dict[str, Any], folder: Path) -> list[Path]:
-    """Write plots, report.md and report.html for an evaluated run; return the files written."""
-    return write_documents(results, metrics, write_plots(run, metrics, folder), folder)
+# --- the content model: what a report says, in no particular syntax ---------------------------------
 
 
-def write_plots(run: Any, metrics: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """The PNG plots of an evaluated run (none if the fine-tuned model was not evaluated)."""
+@dataclass
+class Row:
+    cells: list[str]
+    failing: bool = False
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[Row]
+    caption: str = ""
+    kind: ClassVar[str] = "table"
+
+
+@dataclass
+class Facts:
+    """Label/value pairs (the run's header, the ONNX bundle, the baseline record)."""
+
+    pairs: list[tuple[str, str]]
+    kind: ClassVar[str] = "facts"
+
+
+@dataclass
+class Note:
+    """A paragraph, optionally with bullet items under it (a failing gate's details)."""
+
+    text: str
+    items: list[str] = field(default_factory=list)
+    failing: bool = False
+    kind: ClassVar[str] = "note"
+
+
+@dataclass
+class Figure:
+    name: str
+    path: Path
+    kind: ClassVar[str] = "figure"
+
+
+Block = Table | Facts | Note | Figure
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block]
+    level: int = 2
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+
+@dataclass
+class Report:
+    title: str
+    passed: bool
+    sections: list[Section]
+
+
+# --- public entry points -------------------------------------------------------------------------------
+
+
+def write_plots(metrics: dict[str, Any], folder: Path, split: str) -> dict[str, Path]:
+    """The PNG plots of ``split``, drawn from the metrics dict alone (none if the fine-tune was not evaluated)."""
+    tuned = metrics.get("metrics", {}).get("finetuned", {}).get(split)
+    if tuned is None:
+        return {}
     folder.mkdir(parents=True, exist_ok=True)
-    return _plots(run, metrics, folder)
+    base = metrics["metrics"].get("base", {}).get(split)
+    names = metrics["data"]["label_names"]
+    images = {
+        "confusion matrix": plots.confusion_matrix(
+            tuned["confusion_matrix"], names, f"Fine-tuned on {split} (n={tuned['n']})", folder / "confusion_matrix.png"
+        )
+    }
+    if base is not None:
+        images["per-class F1"] = plots.per_class_f1(base["per_class"], tuned["per_class"], folder / "per_class_f1.png")
+    if metrics["model"].get("history"):
+        images["loss per epoch"] = plots.loss_curves(metrics["model"]["history"], folder / "loss_curves.png")
+    if tuned.get("calibration"):
+        confidence, correct = binned_examples(tuned["calibration"])
+        images["calibration"], _ = plots.reliability(confidence, correct, folder / "calibration.png")
+    return images
 
 
 def write_documents(
     results: list[GateResult], metrics: dict[str, Any], images: dict[str, Path], folder: Path
 ) -> list[Path]:
-    """report.md and report.html from metrics and already written plots."""
+    """report.md and report.html from metrics and already written plots; return the files written."""
     images = {name: Path(path) for name, path in images.items() if Path(path).exists()}
     folder.mkdir(parents=True, exist_ok=True)
-    markdown = render_markdown(metrics, results, {name: path.name for name, path in images.items()})
-    (folder / "report.md").write_text(markdown, encoding="utf-8")
-    (folder / "report.html").write_text(render_html(metrics, results, images), encoding="utf-8")
+    report = build_report(metrics, results, images)
+    markdown = render(report, "md")
+    written = []
+    for fmt_name, text in (("md", markdown), ("html", render(report, "html"))):
+        written.append(write_text_atomic(folder / FORMATS[fmt_name], text))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(markdown + "\n")
-    return [folder / "report.md", folder / "report.html", *images.values()]
+    return [*written, *images.values()]
 
 
-def _plots(run: Any, metrics: dict[str, Any], folder: Path) -> dict[str, Path]:
-    split = run.gate_split
-    tuned = run.__dict__.get("tuned_metrics", {}).get(split)
-    base = run.__dict__.get("base_metrics", {}).get(split)
-    images: dict[str, Path] = {}
-    if tuned is None:
-        return images
-    names = run.data.label_names
-    images["confusion matrix"] = plots.confusion_matrix(
-        tuned.confusion_matrix, names, f"Fine-tuned on {split} (n={tuned.n})", folder / "confusion_matrix.png"
-    )
-    if base is not None:
-        images["per-class F1"] = plots.per_class_f1(base.per_class, tuned.per_class, folder / "per_class_f1.png")
-    if metrics["model"]["history"]:
-        images["loss per epoch"] = plots.loss_curves(metrics["model"]["history"], folder / "loss_curves.png")
-    images["calibration"], _ = plots.reliability(tuned.confidence, tuned.correct, folder / "calibration.png")
-    return images
-
-
-def _gate_rows(results: list[GateResult]) -> list[list[str]]:
-    rows = []
-    for r in results:
-        interval = f"[{r.interval[0]:.4g}, {r.interval[1]:.4g}]" if r.interval else ""
-        p = f"{r.p_value:.3g}" if r.p_value is not None else ""
-        rows.append(
-            [r.gate, r.split, f"{r.value:.4g}", interval, f"{r.op} {r.threshold:.4g}", r.mode, str(r.n), p, r.verdict]
-        )
-    return rows
-
-
-GATE_HEADER = ["gate", "split", "value", "95% interval", "rule", "mode", "n", "p", "verdict"]
-COMPARE_HEADER = ["split", "metric", "base", "fine-tuned", "fine-tuned 95% interval"]
-
-
-def _compare_rows(metrics: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    tuned_all, base_all = metrics["metrics"]["finetuned"], metrics["metrics"]["base"]
-    for split, tuned in tuned_all.items():
-        base = base_all.get(split, {})
-        for key in ("accuracy", "eval_loss", "macro_f1"):
-            low, high = tuned["intervals"].get(key, [None, None])
-            interval = f"[{low:.4f}, {high:.4f}]" if low is not None else ""
-            before = f"{base[key]:.4f}" if key in base else ""
-            rows.append([f"{split} (n={tuned['n']})", key, before, f"{tuned[key]:.4f}", interval])
-    return rows
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def render_markdown(metrics: dict[str, Any], results: list[GateResult], images: dict[str, str]) -> str:
-    failed = [r for r in results if not r.passed]
-    verdict = "FAILED" if failed else "passed"
-    parts = [
-        f"# Release gates: {metrics['profile']['name']} ({verdict})",
-        f"Model `{metrics['model']['base']}` fine-tuned on {metrics['device']}; "
-        f"{'reused from cache' if metrics['model']['finetuned_from_cache'] else 'trained in this run'} "
-        f"(best epoch {metrics['model']['best_epoch']}).",
-        "## Gates",
-        _md_table(GATE_HEADER, _gate_rows(results)) if results else "No gate ran.",
-        "## Before and after fine-tuning",
-        _md_table(COMPARE_HEADER, _compare_rows(metrics)),
+def build_report(metrics: dict[str, Any], results: list[GateResult], images: dict[str, Path]) -> Report:
+    """The report's content, once, for every format: each section only where the run produced it."""
+    split = gate_split(metrics)
+    builders: list[Callable[[], Section | None]] = [
+        lambda: header_section(metrics, results),
+        lambda: gates_section(results),
+        lambda: compare_section(metrics, results),
+        lambda: per_class_section(metrics, split),
+        lambda: onnx_section(metrics.get("onnx"), results),
+        lambda: tokenization_section(metrics.get("tokenization")),
+        lambda: perturbation_section(metrics.get("behaviour"), results),
+        lambda: baseline_section(metrics.get("baseline"), results),
+        lambda: Section("Plots", [Figure(n, p) for n, p in images.items()]) if images else None,
     ]
-    for r in failed:
-        parts.append(f"**{r.gate}**: " + "; ".join([r.summary(), *r.details]))
-    perturbations = metrics.get("behaviour", {}).get("perturbations") or []
-    if perturbations:
-        rows = [[p["name"], str(p["n"]), str(p["changed"]), f"{p['fail_rate']:.4f}"] for p in perturbations]
-        parts += ["## Perturbations", _md_table(["perturbation", "n", "flipped", "flip rate"], rows)]
-    domain = (metrics.get("tokenization") or {}).get("domain_report")
-    if domain:
-        rows = [[n, str(d["texts"]), f"{d['unk_rate']:.5f}", f"{d['fertility']:.3f}"] for n, d in domain.items()]
-        parts += ["## Vocabulary fit", _md_table(["text", "texts", "unknown-token rate", "tokens per word"], rows)]
-    if images:
-        parts.append("## Plots")
-        parts += [f"![{name}]({file})" for name, file in images.items()]
-    return "\n\n".join(parts) + "\n"
+    sections = [s for s in (build() for build in builders) if s is not None]
+    passed = all(r.passed for r in results)
+    return Report(title=sections[0].title, passed=passed, sections=sections)
 
 
-def render_html(metrics: dict[str, Any], results: list[GateResult], images: dict[str, Path]) -> str:
-    """One file with no external references: styles inline, plots as data URIs."""
+def render(report: Report, fmt_name: str) -> str:
+    """The report in ``md`` or ``html``: the same template, with autoescape for HTML."""
+    text = _environment(fmt_name).get_template("report.j2").render(report=report, fmt=fmt_name, fail_mark=FAIL_MARK)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"  # the blank lines block tags leave behind
 
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = ""
-        for row in rows:
-            css = ' class="fail"' if row[-1] == "FAIL" else ""
-            body += f"<tr{css}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write to a fresh temporary file beside ``path`` and rename it over ``path``: a symlink at ``path``
+    is replaced, never followed, and a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:  # "x": O_EXCL, fails rather than follow a planted link
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def binned_examples(calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example (confidence, correct) arrays equivalent to ``SplitMetrics.as_dict()["calibration"]`` bins:
+    each bin's examples at the bin's mean confidence, its recorded number of them correct. The reliability
+    diagram and its ECE depend only on these per-bin sums, so the plot equals one drawn from the examples."""
+    counts, right = calibration["count"], calibration["correct"]
+    means = [m if m is not None else 0.0 for m in calibration["mean_confidence"]]
+    confidence = np.repeat(np.asarray(means, dtype=float), counts)
+    correct = np.concatenate([np.arange(n) < r for n, r in zip(counts, right, strict=True)] or [np.zeros(0, bool)])
+    return confidence, correct
+
+
+def gate_split(metrics: dict[str, Any]) -> str:
+    """The split gates are judged on (the profile's ``[gates] split``), else the first one evaluated."""
+    split = metrics.get("profile", {}).get("gates", {}).get("split")
+    evaluated = list(metrics.get("metrics", {}).get("finetuned", {}))
+    if split in evaluated or not evaluated:
+        return split or "validation"
+    return evaluated[0]
+
+
+# --- sections ------------------------------------------------------------------------------------------
+
+
+def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Section:
     failed = [r for r in results if not r.passed]
+    verdict = f"FAILED ({len(failed)} of {len(results)} checks)" if failed else f"passed ({len(results)} checks)"
+    model = metrics.get("model", {})
+    reused = model.get("finetuned_from_cache")
+    origin = {True: "reused from cache", False: "trained in this run", None: "not fine-tuned"}[reused]
+    if model.get("train_seconds") is not None:
+        origin += f" (training took {model['train_seconds']:.0f} s)"
+    pairs = [
+        ("profile", f"{metrics['profile']['name']} ({metrics['profile'].get('path', '')})"),
+        ("verdict", verdict),
+        ("base model", str(model.get("base"))),
+        ("device", str(metrics.get("device"))),
+        ("best epoch", _num(model.get("best_epoch"))),
+        ("fine-tune", origin),
+    ]
+    for name, split in (metrics.get("data") or {}).get("splits", {}).items():
+        pairs.append((f"{name} data", f"sha256 {split['sha256'][:12]} ({split['rows']} rows)"))
+    for worker in metrics.get("workers", []):
+        pairs.append(
+            (f"worker {worker['worker']}", "reused the fine-tune" if worker["finetuned_from_cache"] else "trained")
+        )
     title = f"Release gates: {metrics['profile']['name']} ({'FAILED' if failed else 'passed'})"
-    figures = "".join(
-        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
-        for name, path in images.items()
+    return Section(title, [Facts(pairs)], level=1)
+
+
+GATE_HEADER = ["gate", "kind", "split", "value", "interval", "rule", "mode", "n", "p", "verdict"]
+
+
+def gates_section(results: list[GateResult]) -> Section | None:
+    if not results:
+        return None
+    rows = [
+        Row([r.gate, r.kind, r.split, fmt(r.value), _interval(r.interval), _rule(r), r.mode, str(r.n),
+             _num(r.p_value, ".3g"), r.verdict], failing=not r.passed)
+        for r in results
+    ]  # fmt: skip
+    notes: list[Block] = [
+        Note(f"{r.gate}: {r.summary()}", [*r.details, *([f"fix: {r.fix}"] if r.fix else [])], failing=True)
+        for r in results
+        if not r.passed
+    ]
+    return Section("Gates", [Table(GATE_HEADER, rows), *notes])
+
+
+def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Section | None:
+    tuned_all = metrics.get("metrics", {}).get("finetuned", {})
+    base_all = metrics.get("metrics", {}).get("base", {})
+    if not tuned_all and not base_all:
+        return None
+    failing = {(r.split, r.metric) for r in results if not r.passed and r.mode != "paired"}
+    rows = []
+    for split in [*tuned_all, *(s for s in base_all if s not in tuned_all)]:
+        tuned, base = tuned_all.get(split, {}), base_all.get(split, {})
+        n = tuned.get("n", base.get("n"))
+        for key in ("accuracy", "eval_loss", "macro_f1"):
+            cells = [f"{split} (n={n})", key, _num(base.get(key), ".4f"), _interval(base.get("intervals", {}).get(key))]
+            cells += [_num(tuned.get(key), ".4f"), _interval(tuned.get("intervals", {}).get(key))]
+            rows.append(Row(cells, failing=(split, key) in failing))
+    level = next((m.get("interval_level") for m in [*tuned_all.values(), *base_all.values()]), None) or 0.95
+    interval = f"{level:.0%} interval"
+    header = ["split", "metric", "base", f"base {interval}", "fine-tuned", f"fine-tuned {interval}"]
+    return Section("Before and after fine-tuning", [Table(header, rows)])
+
+
+def per_class_section(metrics: dict[str, Any], split: str) -> Section | None:
+    tuned = metrics.get("metrics", {}).get("finetuned", {}).get(split)
+    if not tuned or not tuned.get("per_class"):
+        return None
+    base = metrics["metrics"].get("base", {}).get(split, {}).get("per_class")
+    header = ["label", "precision", "recall", "F1", "support", *(["base F1"] if base else [])]
+    rows = []
+    for label, c in tuned["per_class"].items():
+        cells = [label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"])]
+        if base:
+            cells.append(_num(base.get(label, {}).get("f1"), ".4f"))
+        rows.append(Row(cells))
+    return Section("Per class", [Table(header, rows, caption=f"fine-tuned model on {split} (n={tuned['n']})")])
+
+
+def onnx_section(onnx: dict[str, Any] | None, results: list[GateResult]) -> Section | None:
+    if not onnx:
+        return None
+    failed = {r.gate for r in results if not r.passed}
+    blocks: list[Block] = []
+    bundle = onnx.get("bundle")
+    if bundle:
+        pairs = [("bundle", str(bundle.get("path"))), ("opset", str(bundle.get("opset")))]
+        pairs += [
+            ("max_length", str(bundle.get("max_length"))),
+            ("exported in this run", _yes_no(bundle.get("exported_here"))),
+        ]
+        blocks.append(Facts(pairs))
+    if onnx.get("accuracy") is not None:
+        blocks.append(Note(f"fp32 ONNX accuracy on the gate split: {onnx['accuracy']:.4f}"))
+    blocks += [t for t in (_parity_table(onnx, failed), _int8_table(onnx, failed), _latency_table(onnx)) if t]
+    if onnx.get("sizes_bytes"):
+        rows = [Row([name, f"{size:,}", f"{size / 1e6:.2f}"]) for name, size in onnx["sizes_bytes"].items()]
+        blocks.append(Table(["artefact", "bytes", "MB"], rows, caption="sizes"))
+    return Section("ONNX", blocks) if blocks else None
+
+
+def _parity_table(onnx: dict[str, Any], failed: set[str]) -> Table | None:
+    parity = onnx.get("parity") or {}
+    if not parity:
+        return None
+    rows = []
+    for provider, p in parity.items():
+        cells = [provider, str(p.get("n", "")), _num(p.get("max_abs_diff"), ".3g"), _num(p.get("max_rel_diff"), ".3g")]
+        cells += [str(p.get("outside_tolerance", "")), _num(p.get("label_agreement"), ".4f")]
+        cells += [_num(p.get("onnx_accuracy"), ".4f"), _num(p.get("torch_accuracy"), ".4f")]
+        rows.append(Row(cells, failing=any(g.startswith(f"onnx[{provider}]") for g in failed)))
+    header = ["provider", "n", "max abs diff", "max rel diff", "outside tolerance", "label agreement"]
+    return Table([*header, "ONNX accuracy", "PyTorch accuracy"], rows, caption="parity with PyTorch fp32")
+
+
+def _int8_table(onnx: dict[str, Any], failed: set[str]) -> Table | None:
+    int8 = onnx.get("int8")
+    if not int8:
+        return None
+    cells = [
+        str(int8.get("n", "")),
+        _num(int8.get("agreement_with_fp32"), ".4f"),
+        _num(int8.get("fp32_accuracy"), ".4f"),
+    ]
+    cells += [_num(int8.get("int8_accuracy"), ".4f"), _num(int8.get("accuracy_drop"), ".4f")]
+    row = Row(cells, failing=any(g.startswith("onnx_int8") for g in failed))
+    header = ["n", "agreement with fp32", "fp32 accuracy", "int8 accuracy", "accuracy drop"]
+    return Table(header, [row], caption="dynamic int8 quantisation")
+
+
+def _latency_table(onnx: dict[str, Any]) -> Table | None:
+    latency = onnx.get("latency") or {}
+    rows = [
+        Row([engine, batch.removeprefix("batch_"), _num(t.get("p50_ms"), ".3f"), _num(t.get("p95_ms"), ".3f"),
+             _num(t.get("mean_ms"), ".3f"), _num(t.get("throughput_per_s"), ",.0f"), str(t.get("runs", ""))])
+        for engine, batches in latency.items()
+        for batch, t in batches.items()
+    ]  # fmt: skip
+    header = ["engine", "batch", "p50 ms", "p95 ms", "mean ms", "examples/s", "runs"]
+    return Table(header, rows, caption="latency (CPU, pre-tokenised)") if rows else None
+
+
+def tokenization_section(tokenization: dict[str, Any] | None) -> Section | None:
+    domain = (tokenization or {}).get("domain_report")
+    choice = (tokenization or {}).get("max_length_choice")
+    blocks: list[Block] = []
+    if domain:
+        rows = [
+            Row([name, str(d.get("texts", "")), _num(d.get("unk_rate"), ".5f"), _num(d.get("fertility"), ".3f"),
+                 _num(d.get("length_p95"), ".0f"), _num(d.get("length_max"), ".0f"),
+                 _num(d.get("truncated_at_max_length"), ".2%")])
+            for name, d in domain.items()
+        ]  # fmt: skip
+        header = ["text", "texts", "unknown-token rate", "tokens per word", "length p95", "length max", "truncated"]
+        blocks.append(Table(header, rows))
+    if choice:
+        blocks.append(
+            Note(
+                f"max_length = auto chose {choice.get('chosen')}: train texts up to {choice.get('train_length_max')} "
+                f"tokens; {choice.get('train_truncated')} of {choice.get('train_texts')} cut "
+                f"(allowed {_num(choice.get('truncation_max'), '.1%')}); model limit {choice.get('model_limit')}"
+            )
+        )
+    return Section("Tokenization", blocks) if blocks else None
+
+
+def perturbation_section(behaviour: dict[str, Any] | None, results: list[GateResult]) -> Section | None:
+    perturbations = (behaviour or {}).get("perturbations") or []
+    if not perturbations:
+        return None
+    failed = {r.gate for r in results if not r.passed}
+    rows = [
+        Row([p["name"], str(p["n"]), str(p["changed"]), f"{p['fail_rate']:.4f}"],
+            failing=f"perturbation:{p['name']}" in failed)
+        for p in perturbations
+    ]  # fmt: skip
+    blocks: list[Block] = [Table(["perturbation", "n", "flipped", "flip rate"], rows)]
+    for p in perturbations:
+        if p.get("examples"):
+            items = [f"{e.get('text', '')!r} -> {e.get('perturbed', '')!r}" for e in p["examples"]]
+            blocks.append(Note(f"{p['name']}: predictions that flipped", items))
+    return Section("Perturbations", blocks)
+
+
+def baseline_section(baseline: dict[str, Any] | None, results: list[GateResult]) -> Section | None:
+    paired = [r for r in results if r.mode == "paired"]
+    if not paired and not baseline:
+        return None
+    blocks: list[Block] = []
+    if baseline:
+        blocks.append(Facts([(str(k), _plain(v)) for k, v in baseline.items()]))
+    if paired:
+        rows = [
+            Row([r.gate, r.split, fmt(r.value), _rule(r), str(r.n), _num(r.p_value, ".3g"), _num(r.alpha, "g"),
+                 r.verdict], failing=not r.passed)
+            for r in paired
+        ]  # fmt: skip
+        header = ["gate", "split", "worse by", "rule", "shared examples", "p", "alpha", "verdict"]
+        blocks.append(
+            Table(header, rows, caption="paired tests against the baseline (fail only if worse AND p < alpha)")
+        )
+    return Section("Baseline comparison", blocks)
+
+
+# --- formatting and rendering helpers -----------------------------------------------------------------
+
+
+def _num(value: Any, spec: str = ".4g") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _interval(pair: list[float] | None) -> str:
+    return f"[{pair[0]:.4g}, {pair[1]:.4g}]" if pair else ""
+
+
+def _rule(r: GateResult) -> str:
+    return f"{r.op} {fmt(r.threshold)}" + (" (confident)" if r.mode == "confident" else "")
+
+
+def _yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "no (given with --onnx-bundle)", None: ""}[value]
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _markdown_text(value: Any) -> str:
+    """Literal text in markdown: a ``<`` that could open an HTML tag is backslash-escaped."""
+    return re.sub(r"<(?=[A-Za-z/!?])", r"\\<", str(value))
+
+
+def _markdown_cell(value: Any) -> str:
+    return _markdown_text(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+@cache
+def _environment(fmt_name: str) -> Any:
+    import jinja2
+
+    if fmt_name not in FORMATS:
+        raise ValueError(f"report format {fmt_name!r}: expected one of {sorted(FORMATS)}")
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness", "templates"),
+        autoescape=fmt_name == "html",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
-    failures = "".join(f"<p class='fail'><b>{html.escape(r.gate)}</b>: {html.escape(r.summary())}</p>" for r in failed)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; font-variant-numeric: tabular-nums; }}
-th {{ background: #f0f0f0; }} tr.fail td, p.fail {{ color: #b00020; }}
-figure {{ display: inline-block; vertical-align: top; margin: 0 1rem 1rem 0; }}
-img {{ max-width: 520px; border: 1px solid #ddd; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Model <code>{html.escape(str(metrics["model"]["base"]))}</code> on {html.escape(str(metrics["device"]))};
-best epoch {metrics["model"]["best_epoch"]}; profile <code>{html.escape(metrics["profile"]["path"])}</code>.</p>
-<h2>Gates</h2>{table(GATE_HEADER, _gate_rows(results))}{failures}
-<h2>Before and after fine-tuning</h2>{table(COMPARE_HEADER, _compare_rows(metrics))}
-<h2>Plots</h2>{figures}
-</body></html>
-"""
+    markdown = fmt_name == "md"
+    env.filters["text"] = _markdown_text if markdown else str
+    env.filters["cell"] = _markdown_cell if markdown else str
+    env.filters["data_uri"] = _data_uri
+    return env

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.record import RunRecord
 from harness.result import GateResult
 
 SCHEMA_VERSION = 1
@@ -39,36 +40,37 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def build_metrics(run: Any, results: list[GateResult]) -> dict[str, Any]:
-    """Collect what a release decision rests on from a ``HarnessRun`` that has been evaluated."""
-    tuned = run.__dict__.get("finetuned")
+def build_metrics(record: RunRecord) -> dict[str, Any]:
+    """What a release decision rests on, from the run record alone (docs/metrics-schema.md)."""
+    model = record.model
+    results = list(record.results.values())
+    onnx_gates = {r.gate: r.as_dict() for r in results if r.gate.startswith("onnx")}
+    onnx = (record.onnx | ({"gates": onnx_gates} if onnx_gates else {})) if record.onnx or onnx_gates else None
     return {
         "schema_version": SCHEMA_VERSION,
-        "profile": {"path": str(run.profile.path), "name": run.profile.name, **run.resolved_profile.as_dict()},
+        "profile": dict(record.profile),
         "model": {
-            "base": run.source.name,
-            "base_weights_sha256": run.source.weights_sha256,
-            "finetuned_cache_key": tuned.key if tuned else None,
-            "finetuned_from_cache": tuned.from_cache if tuned else None,
-            "best_epoch": tuned.best_epoch if tuned else None,
-            "train_seconds": tuned.train_seconds if tuned else None,
-            "history": tuned.history if tuned else [],
+            "base": model.base if model else None,
+            "base_weights_sha256": model.base_weights_sha256 if model else None,
+            "finetuned_cache_key": model.finetuned_cache_key if model else None,
+            "finetuned_from_cache": model.finetuned_from_cache if model else None,
+            "best_epoch": model.best_epoch if model else None,
+            "train_seconds": model.train_seconds if model else None,
+            "history": model.history if model else [],
         },
-        "data": run.data.fingerprint(),
+        "data": record.data,
         "metrics": {
-            "base": {k: v.as_dict() for k, v in run.__dict__.get("base_metrics", {}).items()},
-            "finetuned": {k: v.as_dict() for k, v in run.__dict__.get("tuned_metrics", {}).items()},
+            "base": {k: v.as_dict() for k, v in record.base_metrics.items()},
+            "finetuned": {k: v.as_dict() for k, v in record.tuned_metrics.items()},
         },
         "gates": [r.as_dict() for r in results],
-        "tokenization": {
-            "domain_report": run.__dict__.get("domain_report"),
-            "max_length_choice": run.__dict__.get("max_length_choice"),
-        },
-        "behaviour": {"perturbations": [p.as_dict() for p in run.__dict__.get("perturbations", [])]},
-        "onnx": run.__dict__["onnx"].results if "onnx" in run.__dict__ else None,
-        "device": run.__dict__["device"].describe() if "device" in run.__dict__ else None,
+        "tokenization": {"domain_report": record.domain_report, "max_length_choice": record.max_length_choice},
+        "behaviour": {"perturbations": [p.as_dict() for p in record.perturbations]},
+        "onnx": onnx,
+        "baseline": record.baseline,
+        "device": record.device,
         "environment": {"python": platform.python_version(), "platform": platform.platform(), **library_versions()},
-        "timings_seconds": dict(run.timings),
+        "timings_seconds": dict(record.timings),
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,26 @@ def choose_max_length(lengths: list[int], truncation_max: float, model_limit: in
     may_cut = int(truncation_max * len(ordered))  # texts allowed to be longer than the choice
     needed = ordered[len(ordered) - may_cut - 1]
     return min(-(-needed // multiple) * multiple, model_limit)
+
+
+def max_length_choice(
+    model_folder: Path, tokenizer: Any, train_texts: list[str], truncation_max: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """How ``max_length = "auto"`` is decided from the train split: the choice and the figures behind it."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_folder, trust_remote_code=False)
+    limit = min(getattr(config, "max_position_embeddings", None) or 512, tokenizer.model_max_length)
+    lengths = token_lengths(tokenizer, train_texts)
+    chosen = choose_max_length(lengths, truncation_max, limit)
+    cut = sum(1 for n in lengths if n > chosen)
+    progress(
+        f"harness: max_length auto = {chosen} (train texts up to {max(lengths, default=0)} tokens; "
+        f"{cut} of {len(lengths)} cut, allowed {truncation_max:.1%}; model limit {limit})"
+    )
+    return {"chosen": chosen, "truncation_max": truncation_max, "train_texts": len(lengths),
+            "train_truncated": cut, "train_truncated_share": cut / len(lengths) if lengths else 0.0,
+            "train_length_max": max(lengths, default=0), "model_limit": limit}  # fmt: skip
 
 
 def general_english() -> list[str]:

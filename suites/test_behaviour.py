@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from harness import behaviour as bh
 from harness import strategies as hs
 from harness import tokenization as tk
+from harness.plugin import harness_property
 
-pytestmark = [pytest.mark.behaviour, pytest.mark.gpu]
+pytestmark = pytest.mark.harness_suite("behaviour")  # the perturbation gates; properties carry their own markers
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def texts(harness_run, harness_tokenizer):
     return hs.Named(strategy, "validation texts cut, joined or repeated | tricky unicode")
 
 
+@harness_property("padding_invariance")
 @given(data=st.data())
 def test_padding_does_not_change_logits(harness_model, texts, settings_, data):
     model, tokenizer = harness_model
@@ -35,6 +37,7 @@ def test_padding_does_not_change_logits(harness_model, texts, settings_, data):
     bh.check_padding_invariance(model, tokenizer, text, [f"{t} {text} {text}" for t in longer], *settings_)
 
 
+@harness_property("batch_invariance")
 @given(data=st.data())
 def test_batching_is_deterministic_and_invariant(harness_model, texts, settings_, data):
     model, tokenizer = harness_model
@@ -43,13 +46,11 @@ def test_batching_is_deterministic_and_invariant(harness_model, texts, settings_
     )
 
 
+@harness_property("saved_tokenizer")
 def test_tokenizer_saved_with_the_model_matches_the_profile(harness_tokenizer, harness_model, harness_run):
     texts = harness_run.data.splits[harness_run.gate_split].texts[:200]
     tk.check_reload_identical(harness_tokenizer, texts, harness_run.max_length, harness_model[1])
 
 
-@pytest.mark.parametrize("name", list(bh.PERTURBATIONS))
-def test_harmless_perturbations_rarely_flip_predictions(harness_run, harness_gate, name):
-    if name not in {r.name for r in harness_run.perturbations}:
-        pytest.skip(f"{name}: not an invariance for this tokenizer (it does not lowercase)")
-    harness_gate(harness_run.gate_perturbation(name))
+def test_harmless_perturbations_rarely_flip_predictions(harness_gate, check):
+    harness_gate(check)

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from harness import strategies as hs
 from harness import tokenization as tk
-
-pytestmark = pytest.mark.tokenization
+from harness.plugin import harness_property
 
 
 @pytest.fixture(scope="module")
@@ -46,27 +45,32 @@ def texts(harness_tokenizer, harness_data, max_length):
     return hs.Named(strategy, f"tricky unicode | validation texts cut, joined, or beyond {max_length} tokens")
 
 
+@harness_property("round_trip")
 @given(data=st.data())
 def test_round_trip_equals_normalisation_rule(harness_tokenizer, rule, texts, data):
     tk.check_round_trip(harness_tokenizer, data.draw(texts.strategy, label="text"), rule)
 
 
+@harness_property("truncation")
 @given(data=st.data())
 def test_truncation_keeps_max_length_and_special_tokens(harness_tokenizer, texts, max_length, data):
     tk.check_truncation(harness_tokenizer, data.draw(texts.strategy, label="text"), max_length)
 
 
+@harness_property("padding")
 @given(data=st.data())
 def test_padding_mask_and_side(harness_tokenizer, model_pad_id, texts, max_length, data):
     batch = data.draw(hs.batches(texts.strategy), label="batch")
     tk.check_padding(harness_tokenizer, batch, max_length, model_pad_id)
 
 
+@harness_property("batch_equals_single")
 @given(data=st.data())
 def test_batch_encodes_like_single_texts(harness_tokenizer, texts, max_length, data):
     tk.check_batch_equals_single(harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length)
 
 
+@harness_property("offsets")
 @given(data=st.data())
 def test_offsets_map_tokens_back_into_the_text(harness_tokenizer, rule, texts, max_length, data):
     tk.check_offsets(harness_tokenizer, data.draw(texts.strategy, label="text"), rule, max_length)
@@ -77,6 +81,7 @@ def reloaded(harness_tokenizer):
     return tk.reload_tokenizer(harness_tokenizer)
 
 
+@harness_property("reload_identical")
 @given(data=st.data())
 def test_save_and_reload_gives_identical_ids(harness_tokenizer, reloaded, texts, max_length, data):
     tk.check_reload_identical(
@@ -84,11 +89,13 @@ def test_save_and_reload_gives_identical_ids(harness_tokenizer, reloaded, texts,
     )
 
 
+@harness_property("any_unicode")
 @given(text=hs.unicode_text(max_size=60, surrogates=True))
 def test_any_unicode_encodes_or_fails_clearly(harness_tokenizer, max_length, text):
     tk.check_encodes_or_fails_clearly(harness_tokenizer, text, max_length)
 
 
+@pytest.mark.tokenization
 def test_domain_vocabulary_report(harness_run, record_property):
     """Measured, not gated: how foreign the domain's vocabulary is to the base tokenizer."""
     report = harness_run.domain_report

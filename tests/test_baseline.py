@@ -24,7 +24,7 @@ def good(make_profile, tmp_path):
 def test_same_model_against_itself_passes(good, tmp_path):
     run, path = good
     again = run_for(run.profile.path, tmp_path / "cache", path)
-    accuracy, loss = again.gate_baseline_accuracy(), again.gate_baseline_eval_loss()
+    accuracy, loss = again.check("baseline_accuracy"), again.check("baseline_eval_loss")
     assert accuracy.passed and accuracy.value == 0 and accuracy.p_value == 1.0
     assert loss.passed and loss.value == pytest.approx(0, abs=1e-6)
 
@@ -32,7 +32,7 @@ def test_same_model_against_itself_passes(good, tmp_path):
 def test_weakened_candidate_fails_with_a_significant_p_value(good, make_profile, tmp_path):
     _, path = good
     weak = run_for(make_profile(training={"epochs": 1, "learning_rate": 1e-6}), tmp_path / "cache", path)
-    accuracy, loss = weak.gate_baseline_accuracy(), weak.gate_baseline_eval_loss()
+    accuracy, loss = weak.check("baseline_accuracy"), weak.check("baseline_eval_loss")
     assert not accuracy.passed and accuracy.p_value < 1e-6 and accuracy.value > 0.3
     assert "exact McNemar p" in accuracy.message()
     assert not loss.passed and loss.p_value < 0.01
@@ -45,7 +45,7 @@ def test_other_seed_of_equal_quality_is_not_flagged(make_profile, tmp_path):
     first.save_baseline(tmp_path / "base.json")
     other = run_for(make_profile(training=converged | {"seed": 1}), tmp_path / "cache", tmp_path / "base.json")
     assert other.tuned_metrics["validation"].accuracy >= 0.85
-    assert other.gate_baseline_accuracy().passed and other.gate_baseline_eval_loss().passed
+    assert other.check("baseline_accuracy").passed and other.check("baseline_eval_loss").passed
 
 
 def test_baseline_from_other_data_is_refused(good, tmp_path):

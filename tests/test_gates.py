@@ -44,7 +44,7 @@ def test_shuffled_labels_fail_accuracy_and_uplift(make_profile, tmp_path):
     random.Random(7).shuffle(labels)
     shuffled = [(text, label) for (text, _), label in zip(train, labels, strict=True)]
     run = make_run(make_profile(train=shuffled), tmp_path)
-    accuracy, uplift = run.gate_accuracy(), run.gate_uplift()
+    accuracy, uplift = run.check("accuracy"), run.check("uplift")
     assert not accuracy.passed and accuracy.value < 0.6
     assert not uplift.passed
     message = accuracy.message(run.reproduce_hint())
@@ -57,13 +57,13 @@ def test_leaked_validation_row_fails_leakage(make_profile, tmp_path):
     """Planted fault: one training text copied (re-cased, extra spaces) into validation."""
     train = easy_rows(240, seed=1)
     validation = [*easy_rows(59, 2, 10_000), ("  " + train[3][0].upper(), train[3][1])]
-    result = make_run(make_profile(train=train, validation=validation), tmp_path).gate_leakage()
+    result = make_run(make_profile(train=train, validation=validation), tmp_path).check("leakage")
     assert not result.passed and result.value == 1
     assert "validation row 60 = train row 4" in result.message()
 
 
 def test_clean_splits_pass_leakage(good_run):
-    assert good_run.gate_leakage().passed
+    assert good_run.check("leakage").passed
 
 
 def test_loss_gate_fails_when_ceiling_is_below_measured_loss(good_run):

@@ -69,7 +69,7 @@ def test_auto_is_resolved_from_train_and_used_everywhere(make_profile, tmp_path)
     assert run.max_length == choice["chosen"] < 32 and run.max_length % 8 == 0
     assert run.resolved_profile.training["max_length"] == run.max_length
     assert run.finetuned.key  # trains with the number, not the word
-    metrics = json.loads(json.dumps(build_metrics(run, []), default=str))
+    metrics = json.loads(json.dumps(build_metrics(run.record), default=str))
     assert metrics["profile"]["training"]["max_length"] == run.max_length
     assert metrics["tokenization"]["max_length_choice"]["chosen"] == run.max_length
 

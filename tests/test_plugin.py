@@ -76,7 +76,7 @@ def test_good_model_passes_writes_report_and_junit_then_reuses_cache(suite, make
 
     for name in ("report.md", "report.html", "confusion_matrix.png", "calibration.png", "loss_curves.png"):
         assert (report / name).stat().st_size > 0, name
-    assert "| accuracy | validation |" in (report / "report.md").read_text()
+    assert "| accuracy | gate | validation |" in (report / "report.md").read_text()
     assert "data:image/png;base64," in (report / "report.html").read_text()
     assert metrics["metrics"]["finetuned"]["validation"]["intervals"]["accuracy"][0] <= 1.0
 

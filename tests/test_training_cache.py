@@ -78,14 +78,14 @@ def test_evaluation_outputs_are_cached_and_a_corrupt_entry_is_recomputed(make_pr
     again = HarnessRun(profile, tmp_path, progress=lambda line: None)
     assert again.tuned_metrics["validation"].accuracy == metrics.accuracy
     assert (again.tuned_metrics["validation"].losses == metrics.losses).all()
-    assert "finetuned_model" not in again.__dict__  # logits came from the cache: the model was never loaded
+    assert "load_finetuned" not in again.record.timings  # logits came from the cache: the model was never loaded
     for stored in (tmp_path / "eval").glob("*.npy"):
         blob = bytearray(stored.read_bytes())
         blob[-1] ^= 0xFF
         stored.write_bytes(bytes(blob))
     third = HarnessRun(profile, tmp_path, progress=lambda line: None)
     assert (third.tuned_metrics["validation"].losses == metrics.losses).all()
-    assert "finetuned_model" in third.__dict__  # the corrupt entry was not trusted: recomputed
+    assert "load_finetuned" in third.record.timings  # the corrupt entry was not trusted: recomputed
 
 
 def test_tokenized_splits_are_cached_by_content_and_a_corrupt_entry_is_rebuilt(tiny_model_dir, tmp_path):

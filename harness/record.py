@@ -1,0 +1,70 @@
+"""The run record: what a gate run measured, written by the stages as they finish.
+
+Stages register what they measured (metrics, results, reports, timings); ``metrics.json``,
+the report, the terminal table and JUnit read only this record, never the objects that did
+the work. Modelled on syrupy's ``SnapshotSession``: results are registered, then read once
+at the end. A stage that did not run leaves its field empty, so "what ran" is a question
+about the record, not about which attributes some object happens to have computed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.behaviour import PerturbationResult
+from harness.evaluation import SplitMetrics
+from harness.result import GateResult
+
+
+@dataclass
+class ModelRecord:
+    """Which model was judged: the base it started from and the fine-tune (trained here or reused)."""
+
+    base: str
+    base_weights_sha256: str
+    finetuned_cache_key: str | None = None
+    finetuned_from_cache: bool | None = None
+    best_epoch: float | None = None
+    train_seconds: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunRecord:
+    """Everything one gate run measured; every field is filled by exactly one stage."""
+
+    profile: dict[str, Any] = field(default_factory=dict)  # the resolved profile, as metrics.json shows it
+    data: dict[str, Any] | None = None  # fingerprint: files, SHA-256s, rows, labels
+    model: ModelRecord | None = None
+    device: str | None = None
+    base_metrics: dict[str, SplitMetrics] = field(default_factory=dict)
+    tuned_metrics: dict[str, SplitMetrics] = field(default_factory=dict)
+    results: dict[str, GateResult] = field(default_factory=dict)  # by gate name, gates and properties alike
+    max_length_choice: dict[str, Any] | None = None
+    domain_report: dict[str, dict[str, float]] | None = None
+    perturbations: list[PerturbationResult] = field(default_factory=list)
+    onnx: dict[str, Any] = field(default_factory=dict)  # bundle, parity, int8, latency, sizes
+    baseline: dict[str, Any] | None = None  # which stored release the candidate was compared with
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def register(self, result: GateResult) -> GateResult:
+        """Keep a check's verdict (the last one wins for a name) and return it."""
+        self.results[result.gate] = result
+        return result
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``timings[name]`` (stages that run twice add up)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [r for r in self.results.values() if not r.passed]

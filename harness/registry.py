@@ -1,0 +1,296 @@
+"""Every gate and property, declared once.
+
+A ``Check`` says what a release requirement is called, which suite and pytest markers run it,
+which profile keys it reads, how it measures, how it compares and how to fix a failure. From
+these declarations come the suites' parametrisation (``pytest -k accuracy``), the run's results
+(``HarnessRun.check``), the fix line of every failure message and the README's gate table.
+Modelled on scikit-learn's ``_yield_*_checks`` + ``parametrize_with_checks``: the checks are
+data, a runner (pytest, or a plain script) walks them.
+
+Adding a threshold gate: write its measure function (run, variant) -> GateResult here, usually
+one call into ``harness.gates``, and add one ``Check`` to ``CHECKS``. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness import gates, onnx_checks, onnx_perf
+from harness.baseline import compare_accuracy, compare_loss, example_ids
+from harness.behaviour import PERTURBATIONS, PerturbationResult
+from harness.data import DataBundle
+from harness.evaluation import SplitMetrics
+from harness.onnx_parity import parity_gates
+from harness.onnx_run import OnnxStage
+from harness.profile import Profile
+from harness.result import GateResult
+
+
+class HarnessRun(Protocol):
+    """What measure functions read from a run (``harness.run.HarnessRun`` provides it); a protocol, so the
+    registry does not import the module that imports it."""
+
+    profile: Profile
+
+    @property
+    def gate_split(self) -> str: ...
+    @property
+    def data(self) -> DataBundle: ...
+    @property
+    def base_metrics(self) -> dict[str, SplitMetrics]: ...
+    @property
+    def tuned_metrics(self) -> dict[str, SplitMetrics]: ...
+    @property
+    def perturbations(self) -> list[PerturbationResult]: ...
+    @property
+    def baseline(self) -> dict[str, Any] | None: ...
+    @property
+    def onnx(self) -> OnnxStage: ...
+
+
+Measure = Callable[[HarnessRun, str], GateResult]
+PROVIDERS = "providers"  # variants of a check run once per ONNX Runtime provider of the run
+
+
+class NotApplicable(Exception):
+    """A check that does not apply to this run (no baseline given, a perturbation the tokenizer undoes)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One release requirement. ``measure`` is None for properties: their test is the measurement."""
+
+    name: str
+    kind: str  # "gate" or "property"
+    suite: str  # release, baseline, behaviour, onnx, tokenization
+    markers: tuple[str, ...]
+    reads: tuple[str, ...]  # profile keys, "[section] key"
+    measures: str  # how the value is measured, one line
+    rule: str  # how it is compared, one line
+    fix: str
+    measure: Measure | None = None
+    variants: tuple[str, ...] | str = ()  # names, or PROVIDERS
+
+    def result_name(self, variant: str = "") -> str:
+        """The name in the gates table and metrics.json (kept from the first release's names)."""
+        if self.variants == PROVIDERS:
+            return f"onnx[{variant}]_{self.name.removeprefix('onnx_parity_')}"
+        return f"{self.name}:{variant}" if variant else self.name
+
+    def test_id(self, variant: str = "") -> str:
+        return f"{self.name}-{variant}" if variant else self.name
+
+
+# measure functions: (run, variant) -> GateResult; each one line into the module that knows how
+def _accuracy(run: HarnessRun, _: str) -> GateResult:
+    cfg = run.profile.gates
+    return gates.check_accuracy(run.tuned_metrics[run.gate_split], cfg["accuracy_min"], cfg["mode"])
+
+
+def _eval_loss(run: HarnessRun, _: str) -> GateResult:
+    cfg = run.profile.gates
+    return gates.check_eval_loss(run.tuned_metrics[run.gate_split], cfg["eval_loss_max"], cfg["mode"])
+
+
+def _uplift(run: HarnessRun, _: str) -> GateResult:
+    split, cfg = run.gate_split, run.profile.gates
+    base, tuned = run.base_metrics[split], run.tuned_metrics[split]
+    return gates.check_uplift(base, tuned, cfg["uplift_min"], cfg["mode"], run.profile.training["seed"])
+
+
+def _leakage(run: HarnessRun, _: str) -> GateResult:
+    return gates.check_leakage(run.data)
+
+
+def _baseline(compare: Callable[..., GateResult]) -> Measure:
+    def measure(run: HarnessRun, _: str) -> GateResult:
+        if run.baseline is None:
+            raise NotApplicable("no --harness-baseline given: nothing to compare with")
+        ids = example_ids(run.data.splits[run.gate_split].texts)
+        return compare(run.baseline, run.tuned_metrics[run.gate_split], ids, run.profile.baseline)
+
+    return measure
+
+
+def _perturbation(run: HarnessRun, name: str) -> GateResult:
+    result = next((r for r in run.perturbations if r.name == name), None)
+    if result is None:
+        raise NotApplicable(f"{name}: not an invariance for this tokenizer (it does not lowercase)")
+    return gates.check_perturbation(result, run.profile.behaviour["perturbation_fail_max"], run.gate_split)
+
+
+def _onnx_accuracy(run: HarnessRun, _: str) -> GateResult:
+    return run.onnx.accuracy_gate(run.profile.gates)
+
+
+def _int8(metric: str) -> Measure:
+    def measure(run: HarnessRun, _: str) -> GateResult:
+        cfg = run.profile.onnx
+        checks = onnx_perf.int8_gates(run.onnx.int8, run.gate_split, cfg["int8_agreement_min"],
+                                      cfg["int8_accuracy_drop_max"])  # fmt: skip
+        return next(g for g in checks if g.gate == f"onnx_int8_{metric}")
+
+    return measure
+
+
+def _parity(metric: str) -> Measure:
+    def measure(run: HarnessRun, provider: str) -> GateResult:
+        checks = parity_gates(run.onnx.parity(provider), run.gate_split, run.profile.onnx["label_agreement_min"])
+        return next(g for g in checks if g.gate == f"onnx[{provider}]_{metric}")
+
+    return measure
+
+
+def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
+          fix: str, measure: Measure, variants: tuple[str, ...] | str = ()) -> Check:  # fmt: skip
+    return Check(name, "gate", suite, markers, reads, measures, rule, fix, measure, variants)
+
+
+def _property(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
+              fix: str) -> Check:  # fmt: skip
+    return Check(name, "property", suite, markers, reads, measures, rule, fix)
+
+
+GPU, ONNX, ONNX_GPU = ("gpu",), ("onnx",), ("onnx", "gpu")
+TOKENIZATION, BEHAVIOUR = ("tokenization",), ("behaviour", "gpu")
+MODE = ("[gates] mode", "[gates] confidence_level", "[gates] split")
+BASELINE_KEYS = ("[gates.baseline] alpha",)
+FIX_TOKENIZER = "use the tokenizer the base model was trained with, or fix its files (tokenizer.json, special tokens)"
+
+CHECKS: tuple[Check, ...] = (
+    _gate("leakage", "release", GPU, ("[data] leaked_rows",),
+          "validation/test texts also in train, after case and whitespace folding", "leaked rows <= 0",
+          "remove the listed rows from validation/test (or from train) so evaluation measures generalisation",
+          _leakage),
+    _gate("accuracy", "release", GPU, ("[gates] accuracy_min", *MODE),
+          "fine-tuned accuracy on the gate split, Wilson interval", ">= accuracy_min",
+          "more or cleaner training data, more epochs (<= 9) or a better learning rate; "
+          "change [gates] accuracy_min only if the release bar itself changed", _accuracy),
+    _gate("eval_loss", "release", GPU, ("[gates] eval_loss_max", *MODE),
+          "mean cross-entropy on the gate split, bootstrap interval", "<= eval_loss_max",
+          "check calibration and label noise; change [gates] eval_loss_max only if the bar changed", _eval_loss),
+    _gate("uplift", "release", GPU, ("[gates] uplift_min", *MODE),
+          "fine-tuned minus base accuracy on the same examples, paired bootstrap", ">= uplift_min",
+          "fine-tuning did not improve on the base model; check labels, learning rate and epochs", _uplift),
+    _gate("baseline_accuracy", "baseline", GPU, ("[gates.baseline] accuracy_drop_abs",
+          "[gates.baseline] accuracy_drop_rel", *BASELINE_KEYS),
+          "accuracy drop against the stored baseline on shared examples, exact McNemar test",
+          "drop <= allowance, or p >= alpha",
+          "find what changed since the baseline (data, profile, base model); save a new baseline only for an "
+          "intended change", _baseline(compare_accuracy)),
+    _gate("baseline_eval_loss", "baseline", GPU, ("[gates.baseline] eval_loss_rise_abs",
+          "[gates.baseline] eval_loss_rise_rel", *BASELINE_KEYS),
+          "eval_loss rise against the stored baseline on shared examples, paired bootstrap",
+          "rise <= allowance, or p >= alpha",
+          "find what changed since the baseline (data, profile, base model); save a new baseline only for an "
+          "intended change", _baseline(compare_loss)),
+    _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
+          "[behaviour] perturbation_examples", "[behaviour] neutral_phrase"),
+          "share of gate-split predictions that flip under a harmless rewrite", "flip rate <= perturbation_fail_max",
+          "add such variants to the training data (augmentation) or check the tokenizer settings",
+          _perturbation, tuple(PERTURBATIONS)),
+    _gate("onnx_checker", "onnx", ONNX, (), "onnx.checker.check_model on the bundle's graph", "errors <= 0",
+          "re-export with a supported opset ([onnx] opset)", lambda run, _: onnx_checks.check_onnx_checker(
+              run.onnx.bundle)),
+    _gate("onnx_symbolic_axes", "onnx", ONNX, (), "batch and sequence axes of every graph input and output",
+          "fixed axes <= 0", "export with dynamic batch and sequence axes",
+          lambda run, _: onnx_checks.check_symbolic_axes(run.onnx.bundle)),
+    _gate("onnx_input_names", "onnx", ONNX, (), "graph input names against the tokenizer's output keys",
+          "mismatches <= 0", "export with the inputs the tokenizer produces, bound by name",
+          lambda run, _: onnx_checks.check_input_names(run.onnx.bundle, run.onnx.tokenizer)),
+    _gate("onnx_manifest", "onnx", ONNX, (), "every bundle file's SHA-256 and size against manifest.json",
+          "mismatches <= 0", "rebuild the bundle; never edit its files by hand",
+          lambda run, _: onnx_checks.check_manifest(run.onnx.bundle)),
+    _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *MODE),
+          "ONNX Runtime accuracy on the labelled gate split, Wilson interval", ">= accuracy_min",
+          "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity", _onnx_accuracy),
+    _gate("onnx_int8_agreement", "onnx", ONNX, ("[onnx] int8_agreement_min",),
+          "share of int8 labels equal to fp32's on the gate split", ">= int8_agreement_min",
+          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("agreement")),
+    _gate("onnx_int8_accuracy_drop", "onnx", ONNX, ("[onnx] int8_accuracy_drop_max",),
+          "fp32 minus int8 accuracy on the gate split", "<= int8_accuracy_drop_max",
+          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("accuracy_drop")),
+    _gate("onnx_tokenizer", "onnx", ONNX_GPU, (), "bundle tokenizer ids against the fine-tuned model's tokenizer",
+          "differences <= 0", "rebuild the bundle from the fine-tuned model folder",
+          lambda run, _: onnx_checks.check_tokenizer_matches(run.onnx.bundle, run.onnx.tokenizer,
+                                                             run.onnx.model_tokenizer, run.onnx.texts)),
+    _gate("onnx_parity_logits", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol", "[onnx] batch_sizes"),
+          "ONNX Runtime vs PyTorch logits on the gate split at every batch size", "outside atol + rtol*|torch| <= 0",
+          "export at a supported opset; check the inputs are bound by name; loosen atol only with evidence",
+          _parity("logits"), PROVIDERS),
+    _gate("onnx_parity_label_agreement", "onnx", ONNX_GPU, ("[onnx] label_agreement_min", "[onnx] batch_sizes"),
+          "share of ONNX labels equal to PyTorch's", ">= label_agreement_min",
+          "export at a supported opset; check the inputs are bound by name", _parity("label_agreement"), PROVIDERS),
+    _gate("onnx_parity_accuracy", "onnx", ONNX_GPU, ("[onnx] batch_sizes",),
+          "|ONNX accuracy - PyTorch accuracy| on the gate split", "<= 0",
+          "export at a supported opset; check the inputs are bound by name", _parity("accuracy"), PROVIDERS),
+    _property("round_trip", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "decode(encode(text)) on generated and domain texts", "equals the normaliser's rule", FIX_TOKENIZER),
+    _property("truncation", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "encodings of texts beyond max_length", "length <= max_length, special tokens kept", FIX_TOKENIZER),
+    _property("padding", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "padded batches", "pad id = config.json's, mask 0 exactly on padding, padding side kept",
+              FIX_TOKENIZER),
+    _property("batch_equals_single", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "a batch encoded at once vs each text alone", "same ids", FIX_TOKENIZER),
+    _property("offsets", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "offset mapping of every token", "each span maps back into the normalised text", FIX_TOKENIZER),
+    _property("reload_identical", "tokenization", TOKENIZATION, ("[training] max_length",),
+              "save_pretrained then from_pretrained", "identical ids", FIX_TOKENIZER),
+    _property("any_unicode", "tokenization", TOKENIZATION, (), "any Unicode string, surrogates included",
+              "encodes, or fails with a clear error", FIX_TOKENIZER),
+    _property("padding_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
+              "logits of a text alone vs padded beside longer texts", "|difference| <= atol",
+              "pass the attention mask through every layer; check the model's pad handling"),
+    _property("batch_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
+              "logits of a batch vs each text alone, and of the same batch twice", "|difference| <= atol",
+              "put the model in eval mode (dropout) and pass the attention mask"),
+    _property("saved_tokenizer", "behaviour", BEHAVIOUR, ("[training] max_length",),
+              "the tokenizer saved with the fine-tuned model vs the profile's", "identical ids",
+              "save the base model's tokenizer with the fine-tuned model"),
+    _property("onnx_generated_batches", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol"),
+              "ONNX Runtime vs PyTorch on generated mixed-padding batches", "|difference| <= atol + rtol*|torch|",
+              "export with symbolic axes and the attention mask bound by name"),
+)  # fmt: skip
+
+BY_NAME = {check.name: check for check in CHECKS}
+
+
+def checks(suite: str | None = None, kind: str | None = None) -> Iterator[Check]:
+    """The declared checks of one suite and/or kind, in declaration order."""
+    return (c for c in CHECKS if (suite is None or c.suite == suite) and (kind is None or c.kind == kind))
+
+
+def variants(check: Check, providers: list[str]) -> list[str]:
+    """The variants a check runs as: one per provider, per declared name, or just itself ("")."""
+    if check.variants == PROVIDERS:
+        return list(providers)
+    return list(check.variants) or [""]
+
+
+def gate_table_markdown() -> str:
+    """The README's table of every gate and property (a test keeps the README in sync with this)."""
+    rows = ["| check | kind | markers | measures | passes when | profile keys |", "|---|---|---|---|---|---|"]
+    for c in CHECKS:
+        name = f"`{c.name}`" + (" (per provider)" if c.variants == PROVIDERS else "")
+        name += f" ({', '.join(c.variants)})" if isinstance(c.variants, tuple) and c.variants else ""
+        reads = ", ".join(f"`{key}`" for key in c.reads) or "none"
+        rows.append(f"| {name} | {c.kind} | {', '.join(c.markers)} | {c.measures} | {c.rule} | {reads} |")
+    return "\n".join(rows)
+
+
+def property_result(name: str, split: str, examples: int, failure: str | None) -> GateResult:
+    """A property's outcome as a result like any gate's: the counterexamples found (0 or the one
+    hypothesis shrank to) against none allowed, with the failure's text as details."""
+    declared = BY_NAME[name]
+    return GateResult(
+        gate=name, metric=f"counterexamples to: {declared.rule}", split=split, value=0.0 if failure is None else 1.0,
+        threshold=0.0, n=examples, details=(failure or "").splitlines()[:12], mode="property", kind="property",
+        fix=declared.fix,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":  # python -m harness.registry: the README's table
+    print(gate_table_markdown())

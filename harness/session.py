@@ -1,0 +1,132 @@
+"""One pytest session's gate run, without pytest: settings resolved once, results registered,
+worker parts merged, reports written at ``finish()``.
+
+The plugin only relays hooks to this object (syrupy's ``SnapshotSession`` is the model), so the
+merge of pytest-xdist workers and the report writing live here, callable and testable without
+a pytest session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import EXIT_USAGE, DataMissingError
+from harness.profile import Profile, load_profile
+from harness.result import GateResult
+from harness.run import HarnessRun
+
+
+def in_ci() -> bool:
+    """CI=true turns skips for missing shared data into failures, so no skip hides a missing file."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``--harness-*`` options, resolved once (paths absolute, defaults applied)."""
+
+    config: str | None = None
+    report: Path | None = None
+    cache: Path = Path(".harness_cache")
+    retrain: bool = False
+    save_baseline: Path | None = None
+    baseline: Path | None = None
+    model: Path | None = None
+    onnx_bundle: Path | None = None
+    onnx_providers: tuple[str, ...] = ()
+    require_gpu: bool = False
+
+    @classmethod
+    def from_options(cls, options: Any, rootdir: Path) -> Settings:
+        def path(value: str | None) -> Path | None:
+            return Path(value).resolve() if value else None
+
+        cache = options.harness_cache or os.environ.get("HARNESS_CACHE_DIR") or rootdir / ".harness_cache"
+        providers = (options.harness_onnx_providers or "").split(",")
+        return cls(
+            config=options.harness_config, report=Path(options.harness_report) if options.harness_report else None,
+            cache=Path(cache).resolve(), retrain=options.harness_retrain,
+            save_baseline=Path(options.harness_save_baseline) if options.harness_save_baseline else None,
+            baseline=Path(options.harness_baseline) if options.harness_baseline else None,
+            model=path(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
+            onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
+        )  # fmt: skip
+
+    def providers(self, profile: Profile) -> list[str]:
+        return list(self.onnx_providers) or list(profile.onnx["providers"])
+
+
+@dataclass
+class GateSession:
+    """The run of one pytest session (or of one xdist worker) and what its tests reported."""
+
+    settings: Settings
+    run: HarnessRun
+    skip_reason: str | None = None  # shared data absent outside CI: every harness test skips with this
+    worker_parts: list[dict[str, Any]] = field(default_factory=list)
+    usage_errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, settings: Settings, progress: Callable[[str], None]) -> GateSession:
+        run = HarnessRun(
+            load_profile(settings.config), settings.cache, retrain=settings.retrain, require_gpu=settings.require_gpu,
+            progress=progress, baseline_path=settings.baseline, onnx_bundle_path=settings.onnx_bundle,
+            model_dir=settings.model,
+        )  # fmt: skip
+        return cls(settings, run)
+
+    def validate(self) -> None:
+        """Check every input before the first test; a shared dataset missing outside CI becomes a skip."""
+        try:
+            self.run.validate_inputs()
+        except DataMissingError as error:
+            if not (self.run.profile.data["shared"] and not in_ci()):
+                raise
+            self.skip_reason = f"shared dataset not present on this machine: {error} (CI=true makes this a failure)"
+
+    @property
+    def results(self) -> list[GateResult]:
+        return list(self.run.record.results.values())
+
+    def register(self, result: GateResult) -> GateResult:
+        return self.run.record.register(result)
+
+    def add_worker_part(self, output: str, worker: str) -> None:
+        """A pytest-xdist worker's report part (its metrics and plots); its results join the table."""
+        part = json.loads(output) | {"worker": worker}
+        self.worker_parts.append(part)
+        for gate in part["metrics"]["gates"]:
+            self.register(GateResult.from_dict(gate))
+
+    def finish(self, worker: bool) -> str | None:
+        """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
+        from harness.render import write_documents, write_plots
+        from harness.report import build_metrics, merge_worker_metrics, write_json_atomic
+
+        record = self.run.record
+        if self.settings.save_baseline and record.data is not None and (not worker or record.tuned_metrics):
+            self.run.save_baseline(self.settings.save_baseline)  # evaluates the fine-tuned model if no test did
+        folder = self.settings.report
+        if folder is None or (record.data is None and not self.worker_parts):
+            return None
+        if self.worker_parts:  # controller of an xdist run: merge what the workers measured
+            metrics, images = merge_worker_metrics(self.worker_parts)
+            results = [GateResult.from_dict(g) for g in metrics["gates"]]
+        else:
+            results, metrics = self.results, build_metrics(record)
+            images = write_plots(metrics, folder, self.run.gate_split)
+        if worker:
+            return json.dumps({"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}, default=str)
+        write_json_atomic(folder / "metrics.json", metrics)
+        write_documents(results, metrics, images, folder)
+        return None
+
+    @property
+    def exit_status(self) -> int | None:
+        """Bad input met during a test (a corrupt bundle, a full disk) is a usage error, not a failed gate."""
+        return EXIT_USAGE if self.usage_errors else None

@@ -1,0 +1,153 @@
+"""The registry is the one declaration of every gate and property: the README's table, the
+suites' parametrisation and the verdict record all come from it, and the package keeps the
+shape the redesign promised (no import cycle, no ``__dict__`` probes, short functions)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from harness import registry
+from harness.result import GateResult
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "harness"
+
+
+def test_readme_gate_table_is_generated_from_the_registry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- gates:start -->\n(.*?)\n<!-- gates:end -->", readme, re.S)
+    assert block, "README.md lacks the generated gate table markers"
+    assert block.group(1).strip() == registry.gate_table_markdown().strip(), (
+        "README gate table is stale: regenerate with `python -m harness.registry`"
+    )
+
+
+def _suite_sources() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "suites").glob("test_*.py")))
+
+
+def test_every_declared_check_runs_in_a_suite_and_every_suite_property_is_declared():
+    source = _suite_sources()
+    suites = set(re.findall(r'harness_suite\("(\w+)"\)', source))
+    properties = set(re.findall(r'harness_property\("(\w+)"\)', source))
+    for check in registry.CHECKS:
+        if check.kind == "gate":
+            assert check.suite in suites, f"gate {check.name}: no suite marked harness_suite({check.suite!r})"
+        else:
+            assert check.name in properties, f"property {check.name}: no suite test decorated with it"
+    assert properties <= set(registry.BY_NAME), properties - set(registry.BY_NAME)
+
+
+def test_declarations_are_complete_and_names_unique():
+    assert len(registry.BY_NAME) == len(registry.CHECKS)
+    for check in registry.CHECKS:
+        assert check.kind in ("gate", "property") and check.markers and check.fix and check.rule, check.name
+        assert (check.measure is not None) == (check.kind == "gate"), check.name
+
+
+def test_result_names_keep_the_first_release_names():
+    assert registry.BY_NAME["onnx_parity_logits"].result_name("cuda") == "onnx[cuda]_logits"
+    assert registry.BY_NAME["perturbation"].result_name("upper_case") == "perturbation:upper_case"
+    assert registry.BY_NAME["accuracy"].test_id() == "accuracy"
+
+
+def test_property_failure_is_a_failing_result_with_the_declared_fix():
+    failed = registry.property_result("round_trip", "validation", 40, "rule: x\ninput: 'a'\nobserved: y")
+    passed = registry.property_result("round_trip", "validation", 40, None)
+    assert not failed.passed and failed.kind == "property" and failed.details[1] == "input: 'a'"
+    assert failed.message().startswith("property 'round_trip' failed") and "fix: use the tokenizer" in failed.message()
+    assert passed.passed and passed.value == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "passed"),
+    [
+        ({"value": 0.9, "threshold": 0.85, "op": ">="}, True),
+        ({"value": 0.84, "threshold": 0.85, "op": ">="}, False),
+        ({"value": 0.9, "threshold": 0.85, "op": ">=", "mode": "confident", "interval": [0.84, 0.95]}, False),
+        ({"value": 0.4, "threshold": 0.5, "op": "<=", "mode": "confident", "interval": [0.3, 0.51]}, False),
+        ({"value": 0.05, "threshold": 0.02, "mode": "paired", "p_value": 0.2, "alpha": 0.05}, True),
+        ({"value": 0.05, "threshold": 0.02, "mode": "paired", "p_value": 0.01, "alpha": 0.05}, False),
+        ({"value": 0.01, "threshold": 0.02, "mode": "paired", "p_value": 0.01, "alpha": 0.05}, True),
+    ],
+)
+def test_the_result_decides_its_own_verdict(kwargs, passed):
+    result = GateResult(gate="g", metric="m", split="validation", n=10, **kwargs)
+    assert result.passed is passed
+    assert GateResult.from_dict(result.as_dict()) == result
+
+
+def test_a_result_cannot_be_given_a_verdict():
+    with pytest.raises(TypeError):
+        GateResult(gate="g", metric="m", split="s", value=0.1, threshold=0.5, n=1, passed=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        GateResult("g", "m", "s", 0.1, 0.5, "<=", 1)  # type: ignore[misc]
+
+
+def _imports() -> dict[str, set[str]]:
+    """harness module -> the harness modules it imports (at any depth of the file, lazy ones included)."""
+    graph = {}
+    for path in HARNESS.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+                names.add(node.module.split(".")[1] if "." in node.module else "")
+                if node.module == "harness":
+                    names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("harness.")}
+        graph[path.stem] = {n for n in names if n and (HARNESS / f"{n}.py").exists()}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A path of modules that leads back to its start, or None."""
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> list[str] | None:
+        if module in visiting:
+            return [*visiting[visiting.index(module) :], module]
+        if module in done:
+            return None
+        visiting.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if cycle := visit(imported):
+                return cycle
+        visiting.pop()
+        done.add(module)
+        return None
+
+    return next((c for m in sorted(graph) if (c := visit(m))), None)
+
+
+def test_harness_has_no_import_cycle():
+    cycle = find_cycle(_imports())
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_nothing_in_harness_reads_an_objects_dict():
+    offenders = [
+        f"{p.name}:{i}" for p in HARNESS.glob("*.py")
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "__dict__" in line
+    ]  # fmt: skip
+    assert not offenders, offenders
+
+
+def test_no_function_in_harness_is_longer_than_60_lines():
+    long = [
+        f"{p.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for p in HARNESS.glob("*.py")
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, long

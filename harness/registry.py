@@ -157,6 +157,9 @@ GPU, ONNX, ONNX_GPU = ("gpu",), ("onnx",), ("onnx", "gpu")
 TOKENIZATION, BEHAVIOUR = ("tokenization",), ("behaviour", "gpu")
 MODE = ("[gates] mode", "[gates] confidence_level", "[gates] split")
 BASELINE_KEYS = ("[gates.baseline] alpha",)
+FIX_BASELINE = (
+    "find what changed since the baseline (data, profile, base model); save a new baseline only for an intended change"
+)
 FIX_TOKENIZER = "use the tokenizer the base model was trained with, or fix its files (tokenizer.json, special tokens)"
 
 CHECKS: tuple[Check, ...] = (
@@ -178,14 +181,12 @@ CHECKS: tuple[Check, ...] = (
           "[gates.baseline] accuracy_drop_rel", *BASELINE_KEYS),
           "accuracy drop against the stored baseline on shared examples, exact McNemar test",
           "drop <= allowance, or p >= alpha",
-          "find what changed since the baseline (data, profile, base model); save a new baseline only for an "
-          "intended change", _baseline(compare_accuracy)),
+          FIX_BASELINE, _baseline(compare_accuracy)),
     _gate("baseline_eval_loss", "baseline", GPU, ("[gates.baseline] eval_loss_rise_abs",
           "[gates.baseline] eval_loss_rise_rel", *BASELINE_KEYS),
           "eval_loss rise against the stored baseline on shared examples, paired bootstrap",
           "rise <= allowance, or p >= alpha",
-          "find what changed since the baseline (data, profile, base model); save a new baseline only for an "
-          "intended change", _baseline(compare_loss)),
+          FIX_BASELINE, _baseline(compare_loss)),
     _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
           "[behaviour] perturbation_examples", "[behaviour] neutral_phrase"),
           "share of gate-split predictions that flip under a harmless rewrite", "flip rate <= perturbation_fail_max",

@@ -4,9 +4,9 @@ The cache key hashes everything that changes the trained weights: base weights,
 data files, label names, the ``[training]`` section, the device kind and library
 versions. Gate thresholds are not part of it, so changing a gate retrains nothing.
 
-An entry is built in a temporary folder and renamed into place only once complete,
-with the SHA-256 of every file recorded in ``entry.json``; a reused entry is checked
-against those hashes first, so a killed run or a corrupted file is never trusted.
+Entries are kept by ``harness.cache``: built in a temporary folder and renamed into place only
+once complete, with the SHA-256 of every file recorded in ``entry.json``; a reused entry is
+checked against those hashes first, so a killed run or a corrupted file is never trusted.
 A file lock makes concurrent runs share one fine-tune.
 """
 
@@ -16,15 +16,15 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from harness.cache import ContentCache, Entry, FileCache, check_folder, content_key, replacing
 from harness.data import DataBundle, sha256_file
 from harness.device import Device
-from harness.errors import CacheWriteError
 from harness.models import ModelSource, load_classifier, load_tokenizer
 from harness.profile import Profile
 
@@ -75,10 +75,31 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
 
 
 def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
-    import hashlib
+    return content_key(key_inputs(profile, data, source, device))
 
-    inputs = key_inputs(profile, data, source, device)
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+
+@dataclass
+class _Job:
+    """One fine-tune: what it trains on, where it caches, who hears about it."""
+
+    profile: Profile
+    data: DataBundle
+    source: ModelSource
+    device: Device
+    cache_dir: Path | None
+    progress: Progress
+
+    @cached_property
+    def inputs(self) -> dict[str, Any]:
+        return key_inputs(self.profile, self.data, self.source, self.device)
+
+    @property
+    def key(self) -> str:
+        return content_key(self.inputs)
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.profile.training
 
 
 def fine_tune(
@@ -91,84 +112,56 @@ def fine_tune(
     progress: Progress = print,
 ) -> FineTuned:
     """Return the cached fine-tune for these inputs, training it (once, under a lock) if needed."""
-    from filelock import FileLock
-
-    key = cache_key(profile, data, source, device)
-    root = cache_dir / "finetune"
-    root.mkdir(parents=True, exist_ok=True)
-    entry = root / key
-    if world()[1] > 1:
-        return _fine_tune_distributed(profile, data, source, device, entry, retrain, progress)
-    with FileLock(str(root / f"{key}.lock")):
-        if not retrain:
-            cached = _load_entry(entry, progress)
-            if cached is not None:
-                progress(f"harness: reusing cached fine-tune {key} ({entry})")
-                return cached
-        for stale in root.glob(f".tmp-{key}-*"):  # left by a killed run; we hold the lock, nobody writes there
-            progress(f"harness: removing {stale.name}, left half-written by an interrupted run")
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            result = _train(profile, data, source, device, staging, key, progress, cache_dir)
-            _publish(staging, entry)
-        except Exception as error:
-            if is_out_of_space(error):
-                raise CacheWriteError(
-                    f"{root}: cannot write the fine-tuned model ({error_text(error)}); nothing was added to the "
-                    "cache and existing entries are untouched. Free space or point --harness-cache elsewhere."
-                ) from None
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        result.folder = entry
-        return result
-
-
-def _fine_tune_distributed(
-    profile: Profile,
-    data: DataBundle,
-    source: ModelSource,
-    device: Device,
-    entry: Path,
-    retrain: bool,
-    progress: Progress,
-) -> FineTuned:
-    """Every rank trains (DistributedDataParallel through the Trainer); only rank 0 writes the entry.
-
-    Rank 0 holds the file lock while the group trains, so a concurrent single-process run waits
-    instead of training the same key; the others wait for rank 0 at the Trainer's first collective.
-    """
-    from contextlib import nullcontext
-
-    from filelock import FileLock
-
-    rank, _ = world()
-    if rank != 0:
+    if world()[0] != 0:
         progress = _quiet  # one voice: rank 0 reports for the group
-    if retrain:
-        cached = None
-    elif rank == 0:
-        cached = _load_entry(entry, progress)  # removes a corrupt entry
-    else:
-        record = verify_entry(entry) if entry.exists() else None
-        cached = FineTuned(entry, entry.name, True, record["train_seconds"], record["history"]) if record else None
-    if cached is not None:  # every rank sees the same published entry
-        progress(f"harness: reusing cached fine-tune {entry.name} on all ranks")
-        return cached
-    lock = FileLock(str(entry.with_name(f"{entry.name}.lock"))) if rank == 0 else nullcontext()
-    staging = entry.with_name(f".tmp-{entry.name}-dist-{os.environ.get('MASTER_PORT', '0')}")
-    with lock:
-        try:
-            result = _train(profile, data, source, device, staging, entry.name, progress, entry.parent.parent)
-            if rank == 0:
-                _publish(staging, entry)
-        finally:
-            if rank == 0:
-                shutil.rmtree(staging, ignore_errors=True)
-    _barrier()  # the others return only once rank 0 has published
-    result.folder = entry
-    return result
+    job = _Job(profile, data, source, device, cache_dir, progress)
+    cache = ContentCache(cache_dir / "finetune", "fine-tuned model", "retraining", ENTRY_FILE, progress=progress)
+    if world()[1] > 1:
+        return _fine_tune_distributed(job, cache, retrain)
+    return _finetuned(cache.get(job.key, lambda staging: _train(job, staging), rebuild=retrain))
+
+
+def _fine_tune_distributed(job: _Job, cache: ContentCache, retrain: bool) -> FineTuned:
+    """Every rank trains (DistributedDataParallel through the Trainer); rank 0 decides, the others follow.
+
+    Rank 0 takes the file lock (a concurrent single-process run waits on it), checks the entry and
+    broadcasts its decision: reuse this record, or train into this staging folder. Only rank 0 writes
+    and publishes the entry; the others return once it has (a barrier).
+    """
+    if world()[0] != 0:
+        decision = _from_rank0(None, job.device)
+        if "record" in decision:
+            return _finetuned(Entry(cache.path(job.key), decision["record"], True))
+        record = _train(job, Path(decision["staging"]))
+        _barrier()
+        return _finetuned(Entry(cache.path(job.key), record, False))
+    with cache.lock(job.key):
+        found = None if retrain else cache.reuse(job.key)
+        staging = cache.staging(job.key) if found is None else None
+        _from_rank0({"record": found.record} if found else {"staging": str(staging)}, job.device)
+        entry = found or cache.build(job.key, lambda folder: _train(job, folder), staging)
+    if not entry.from_cache:
+        _barrier()
+    return _finetuned(entry)
+
+
+def _finetuned(entry: Entry) -> FineTuned:
+    record = entry.record
+    key = record.get("key", entry.path.name)
+    return FineTuned(
+        entry.path, key, entry.from_cache, record["train_seconds"], record["history"], record.get("best_epoch")
+    )
+
+
+def _from_rank0(decision: dict[str, Any] | None, device: Device) -> dict[str, Any]:
+    """Rank 0's ``decision`` on every rank. The process group is set up first, as the Trainer sets it up."""
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState(cpu=device.kind == "cpu")  # a no-op when the group exists; the Trainer reuses it
+    box = [decision]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _quiet(line: str) -> None:
@@ -182,91 +175,63 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def is_out_of_space(error: BaseException) -> bool:
-    """Disk full, quota or file-size limit, whichever library raised it (safetensors wraps OS errors)."""
-    import errno
-
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return True
-    text = str(error)
-    return any(s in text for s in ("No space left", "Disk quota", "File too large", "FileTooLarge", "StorageFull"))
-
-
-def error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-
-
 def verify_entry(entry: Path) -> dict[str, Any] | None:
-    """Return the entry record if every recorded file exists with its recorded hash, else None."""
-    record_path = entry / ENTRY_FILE
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        files = record["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    for name, digest in files.items():
-        path = entry / name
-        if not path.is_file() or sha256_file(path) != digest:
-            return None
-    return record
+    """Return the entry record if every recorded file exists with its recorded hash, else None
+    (files it does not list, such as ``metrics.json`` beside a published model, are allowed)."""
+    record, problems = check_folder(entry, ENTRY_FILE, strict=False)
+    return None if problems else record
 
 
-def _load_entry(entry: Path, progress: Progress) -> FineTuned | None:
-    if not entry.exists():
-        return None
-    record = verify_entry(entry)
-    if record is None:
-        progress(f"harness: cached fine-tune {entry} is incomplete or corrupt (hash mismatch); retraining")
-        shutil.rmtree(entry, ignore_errors=True)
-        return None
-    return FineTuned(entry, entry.name, True, record["train_seconds"], record["history"], record.get("best_epoch"))
+def _train(job: _Job, staging: Path) -> dict[str, Any]:
+    """Fine-tune into ``staging``; return the entry record. Rank 0 leaves the model and tokenizer in
+    ``staging/model`` (the checkpoints removed); under DDP every rank trains, the others write nothing."""
+    _check_global_batch(job.profile)
+    tokenizer, train_set, eval_set = _tokenized_splits(job)
+    steps_per_epoch = max(1, -(-len(train_set) // job.cfg["batch_size"]))
+    args = _training_arguments(job.cfg, job.device, staging / "checkpoints", steps_per_epoch)
+    trainer, collator = _build_trainer(job, args, tokenizer, train_set, eval_set)
+    job.progress(
+        f"harness: fine-tuning {job.source.name} on {len(train_set)} examples for up to {job.cfg['epochs']} epochs "
+        f"({steps_per_epoch} steps each) on {job.device.describe()}"
+    )
+    started = time.perf_counter()
+    trainer.train()
+    return _save_entry(job, trainer, collator, tokenizer, staging, time.perf_counter() - started)
 
 
-def _publish(staging: Path, entry: Path) -> None:
-    """Atomically replace ``entry`` with the complete ``staging`` folder."""
-    if entry.exists():
-        retired = entry.with_name(f".old-{entry.name}-{uuid.uuid4().hex[:8]}")
-        os.rename(entry, retired)
-        shutil.rmtree(retired, ignore_errors=True)
-    os.rename(staging, entry)
-
-
-def _train(
-    profile: Profile,
-    data: DataBundle,
-    source: ModelSource,
-    device: Device,
-    staging: Path,
-    key: str,
-    progress: Progress,
-    cache_dir: Path | None = None,
-) -> FineTuned:
-    import numpy as np
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
-
-    cfg = profile.training
-    rank, world_size = world()
-    if cfg["batch_size"] % world_size:
+def _check_global_batch(profile: Profile) -> None:
+    world_size = world()[1]
+    if profile.training["batch_size"] % world_size:
         from harness.errors import ProfileError
 
         raise ProfileError(
-            f"{profile.path}: [training] batch_size = {cfg['batch_size']} is the global batch and must divide "
-            f"evenly over {world_size} processes"
+            f"{profile.path}: [training] batch_size = {profile.training['batch_size']} is the global batch and must "
+            f"divide evenly over {world_size} processes"
         )
-    tokenizer = load_tokenizer(source)
-    model = load_classifier(source.folder, data.label_names, cfg["seed"])
-    identity = {"tokenizer": _tokenizer_digest(source.folder), "max_length": cfg["max_length"]}
+
+
+def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any]:
+    """(tokenizer, train set, validation set), the splits tokenized once per content (``cached_tokenized``)."""
+    tokenizer = load_tokenizer(job.source)
+    identity = {"tokenizer": _tokenizer_digest(job.source.folder), "max_length": job.cfg["max_length"]}
+    splits = [job.data.splits[split] for split in ("train", "validation")]
     train_set, eval_set = (
-        cached_tokenized(cache_dir, tokenizer, identity, data.splits[split].texts, data.splits[split].labels)
-        for split in ("train", "validation")
+        cached_tokenized(job.cache_dir, tokenizer, identity, s.texts, s.labels, job.progress) for s in splits
     )
-    steps_per_epoch = max(1, -(-len(train_set) // cfg["batch_size"]))
+    return tokenizer, train_set, eval_set
+
+
+def _training_arguments(cfg: dict[str, Any], device: Device, output_dir: Path, steps_per_epoch: int) -> Any:
+    """The profile's ``[training]`` section as ``TrainingArguments``: evaluate and checkpoint every epoch,
+    keep the best by ``best_metric``; ``batch_size`` is the global batch, split over the processes."""
+    from transformers import TrainingArguments
+
     best_metric = cfg["best_metric"]
-    args = TrainingArguments(
-        output_dir=str(staging / "checkpoints"),
+    return TrainingArguments(
+        output_dir=str(output_dir),
         num_train_epochs=cfg["epochs"],
         learning_rate=cfg["learning_rate"],
-        per_device_train_batch_size=cfg["batch_size"] // world_size,  # batch_size is the global batch
+        per_device_train_batch_size=cfg["batch_size"] // world()[1],
         per_device_eval_batch_size=cfg["eval_batch_size"],
         weight_decay=cfg["weight_decay"],
         warmup_steps=cfg["warmup_ratio"],
@@ -291,17 +256,25 @@ def _train(
         dataloader_num_workers=0,
     )
 
+
+def _build_trainer(job: _Job, args: Any, tokenizer: Any, train_set: Any, eval_set: Any) -> tuple[Any, Any]:
+    """(Trainer, data collator): the classifier with a fresh head, accuracy as a metric, progress lines,
+    early stopping when the profile asks; under DDP the collator records each rank's share of the data."""
+    import numpy as np
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
     def accuracy(prediction: Any) -> dict[str, float]:
         return {"accuracy": float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())}
 
+    cfg, world_size = job.cfg, world()[1]
     collator: Any = DataCollatorWithPadding(tokenizer)
     if world_size > 1:
         collator = ShardRecorder(collator, -(-len(train_set) // world_size))
-    callbacks: list[Any] = [ProgressCallback(progress, cfg["epochs"])]
+    callbacks: list[Any] = [ProgressCallback(job.progress, cfg["epochs"])]
     if cfg["early_stopping_patience"] > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
     trainer = Trainer(
-        model=model,
+        model=load_classifier(job.source.folder, job.data.label_names, cfg["seed"]),
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
@@ -309,36 +282,30 @@ def _train(
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
-    progress(
-        f"harness: fine-tuning {source.name} on {len(train_set)} examples for up to {cfg['epochs']} epochs "
-        f"({steps_per_epoch} steps each) on {device.describe()}"
-    )
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
+    return trainer, collator
+
+
+def _save_entry(job: _Job, trainer: Any, collator: Any, tokenizer: Any, staging: Path, seconds: float) -> dict:
+    """Save the best model (rank 0: with its tokenizer, checkpoints removed) and return the entry record."""
     history = [dict(h) for h in trainer.state.log_history]
+    best_metric = job.cfg["best_metric"]
     best_epoch = _best_epoch(history, best_metric)
     model_dir = staging / "model"
     trainer.save_model(str(model_dir))  # every rank calls it; the Trainer writes on rank 0 only
     shards = shard_report(collator.seen) if isinstance(collator, ShardRecorder) else None
-    if rank != 0:
-        return FineTuned(staging, key, False, seconds, history, best_epoch)
-    tokenizer.save_pretrained(str(model_dir))
-    shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-    files = {str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
-    record = {
-        "key": key,
-        "base_model": source.name,
+    if world()[0] == 0:
+        tokenizer.save_pretrained(str(model_dir))
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        job.progress(f"harness: fine-tuned in {seconds:.0f}s; best epoch {best_epoch} by {best_metric}")
+    return {
+        "key": job.key,
+        "base_model": job.source.name,
         "train_seconds": seconds,
         "history": history,
         "best_epoch": best_epoch,
-        "inputs": key_inputs(profile, data, source, device),
+        "inputs": job.inputs,
         "distributed": shards,
-        "files": files,
     }
-    (staging / ENTRY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    progress(f"harness: fine-tuned in {seconds:.0f}s; best epoch {best_epoch} by {best_metric}")
-    return FineTuned(staging, key, False, seconds, history, best_epoch)
 
 
 def load_trained(folder: Path, profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> FineTuned:
@@ -372,16 +339,10 @@ def publish_copy(entry: Path, output: Path, extra: dict[str, Any]) -> Path:
         from harness.errors import HarnessError
 
         raise HarnessError(f"{output}: exists and is not a harness model folder; choose an empty or new folder")
-    staging = output.with_name(f".tmp-{output.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        shutil.copytree(entry, staging)
+    with replacing(output) as folder:
+        shutil.copytree(entry, folder, dirs_exist_ok=True)
         for name, payload in extra.items():
-            (staging / name).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-        if output.exists():
-            shutil.rmtree(output)
-        os.rename(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            (folder / name).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return output
 
 
@@ -435,7 +396,12 @@ def tokenize_split(tokenizer: Any, texts: list[str], labels: list[int], max_leng
 
 
 def cached_tokenized(
-    cache_dir: Path | None, tokenizer: Any, identity: dict[str, Any], texts: list[str], labels: list[int]
+    cache_dir: Path | None,
+    tokenizer: Any,
+    identity: dict[str, Any],
+    texts: list[str],
+    labels: list[int],
+    progress: Progress = print,
 ) -> Any:
     """``tokenize_split`` once per content: stored as one Parquet file under ``cache/tokenized``, keyed by
     the texts, labels, tokenizer files, max_length and library versions, so a retrain with another
@@ -444,19 +410,20 @@ def cached_tokenized(
     import pyarrow.parquet as pq
     import tokenizers
 
-    from harness.content_cache import content_key, store, verified
     from harness.evaluation import texts_digest
 
     if cache_dir is None:
         return tokenize_split(tokenizer, texts, labels, identity["max_length"])
     key = content_key(identity | {"texts": texts_digest(texts), "labels": texts_digest([str(x) for x in labels]),
                                   "versions": [datasets.__version__, tokenizers.__version__]})  # fmt: skip
-    path = cache_dir / "tokenized" / f"{key}.parquet"
-    if verified(path):
-        return datasets.Dataset(pq.read_table(path))
-    dataset = tokenize_split(tokenizer, texts, labels, identity["max_length"])
-    store(path, lambda tmp: pq.write_table(dataset.data.table, tmp))
-    return dataset
+
+    def write(path: Path) -> None:
+        pq.write_table(tokenize_split(tokenizer, texts, labels, identity["max_length"]).data.table, path)
+
+    cache = FileCache(
+        cache_dir / "tokenized", "tokenized split", "tokenizing again", suffix=".parquet", progress=progress
+    )
+    return datasets.Dataset(pq.read_table(cache.get_file(key, write)))
 
 
 def _tokenizer_digest(folder: Path) -> str:

@@ -64,7 +64,7 @@ def test_auto_is_resolved_from_train_and_used_everywhere(make_profile, tmp_path)
     profile = load_profile(make_profile(train=train, training={"max_length": "auto", "epochs": 1}))
     run = HarnessRun(profile, tmp_path / "cache", progress=lambda _: None)
     run.validate_inputs()
-    choice = run.max_length_choice
+    choice = run.record.max_length_choice
     assert choice["train_truncated"] == 1 and choice["train_length_max"] > 100  # the long one is cut (1% allowed)
     assert run.max_length == choice["chosen"] < 32 and run.max_length % 8 == 0
     assert run.resolved_profile.training["max_length"] == run.max_length

@@ -106,7 +106,7 @@ def planted(bundle: Path, tmp_path: Path, fault: str, cache: Path) -> Path:
         ("swapped_inputs", "onnx[[]cpu[]]_logits", "*worst: example * input shape*"),
         ("fixed_axes", "onnx_symbolic_axes", "*input input_ids: sequence axis is fixed at *, not symbolic*"),
         ("tokenizer", "onnx_tokenizer", "*bundle tokenizer model_max_length 512 != exported max_length 32*"),
-        ("manifest", "onnx_manifest", "*labels.json: sha256 * != manifest *"),
+        ("manifest", "onnx_manifest", "*labels.json: sha256 * != manifest.json*"),
     ],
 )
 def test_planted_bundle_faults_fail_with_the_right_message(run_suite, exported, tmp_path, fault, failing, message):

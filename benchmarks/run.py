@@ -25,7 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +86,7 @@ def child(name: str, work: Path) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def prepare(profile: Any, limit: int, work: Path) -> None:
+def prepare(profile: Profile, limit: int, work: Path) -> None:
     """The benchmark's data: a stratified train subset (or all of it) and the full validation split."""
     import csv
 
@@ -92,7 +95,7 @@ def prepare(profile: Any, limit: int, work: Path) -> None:
 
     data = load_data(profile)
     if limit and limit < len(data.splits["train"]):
-        data = stratified_subset(data, limit / len(data.splits["train"]), profile.training["seed"])
+        data = stratified_subset(data, limit / len(data.splits["train"]), profile.training.seed)
     for split in ("train", "validation"):
         with open(work / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -156,7 +159,7 @@ def plain(work: Path) -> dict[str, Any]:
     phases: dict[str, float] = {}
     started = time.perf_counter()
     profile = load_profile(work / "profile.toml")
-    data, source = load_data(profile), resolve_model(profile.model["name_or_path"])
+    data, source = load_data(profile), resolve_model(profile.model.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(
         source.folder, num_labels=len(data.label_names), use_safetensors=True, trust_remote_code=False
@@ -176,7 +179,7 @@ def plain(work: Path) -> dict[str, Any]:
     phases["tokenize"] = time.perf_counter() - started
 
     args = TrainingArguments(
-        output_dir=str(work / "plain-out"), num_train_epochs=5, seed=profile.training["seed"], report_to=[],
+        output_dir=str(work / "plain-out"), num_train_epochs=5, seed=profile.training.seed, report_to=[],
         disable_tqdm=True, use_cpu=True,
     )  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=sets["train"])

@@ -21,6 +21,7 @@ import numpy as np
 from harness.data import DataBundle, normalise_for_leakage
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
+from harness.profile import BaselineSection
 from harness.report import write_json_atomic
 from harness.result import GateResult
 from harness.stats import mcnemar_exact, paired_bootstrap_worse
@@ -92,19 +93,19 @@ def _aligned(baseline: dict[str, Any], split: str, ids: list[str], field: str) -
 
 
 def compare_accuracy(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: dict[str, Any]
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection
 ) -> GateResult:
     """Fail only if accuracy dropped by more than allowed and the exact McNemar test says it is real."""
     base_correct, keep = _aligned(baseline, candidate.split, ids, "correct")
     base_correct, cand_correct = base_correct.astype(bool), candidate.correct[keep]
     base_acc, cand_acc = float(base_correct.mean()), float(cand_correct.mean())
     drop = base_acc - cand_acc
-    allowed = max(cfg["accuracy_drop_abs"], cfg["accuracy_drop_rel"] * base_acc)
+    allowed = max(cfg.accuracy_drop_abs, cfg.accuracy_drop_rel * base_acc)
     lost, gained, p = mcnemar_exact(base_correct, cand_correct)
     details = [
         f"baseline accuracy {base_acc:.4f} -> candidate {cand_acc:.4f} on {len(keep)} shared examples",
         f"discordant pairs: {lost} right before and wrong now, {gained} wrong before and right now; "
-        f"exact McNemar p = {p:.3g} (alpha {cfg['alpha']})",
+        f"exact McNemar p = {p:.3g} (alpha {cfg.alpha})",
     ]
     return _paired_gate(
         "baseline_accuracy", "accuracy drop vs baseline", candidate.split, drop, allowed, len(keep), p, cfg, details
@@ -112,17 +113,17 @@ def compare_accuracy(
 
 
 def compare_loss(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: dict[str, Any], seed: int = 0
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
 ) -> GateResult:
     """Fail only if mean loss rose by more than allowed and a paired bootstrap says it is real."""
     base_loss, keep = _aligned(baseline, candidate.split, ids, "loss")
     cand_loss = candidate.losses[keep]
     rise = float(cand_loss.mean() - base_loss.mean())
-    allowed = max(cfg["eval_loss_rise_abs"], cfg["eval_loss_rise_rel"] * float(base_loss.mean()))
+    allowed = max(cfg.eval_loss_rise_abs, cfg.eval_loss_rise_rel * float(base_loss.mean()))
     p = paired_bootstrap_worse(base_loss, cand_loss, seed)
     details = [
         f"baseline eval_loss {base_loss.mean():.4f} -> candidate {cand_loss.mean():.4f} on {len(keep)} shared examples",
-        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg['alpha']})",
+        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
     ]
     return _paired_gate(
         "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, len(keep), p, cfg, details
@@ -131,11 +132,11 @@ def compare_loss(
 
 def _paired_gate(
     gate: str, metric: str, split: str, worse_by: float, allowed: float, n: int, p: float,
-    cfg: dict[str, Any], details: list[str],
+    cfg: BaselineSection, details: list[str],
 ) -> GateResult:  # fmt: skip
     """Fail only when the candidate is worse by more than allowed AND the paired test is significant."""
     details = [*details, "rule: fail only when the drop exceeds the allowance AND p < alpha"]
     return GateResult(
         gate=gate, metric=metric, split=split, value=worse_by, threshold=allowed, n=n, details=details,
-        mode="paired", p_value=p, alpha=cfg["alpha"],
+        mode="paired", p_value=p, alpha=cfg.alpha,
     )  # fmt: skip

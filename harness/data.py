@@ -91,17 +91,17 @@ def load_data(profile: Profile) -> DataBundle:
         path = profile.data_path(split)
         if path is None:
             continue
-        texts, labels = _read_columns(path, cfg["text_column"], cfg["label_column"])
+        texts, labels = _read_columns(path, cfg.text_column, cfg.label_column)
         raw[split] = (path, texts, labels)
-    label_names = _label_names(cfg["labels"], raw)
-    declared = bool(cfg["labels"]) or (raw["train"][0].parent / "labels.json").exists()
+    label_names = _label_names(cfg.labels, raw)
+    declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
     splits = {}
     for split, (path, texts, labels) in raw.items():
         indices = _map_labels(path, labels, label_names, declared)
         if split == "train" and len(set(indices)) < 2:
             raise DataError(f"{path}: train has a single class ({label_names[indices[0]]!r}); need at least 2")
         _check_texts(path, texts)
-        if not cfg["allow_duplicates"]:
+        if not cfg.allow_duplicates:
             _check_duplicates(path, texts, indices)
         splits[split] = Split(split, path, sha256_file(path), [str(t) for t in texts], indices)
     train = splits["train"]
@@ -113,7 +113,7 @@ def load_data(profile: Profile) -> DataBundle:
                     f"{split.path}: row {row}: label {label_names[label]!r} never occurs in train ({train.path.name})"
                 )
     leaks = find_leaks(splits)
-    if leaks and cfg["leaked_rows"] == "drop":
+    if leaks and cfg.leaked_rows == "drop":
         return DataBundle(_without(splits, leaks), label_names, [], leaks)
     return DataBundle(splits, label_names, leaks)
 
@@ -251,10 +251,10 @@ def _load_table(path: Path) -> Any:
         logger.setLevel(level)
 
 
-def _label_names(declared: list[str] | None, raw: dict[str, tuple[Path, list[Any], list[Any]]]) -> list[str]:
+def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, list[Any], list[Any]]]) -> list[str]:
     """Declared names win; else labels.json beside train; else the sorted labels of train."""
     if declared:
-        return declared
+        return list(declared)
     train_path, _, train_labels = raw["train"]
     labels_json = train_path.parent / "labels.json"
     if labels_json.exists():

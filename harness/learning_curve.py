@@ -40,7 +40,7 @@ def learning_curve(
     full, profile = first.data, first.resolved_profile  # max_length "auto" is decided once, on all the data
     points = []
     for fraction in sorted(fractions):
-        subset = stratified_subset(full, fraction, profile.training["seed"])
+        subset = stratified_subset(full, fraction, profile.training.seed)
         run = HarnessRun(profile, cache_dir, progress=progress, preset_data=subset)
         metrics = run.tuned_metrics[run.gate_split]
         points.append(

@@ -7,6 +7,7 @@ tensors go to PyTorch (eval mode, fp32) and to ONNX Runtime, bound by name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def compare_on_texts(
     tokenizer: Any,
     texts: list[str],
     labels: list[int],
-    batch_sizes: list[int],
+    batch_sizes: Sequence[int],
     atol: float,
     rtol: float,
 ) -> Parity:

@@ -24,6 +24,7 @@ from harness.gates import threshold_gate
 from harness.models import load_finetuned
 from harness.onnx_bundle import Bundle, cached_export, cached_int8, open_bundle
 from harness.onnx_parity import OnnxRunner, Parity, compare_on_texts, predict
+from harness.profile import GatesSection, OnnxSection
 from harness.record import RunRecord
 from harness.result import GateResult
 from harness.stats import wilson
@@ -34,7 +35,7 @@ from harness.training import FineTuned, model_folder
 class OnnxInputs:
     """What the ONNX stage needs from the run; the callables are evaluated only when a check needs them."""
 
-    cfg: dict[str, Any]  # the profile's [onnx] section
+    cfg: OnnxSection  # the profile's [onnx] section
     split: str
     texts: list[str]
     labels: list[int]
@@ -55,7 +56,7 @@ class OnnxStage:
     _parity: dict[str, Parity] = field(default_factory=dict)
 
     @property
-    def cfg(self) -> dict[str, Any]:
+    def cfg(self) -> OnnxSection:
         return self.inputs.cfg
 
     @property
@@ -106,7 +107,7 @@ class OnnxStage:
         finetuned = self.inputs.finetuned()
         return cached_export(
             model_folder(finetuned), self.inputs.cache_dir, finetuned.key, names, self.inputs.max_length(),
-            self.cfg["opset"], metrics, self.inputs.progress,
+            self.cfg.opset, metrics, self.inputs.progress,
         )  # fmt: skip
 
     @cached_property
@@ -147,7 +148,7 @@ class OnnxStage:
             with self.inputs.record.timed("onnx_parity"):
                 self._parity[provider] = compare_on_texts(
                     self.runner(provider), self.reference_model, self.tokenizer, self.texts, self.labels,
-                    cfg["batch_sizes"], cfg["atol"], cfg["rtol"],
+                    cfg.batch_sizes, cfg.atol, cfg.rtol,
                 )  # fmt: skip
             self.results.setdefault("parity", {})[provider] = self._parity[provider].as_dict()
         return self._parity[provider]
@@ -156,14 +157,14 @@ class OnnxStage:
     def fp32_logits(self) -> np.ndarray:
         return predict(self.runner("cpu"), self.tokenizer, self.texts)
 
-    def accuracy_gate(self, gates: dict[str, Any]) -> GateResult:
+    def accuracy_gate(self, gates: GatesSection) -> GateResult:
         """ONNX Runtime accuracy on the labelled gate split alone, decided like the accuracy gate."""
         correct = int((self.fp32_logits.argmax(1) == np.asarray(self.labels)).sum())
         n = len(self.labels)
         self.results["accuracy"] = correct / n
         return threshold_gate(
-            "onnx_accuracy", "ONNX Runtime accuracy", self.split, correct / n, gates["accuracy_min"], ">=", n,
-            wilson(correct, n, gates["confidence_level"]), gates["mode"],
+            "onnx_accuracy", "ONNX Runtime accuracy", self.split, correct / n, gates.accuracy_min, ">=", n,
+            wilson(correct, n, gates.confidence_level), gates.mode,
             [f"labelled {self.split} data alone, bundle {self.bundle.folder}"],
         )  # fmt: skip
 
@@ -185,7 +186,7 @@ class OnnxStage:
             if with_torch:
                 engines = {"torch_eager": lambda enc: torch_logits(self.reference_model, enc)} | engines
                 paths = {"torch_safetensors": model_folder(self.inputs.finetuned())} | paths
-            latency = onnx_perf.latency_table(engines, self.tokenizer, self.texts, runs=self.cfg["latency_runs"])
+            latency = onnx_perf.latency_table(engines, self.tokenizer, self.texts, runs=self.cfg.latency_runs)
         self.results["latency"] = latency
         self.results["sizes_bytes"] = onnx_perf.file_sizes(paths)
         self.results["cpu_flags"] = onnx_perf.cpu_flags()

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.profile import GatesSection
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -88,14 +90,14 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, path: Path, bins: i
     return _save(fig, path), ece
 
 
-def learning_curve(points: list[dict[str, Any]], gates: dict[str, float], title: str, path: Path) -> Path:
+def learning_curve(points: list[dict[str, Any]], gates: GatesSection, title: str, path: Path) -> Path:
     """Accuracy and loss with intervals against the number of training examples, gate thresholds marked."""
     plt = _pyplot()
     n = [p["train_examples"] for p in points]
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, threshold, colour in (
-        (acc_ax, "accuracy", gates["accuracy_min"], "#2b6cb0"),
-        (loss_ax, "eval_loss", gates["eval_loss_max"], "#c05621"),
+        (acc_ax, "accuracy", gates.accuracy_min, "#2b6cb0"),
+        (loss_ax, "eval_loss", gates.eval_loss_max, "#c05621"),
     ):
         values = np.array([p[key] for p in points])
         # clipped: a Wilson bound at 100% accuracy sits a rounding error below the value

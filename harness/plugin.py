@@ -104,7 +104,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     run = session.run
     return [
-        f"harness: profile {run.profile.path} model {run.profile.model['name_or_path']} cache {run.cache_dir}",
+        f"harness: profile {run.profile.path} model {run.profile.model.name_or_path} cache {run.cache_dir}",
         f"harness: hypothesis profile {settings.get_current_profile_name()}",
     ]
 

@@ -4,6 +4,11 @@ A profile is parsed with ``tomllib`` and checked against ``SCHEMA`` before any d
 is read or any model loaded, so a typo fails in a second, not after an hour of
 training. Every problem is reported at once, each line naming the file, the key,
 the value and the allowed range.
+
+Each section is a frozen dataclass (``TrainingSection``, ``GatesSection``, ...) and is the one
+place a key is declared: its annotation gives the type and allowed words, ``setting(...)`` the
+default, range and why; ``SCHEMA`` is derived from them. ``Profile.as_dict()`` gives the plain
+nested dicts (lists, not tuples) that reports and cache keys hash.
 """
 
 from __future__ import annotations
@@ -11,17 +16,18 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from harness.errors import ProfileError
 
 
 @dataclass(frozen=True)
 class Field:
-    """One allowed key: its type, default and allowed range."""
+    """One allowed key as the TOML parser sees it: its type, default and allowed range (built by ``_schema``)."""
 
     kind: type | tuple[type, ...]
     default: Any = None
@@ -55,75 +61,178 @@ class Field:
 
 NUMBER = (int, float)
 
-SCHEMA: dict[str, dict[str, Field]] = {
-    "model": {
-        "name_or_path": Field(str, "packaged:minilm-l6"),
-        "replace_head": Field(bool, False, why="true: a classification head for other labels is replaced"),
-    },
-    "data": {
-        "train": Field(str, required=True),
-        "validation": Field(str, required=True),
-        "test": Field(str, ""),
-        "text_column": Field(str, "text"),
-        "label_column": Field(str, "label"),
-        "labels": Field((dict, list), None),
-        "allow_duplicates": Field(bool, False),
-        "leaked_rows": Field(
-            str, "fail", choices=("fail", "drop"), why="drop: evaluate without them and say so in the report"
-        ),
-        "shared": Field(bool, False, why="data lives in ../shared: skip when absent, fail under CI=true"),
-    },
-    "training": {
-        "epochs": Field(int, 4, low=1, high=9, why="fine-tuning, not training from scratch"),
-        "learning_rate": Field(NUMBER, 5e-5, low=1e-7, high=1e-2),
-        "batch_size": Field(int, 16, low=1, high=4096),
-        "eval_batch_size": Field(int, 64, low=1, high=4096),
-        "max_length": Field(
-            (int, str), 128, low=8, high=8192, choices=("auto",), why="'auto': chosen from the train split's lengths"
-        ),
-        "truncation_max": Field(
-            NUMBER, 0.01, low=0.0, high=0.5, why="max_length = 'auto': largest share of train texts it may cut"
-        ),
-        "seed": Field(int, 42, low=0, high=2**32 - 1),
-        "weight_decay": Field(NUMBER, 0.01, low=0.0, high=1.0),
-        "warmup_ratio": Field(NUMBER, 0.1, low=0.0, high=0.5),
-        "lr_scheduler": Field(str, "linear", choices=("linear", "cosine", "constant", "constant_with_warmup")),
-        "early_stopping_patience": Field(int, 2, low=0, high=9, why="epochs without improvement; 0 disables"),
-        "best_metric": Field(str, "eval_loss", choices=("eval_loss", "accuracy")),
-    },
-    "behaviour": {
-        "atol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="logit tolerance for padding and batch invariance"),
-        "perturbation_fail_max": Field(NUMBER, 0.05, low=0.0, high=1.0, why="largest share of flipped predictions"),
-        "perturbation_examples": Field(int, 200, low=1, high=100000),
-        "neutral_phrase": Field(str, "Further details to follow."),
-    },
-    "gates": {
-        "split": Field(str, "validation", choices=("validation", "test")),
-        "accuracy_min": Field(NUMBER, 0.85, low=0.0, high=1.0),
-        "eval_loss_max": Field(NUMBER, 0.5, low=0.0, high=100.0),
-        "uplift_min": Field(NUMBER, 0.10, low=-1.0, high=1.0),
-        "mode": Field(str, "point", choices=("point", "confident"), why="confident: the interval's bound decides"),
-        "confidence_level": Field(NUMBER, 0.95, low=0.5, high=0.999),
-    },
-    "onnx": {
-        "opset": Field(int, 20, low=14, high=23, why="ONNX opset of the export (20: Gelu is one ONNX op)"),
-        "atol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="absolute logit tolerance, ONNX vs PyTorch"),
-        "rtol": Field(NUMBER, 1e-4, low=0.0, high=1.0, why="relative logit tolerance, ONNX vs PyTorch"),
-        "label_agreement_min": Field(NUMBER, 1.0, low=0.0, high=1.0, why="share of predictions equal to PyTorch's"),
-        "batch_sizes": Field(list, [1, 7, 64], low=1, high=4096, item=int, why="one, an odd and a large size"),
-        "providers": Field(list, ["cpu"], choices=("cpu", "cuda"), item=str, why="ONNX Runtime execution providers"),
-        "int8_agreement_min": Field(NUMBER, 0.98, low=0.0, high=1.0, why="int8 labels equal to fp32's"),
-        "int8_accuracy_drop_max": Field(NUMBER, 0.01, low=0.0, high=1.0, why="fp32 minus int8 accuracy"),
-        "latency_runs": Field(int, 30, low=1, high=100000, why="timed runs per engine and batch size"),
-    },
-    "gates.baseline": {
-        "accuracy_drop_abs": Field(NUMBER, 0.02, low=0.0, high=1.0, why="allowed drop in accuracy points"),
-        "accuracy_drop_rel": Field(NUMBER, 0.0, low=0.0, high=1.0, why="allowed drop as a share of the baseline"),
-        "eval_loss_rise_abs": Field(NUMBER, 0.05, low=0.0, high=100.0),
-        "eval_loss_rise_rel": Field(NUMBER, 0.0, low=0.0, high=10.0),
-        "alpha": Field(NUMBER, 0.05, low=1e-6, high=0.5, why="significance level of the paired tests"),
-    },
+
+def setting(
+    default: Any = MISSING,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    why: str = "",
+    toml: type | tuple[type, ...] | None = None,
+) -> Any:
+    """One profile key of a section dataclass: its default (none: the key is required), allowed range and why.
+
+    Its type and choices come from the field's annotation (``SCHEMA`` is built from them): ``float`` takes any
+    number, ``Literal["a", "b"]`` one of those strings, ``tuple[int, ...]`` a non-empty TOML list of integers,
+    ``int | Literal["auto"]`` either. ``toml`` names the TOML types where they differ from the resolved value's.
+    """
+    options = {"low": low, "high": high, "why": why, "toml": toml, "default": default}
+    return field(default=default, metadata={"setting": options})
+
+
+class Section:
+    """A validated profile section: frozen, typed, defaults filled in."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plain values as in the TOML (lists, not tuples): for reports and cache keys."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class ModelSection(Section):
+    """``[model]``: the base model."""
+
+    name_or_path: str = setting("packaged:minilm-l6")
+    replace_head: bool = setting(False, why="true: a classification head for other labels is replaced")
+
+
+@dataclass(frozen=True)
+class DataSection(Section):
+    """``[data]``: the splits (absolute paths once validated) and how to read them."""
+
+    train: str = setting()
+    validation: str = setting()
+    test: str = setting("")
+    text_column: str = setting("text")
+    label_column: str = setting("label")
+    labels: tuple[str, ...] | None = setting(None, toml=(dict, list))  # names by id once validated
+    allow_duplicates: bool = setting(False)
+    leaked_rows: Literal["fail", "drop"] = setting("fail", why="drop: evaluate without them and say so in the report")
+    shared: bool = setting(False, why="data lives in ../shared: skip when absent, fail under CI=true")
+
+
+@dataclass(frozen=True)
+class TrainingSection(Section):
+    """``[training]``: the fine-tune (every key but ``truncation_max`` is in the cache key)."""
+
+    epochs: int = setting(4, low=1, high=9, why="fine-tuning, not training from scratch")
+    learning_rate: float = setting(5e-5, low=1e-7, high=1e-2)
+    batch_size: int = setting(16, low=1, high=4096)
+    eval_batch_size: int = setting(64, low=1, high=4096)
+    max_length: int | Literal["auto"] = setting(
+        128, low=8, high=8192, why="'auto': chosen from the train split's lengths"
+    )
+    truncation_max: float = setting(
+        0.01, low=0.0, high=0.5, why="max_length = 'auto': largest share of train texts it may cut"
+    )
+    seed: int = setting(42, low=0, high=2**32 - 1)
+    weight_decay: float = setting(0.01, low=0.0, high=1.0)
+    warmup_ratio: float = setting(0.1, low=0.0, high=0.5)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting("linear")
+    early_stopping_patience: int = setting(2, low=0, high=9, why="epochs without improvement; 0 disables")
+    best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss")
+
+
+@dataclass(frozen=True)
+class BehaviourSection(Section):
+    """``[behaviour]``: invariance tolerances and the perturbation test."""
+
+    atol: float = setting(1e-4, low=0.0, high=1.0, why="logit tolerance for padding and batch invariance")
+    perturbation_fail_max: float = setting(0.05, low=0.0, high=1.0, why="largest share of flipped predictions")
+    perturbation_examples: int = setting(200, low=1, high=100000)
+    neutral_phrase: str = setting("Further details to follow.")
+
+
+@dataclass(frozen=True)
+class GatesSection(Section):
+    """``[gates]``: the release thresholds."""
+
+    split: Literal["validation", "test"] = setting("validation")
+    accuracy_min: float = setting(0.85, low=0.0, high=1.0)
+    eval_loss_max: float = setting(0.5, low=0.0, high=100.0)
+    uplift_min: float = setting(0.10, low=-1.0, high=1.0)
+    mode: Literal["point", "confident"] = setting("point", why="confident: the interval's bound decides")
+    confidence_level: float = setting(0.95, low=0.5, high=0.999)
+
+
+@dataclass(frozen=True)
+class OnnxSection(Section):
+    """``[onnx]``: the export, its parity with PyTorch, int8 and latency."""
+
+    opset: int = setting(20, low=14, high=23, why="ONNX opset of the export (20: Gelu is one ONNX op)")
+    atol: float = setting(1e-4, low=0.0, high=1.0, why="absolute logit tolerance, ONNX vs PyTorch")
+    rtol: float = setting(1e-4, low=0.0, high=1.0, why="relative logit tolerance, ONNX vs PyTorch")
+    label_agreement_min: float = setting(1.0, low=0.0, high=1.0, why="share of predictions equal to PyTorch's")
+    batch_sizes: tuple[int, ...] = setting((1, 7, 64), low=1, high=4096, why="one, an odd and a large size")
+    providers: tuple[Literal["cpu", "cuda"], ...] = setting(("cpu",), why="ONNX Runtime execution providers")
+    int8_agreement_min: float = setting(0.98, low=0.0, high=1.0, why="int8 labels equal to fp32's")
+    int8_accuracy_drop_max: float = setting(0.01, low=0.0, high=1.0, why="fp32 minus int8 accuracy")
+    latency_runs: int = setting(30, low=1, high=100000, why="timed runs per engine and batch size")
+
+
+@dataclass(frozen=True)
+class BaselineSection(Section):
+    """``[gates.baseline]``: how much worse than the recorded baseline a candidate may be."""
+
+    accuracy_drop_abs: float = setting(0.02, low=0.0, high=1.0, why="allowed drop in accuracy points")
+    accuracy_drop_rel: float = setting(0.0, low=0.0, high=1.0, why="allowed drop as a share of the baseline")
+    eval_loss_rise_abs: float = setting(0.05, low=0.0, high=100.0)
+    eval_loss_rise_rel: float = setting(0.0, low=0.0, high=10.0)
+    alpha: float = setting(0.05, low=1e-6, high=0.5, why="significance level of the paired tests")
+
+
+# TOML section -> (Profile attribute, dataclass); the order is the order problems are reported in.
+SECTIONS: dict[str, tuple[str, type[Section]]] = {
+    "model": ("model", ModelSection),
+    "data": ("data", DataSection),
+    "training": ("training", TrainingSection),
+    "behaviour": ("behaviour", BehaviourSection),
+    "gates": ("gates", GatesSection),
+    "onnx": ("onnx", OnnxSection),
+    "gates.baseline": ("baseline", BaselineSection),
 }
+
+
+def _toml_kind(hint: Any) -> tuple[Any, tuple[str, ...] | None, type | None]:
+    """(TOML type(s), allowed words, list element type) that an annotation asks for."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return str, args, None
+    if origin is tuple:  # tuple[X, ...]: a TOML list of X
+        item, choices, _ = _toml_kind(args[0])
+        return list, choices, item
+    if origin in (Union, UnionType):  # int | Literal["auto"]
+        parts = [_toml_kind(arg) for arg in args]
+        return tuple(kind for kind, _, _ in parts), tuple(c for _, cs, _ in parts for c in cs or ()) or None, None
+    return NUMBER if hint is float else hint, None, None
+
+
+def _schema(section: type[Section]) -> dict[str, Field]:
+    """The ``Field`` of every key of a section dataclass, from its annotation and ``setting(...)``."""
+    hints = get_type_hints(section)
+    specs = {}
+    for spec in fields(section):
+        options = spec.metadata["setting"]
+        kind, choices, item = _toml_kind(hints[spec.name])
+        default = options["default"]
+        specs[spec.name] = Field(
+            options["toml"] or kind,
+            None if default is MISSING else _plain(default),
+            required=default is MISSING,
+            low=options["low"],
+            high=options["high"],
+            choices=choices,
+            why=options["why"],
+            item=item,
+        )
+    return specs
+
+
+SCHEMA: dict[str, dict[str, Field]] = {name: _schema(section) for name, (_, section) in SECTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -131,13 +240,13 @@ class Profile:
     """A validated profile. Paths are absolute; missing keys hold their defaults."""
 
     path: Path
-    model: dict[str, Any]
-    data: dict[str, Any]
-    training: dict[str, Any]
-    gates: dict[str, Any]
-    behaviour: dict[str, Any] = field(default_factory=dict)
-    baseline: dict[str, Any] = field(default_factory=dict)
-    onnx: dict[str, Any] = field(default_factory=dict)
+    model: ModelSection
+    data: DataSection
+    training: TrainingSection
+    gates: GatesSection
+    behaviour: BehaviourSection = field(default_factory=BehaviourSection)
+    baseline: BaselineSection = field(default_factory=BaselineSection)
+    onnx: OnnxSection = field(default_factory=OnnxSection)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -145,13 +254,13 @@ class Profile:
         return self.path.stem if self.path.name != "profile.toml" else self.path.parent.name
 
     def data_path(self, split: str) -> Path | None:
-        value = self.data.get(split) or ""
+        value = getattr(self.data, split) or ""
         return Path(value) if value else None
 
     def as_dict(self) -> dict[str, Any]:
-        """Resolved values of every section, for reports and cache keys."""
+        """Resolved values of every section as plain dicts, for reports and cache keys."""
         sections = ("model", "data", "training", "behaviour", "gates", "baseline", "onnx")
-        return {name: dict(getattr(self, name)) for name in sections}
+        return {name: getattr(self, name).as_dict() for name in sections}
 
 
 def default_profile_path() -> Path:
@@ -176,33 +285,8 @@ def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
 
 def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     """Check ``raw`` against SCHEMA and fill defaults; raise one ProfileError listing every problem."""
-    problems: list[str] = []
-    sections: dict[str, dict[str, Any]] = {}
     raw = _flatten_subtables(raw)
-    for section in raw:
-        if section not in SCHEMA:
-            problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA)}")
-    for section, fields in SCHEMA.items():
-        given = raw.get(section, {})
-        if not isinstance(given, dict):
-            problems.append(f"[{section}] must be a table, got {type(given).__name__}")
-            given = {}
-        values: dict[str, Any] = {}
-        for key, value in given.items():
-            if key not in fields:
-                problems.append(f"unknown key [{section}] {key}{_did_you_mean(key, fields)}")
-                continue
-            problem = _check_value(fields[key], value)
-            if problem:
-                problems.append(f"[{section}] {key} = {value!r}: must be {problem}")
-            else:
-                values[key] = float(value) if fields[key].kind is NUMBER else value
-        for key, spec in fields.items():
-            if key not in values:
-                if spec.required and key not in given:
-                    problems.append(f"missing required key [{section}] {key}")
-                values[key] = list(spec.default) if isinstance(spec.default, list) else spec.default
-        sections[section] = values
+    sections, problems = _check_sections(raw)
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
     if problems:
@@ -221,10 +305,42 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         model["name_or_path"] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
-    return Profile(
-        profile_path, model, data, sections["training"], sections["gates"], sections["behaviour"],
-        sections["gates.baseline"], sections["onnx"], raw,
-    )  # fmt: skip
+    typed = {
+        attribute: section(**{key: tuple(v) if isinstance(v, list) else v for key, v in sections[name].items()})
+        for name, (attribute, section) in SECTIONS.items()
+    }
+    return Profile(path=profile_path, raw=raw, **typed)
+
+
+def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(every section's values, defaults filled in; every problem found), section by section."""
+    problems: list[str] = []
+    sections: dict[str, dict[str, Any]] = {}
+    for section in raw:
+        if section not in SCHEMA:
+            problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA)}")
+    for section, specs in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            problems.append(f"[{section}] must be a table, got {type(given).__name__}")
+            given = {}
+        values: dict[str, Any] = {}
+        for key, value in given.items():
+            if key not in specs:
+                problems.append(f"unknown key [{section}] {key}{_did_you_mean(key, specs)}")
+                continue
+            problem = _check_value(specs[key], value)
+            if problem:
+                problems.append(f"[{section}] {key} = {value!r}: must be {problem}")
+            else:
+                values[key] = float(value) if specs[key].kind is NUMBER else value
+        for key, spec in specs.items():
+            if key not in values:
+                if spec.required and key not in given:
+                    problems.append(f"missing required key [{section}] {key}")
+                values[key] = list(spec.default) if isinstance(spec.default, list) else spec.default
+        sections[section] = values
+    return sections, problems
 
 
 def _refuse_symlink_escape(profile_path: Path, key: str, value: str) -> None:

@@ -86,18 +86,18 @@ class Check:
 # measure functions: (run, variant) -> GateResult; each one line into the module that knows how
 def _accuracy(run: HarnessRun, _: str) -> GateResult:
     cfg = run.profile.gates
-    return gates.check_accuracy(run.tuned_metrics[run.gate_split], cfg["accuracy_min"], cfg["mode"])
+    return gates.check_accuracy(run.tuned_metrics[run.gate_split], cfg.accuracy_min, cfg.mode)
 
 
 def _eval_loss(run: HarnessRun, _: str) -> GateResult:
     cfg = run.profile.gates
-    return gates.check_eval_loss(run.tuned_metrics[run.gate_split], cfg["eval_loss_max"], cfg["mode"])
+    return gates.check_eval_loss(run.tuned_metrics[run.gate_split], cfg.eval_loss_max, cfg.mode)
 
 
 def _uplift(run: HarnessRun, _: str) -> GateResult:
     split, cfg = run.gate_split, run.profile.gates
     base, tuned = run.base_metrics[split], run.tuned_metrics[split]
-    return gates.check_uplift(base, tuned, cfg["uplift_min"], cfg["mode"], run.profile.training["seed"])
+    return gates.check_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)
 
 
 def _leakage(run: HarnessRun, _: str) -> GateResult:
@@ -118,7 +118,7 @@ def _perturbation(run: HarnessRun, name: str) -> GateResult:
     result = next((r for r in run.perturbations if r.name == name), None)
     if result is None:
         raise NotApplicable(f"{name}: not an invariance for this tokenizer (it does not lowercase)")
-    return gates.check_perturbation(result, run.profile.behaviour["perturbation_fail_max"], run.gate_split)
+    return gates.check_perturbation(result, run.profile.behaviour.perturbation_fail_max, run.gate_split)
 
 
 def _onnx_accuracy(run: HarnessRun, _: str) -> GateResult:
@@ -128,8 +128,8 @@ def _onnx_accuracy(run: HarnessRun, _: str) -> GateResult:
 def _int8(metric: str) -> Measure:
     def measure(run: HarnessRun, _: str) -> GateResult:
         cfg = run.profile.onnx
-        checks = onnx_perf.int8_gates(run.onnx.int8, run.gate_split, cfg["int8_agreement_min"],
-                                      cfg["int8_accuracy_drop_max"])  # fmt: skip
+        checks = onnx_perf.int8_gates(run.onnx.int8, run.gate_split, cfg.int8_agreement_min,
+                                      cfg.int8_accuracy_drop_max)  # fmt: skip
         return next(g for g in checks if g.gate == f"onnx_int8_{metric}")
 
     return measure
@@ -137,7 +137,7 @@ def _int8(metric: str) -> Measure:
 
 def _parity(metric: str) -> Measure:
     def measure(run: HarnessRun, provider: str) -> GateResult:
-        checks = parity_gates(run.onnx.parity(provider), run.gate_split, run.profile.onnx["label_agreement_min"])
+        checks = parity_gates(run.onnx.parity(provider), run.gate_split, run.profile.onnx.label_agreement_min)
         return next(g for g in checks if g.gate == f"onnx[{provider}]_{metric}")
 
     return measure

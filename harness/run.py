@@ -78,8 +78,8 @@ class HarnessRun:
     # stage: model
     @cached_property
     def source(self) -> ModelSource:
-        source = resolve_model(self.profile.model["name_or_path"])
-        check_label_head(source.folder, self.data.label_names, self.profile.model["replace_head"])
+        source = resolve_model(self.profile.model.name_or_path)
+        check_label_head(source.folder, self.data.label_names, self.profile.model.replace_head)
         self.record.model = ModelRecord(source.name, source.weights_sha256)
         return source
 
@@ -93,24 +93,26 @@ class HarnessRun:
         """The profile with ``max_length = "auto"`` replaced by the number chosen from the train split; what
         training, evaluation, export and the suites use (and what the cache keys hash)."""
         cfg = self.profile.training
-        if cfg["max_length"] != "auto":
+        if cfg.max_length != "auto":
             resolved = self.profile
         else:
             choice = max_length_choice(self.source.folder, self.tokenizer, self.data.splits["train"].texts,
-                                       cfg["truncation_max"], self.progress)  # fmt: skip
+                                       cfg.truncation_max, self.progress)  # fmt: skip
             self.record.max_length_choice = choice
-            resolved = dataclasses.replace(self.profile, training=cfg | {"max_length": choice["chosen"]})
+            resolved = dataclasses.replace(self.profile, training=dataclasses.replace(cfg, max_length=choice["chosen"]))
         self.data  # noqa: B018 - the record's profile section is written with the data
         self.record.profile |= resolved.as_dict()
         return resolved
 
     @property
     def max_length(self) -> int:
-        return self.resolved_profile.training["max_length"]
+        max_length = self.resolved_profile.training.max_length
+        assert max_length != "auto", "resolved_profile replaces 'auto' with a number"
+        return max_length
 
     @property
     def gate_split(self) -> str:
-        return self.profile.gates["split"]
+        return self.profile.gates.split
 
     # stage: fine-tune
     @cached_property
@@ -148,7 +150,7 @@ class HarnessRun:
     @cached_property
     def base_metrics(self) -> dict[str, SplitMetrics]:
         """The pretrained encoder with its untrained head: what fine-tuning starts from."""
-        seed = self.profile.training["seed"]
+        seed = self.profile.training.seed
         identity = {"model": "base", "weights": self.source.weights_sha256, "seed": seed}
         with self.record.timed("evaluate_base"):
             self.record.base_metrics = self._evaluate(
@@ -165,8 +167,8 @@ class HarnessRun:
     def _evaluate(self, load: Callable[[], tuple[Any, Any]], identity: dict[str, Any]) -> dict[str, SplitMetrics]:
         cfg = self.resolved_profile.training
         return evaluate_splits(
-            load, identity, self.data, cfg["max_length"], cfg["eval_batch_size"], self.device.kind,
-            None if self.retrain else self.cache_dir, self.profile.gates["confidence_level"], cfg["seed"],
+            load, identity, self.data, self.max_length, cfg.eval_batch_size, self.device.kind,
+            None if self.retrain else self.cache_dir, self.profile.gates.confidence_level, cfg.seed,
         )  # fmt: skip
 
     # stage: properties that measure rather than gate
@@ -183,10 +185,10 @@ class HarnessRun:
     def perturbations(self) -> list[PerturbationResult]:
         """CheckList-style invariance over the gate split's texts."""
         cfg, training = self.profile.behaviour, self.profile.training
-        texts = self.data.splits[self.gate_split].texts[: cfg["perturbation_examples"]]
+        texts = self.data.splits[self.gate_split].texts[: cfg.perturbation_examples]
         model, tokenizer = self.finetuned_model
         self.record.perturbations = perturbation_report(
-            model, tokenizer, texts, self.max_length, cfg["neutral_phrase"], training["eval_batch_size"]
+            model, tokenizer, texts, self.max_length, cfg.neutral_phrase, training.eval_batch_size
         )
         return self.record.perturbations
 
@@ -238,6 +240,6 @@ class HarnessRun:
     def reproduce_hint(self) -> str:
         train = self.data.splits["train"]
         return (
-            f"profile {self.profile.path}, seed {self.profile.training['seed']}, "
+            f"profile {self.profile.path}, seed {self.profile.training.seed}, "
             f"train sha256 {train.sha256[:12]}, model {self.source.name}"
         )

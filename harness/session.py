@@ -58,7 +58,7 @@ class Settings:
         )  # fmt: skip
 
     def providers(self, profile: Profile) -> list[str]:
-        return list(self.onnx_providers) or list(profile.onnx["providers"])
+        return list(self.onnx_providers) or list(profile.onnx.providers)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class GateSession:
         try:
             self.run.validate_inputs()
         except DataMissingError as error:
-            if not (self.run.profile.data["shared"] and not in_ci()):
+            if not (self.run.profile.data.shared and not in_ci()):
                 raise
             self.skip_reason = f"shared dataset not present on this machine: {error} (CI=true makes this a failure)"
 

@@ -26,7 +26,7 @@ from harness.cache import ContentCache, Entry, FileCache, check_folder, content_
 from harness.data import DataBundle, sha256_file
 from harness.device import Device
 from harness.models import ModelSource, load_classifier, load_tokenizer
-from harness.profile import Profile
+from harness.profile import Profile, TrainingSection
 
 Progress = Callable[[str], None]
 ENTRY_FILE = "entry.json"
@@ -63,9 +63,10 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "weights": source.weights_sha256,
         "tokenizer": _tokenizer_digest(source.folder),
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
-        "columns": [profile.data["text_column"], profile.data["label_column"]],
+        "columns": [profile.data.text_column, profile.data.label_column],
         "labels": data.label_names,
-        "training": {k: v for k, v in profile.training.items() if k != "truncation_max"},  # max_length is resolved
+        # plain values; truncation_max only chose max_length, which is resolved by now
+        "training": {k: v for k, v in profile.training.as_dict().items() if k != "truncation_max"},
         "device": device.kind,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
     }
@@ -98,7 +99,7 @@ class _Job:
         return content_key(self.inputs)
 
     @property
-    def cfg(self) -> dict[str, Any]:
+    def cfg(self) -> TrainingSection:
         return self.profile.training
 
 
@@ -187,11 +188,11 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     ``staging/model`` (the checkpoints removed); under DDP every rank trains, the others write nothing."""
     _check_global_batch(job.profile)
     tokenizer, train_set, eval_set = _tokenized_splits(job)
-    steps_per_epoch = max(1, -(-len(train_set) // job.cfg["batch_size"]))
+    steps_per_epoch = max(1, -(-len(train_set) // job.cfg.batch_size))
     args = _training_arguments(job.cfg, job.device, staging / "checkpoints", steps_per_epoch)
     trainer, collator = _build_trainer(job, args, tokenizer, train_set, eval_set)
     job.progress(
-        f"harness: fine-tuning {job.source.name} on {len(train_set)} examples for up to {job.cfg['epochs']} epochs "
+        f"harness: fine-tuning {job.source.name} on {len(train_set)} examples for up to {job.cfg.epochs} epochs "
         f"({steps_per_epoch} steps each) on {job.device.describe()}"
     )
     started = time.perf_counter()
@@ -201,11 +202,11 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
 
 def _check_global_batch(profile: Profile) -> None:
     world_size = world()[1]
-    if profile.training["batch_size"] % world_size:
+    if profile.training.batch_size % world_size:
         from harness.errors import ProfileError
 
         raise ProfileError(
-            f"{profile.path}: [training] batch_size = {profile.training['batch_size']} is the global batch and must "
+            f"{profile.path}: [training] batch_size = {profile.training.batch_size} is the global batch and must "
             f"divide evenly over {world_size} processes"
         )
 
@@ -213,7 +214,7 @@ def _check_global_batch(profile: Profile) -> None:
 def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any]:
     """(tokenizer, train set, validation set), the splits tokenized once per content (``cached_tokenized``)."""
     tokenizer = load_tokenizer(job.source)
-    identity = {"tokenizer": _tokenizer_digest(job.source.folder), "max_length": job.cfg["max_length"]}
+    identity = {"tokenizer": _tokenizer_digest(job.source.folder), "max_length": job.cfg.max_length}
     splits = [job.data.splits[split] for split in ("train", "validation")]
     train_set, eval_set = (
         cached_tokenized(job.cache_dir, tokenizer, identity, s.texts, s.labels, job.progress) for s in splits
@@ -221,23 +222,23 @@ def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any]:
     return tokenizer, train_set, eval_set
 
 
-def _training_arguments(cfg: dict[str, Any], device: Device, output_dir: Path, steps_per_epoch: int) -> Any:
+def _training_arguments(cfg: TrainingSection, device: Device, output_dir: Path, steps_per_epoch: int) -> Any:
     """The profile's ``[training]`` section as ``TrainingArguments``: evaluate and checkpoint every epoch,
     keep the best by ``best_metric``; ``batch_size`` is the global batch, split over the processes."""
     from transformers import TrainingArguments
 
-    best_metric = cfg["best_metric"]
+    best_metric = cfg.best_metric
     return TrainingArguments(
         output_dir=str(output_dir),
-        num_train_epochs=cfg["epochs"],
-        learning_rate=cfg["learning_rate"],
-        per_device_train_batch_size=cfg["batch_size"] // world()[1],
-        per_device_eval_batch_size=cfg["eval_batch_size"],
-        weight_decay=cfg["weight_decay"],
-        warmup_steps=cfg["warmup_ratio"],
-        lr_scheduler_type=cfg["lr_scheduler"],
-        seed=cfg["seed"],
-        data_seed=cfg["seed"],
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size // world()[1],
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=2,
@@ -270,11 +271,11 @@ def _build_trainer(job: _Job, args: Any, tokenizer: Any, train_set: Any, eval_se
     collator: Any = DataCollatorWithPadding(tokenizer)
     if world_size > 1:
         collator = ShardRecorder(collator, -(-len(train_set) // world_size))
-    callbacks: list[Any] = [ProgressCallback(job.progress, cfg["epochs"])]
-    if cfg["early_stopping_patience"] > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
+    callbacks: list[Any] = [ProgressCallback(job.progress, cfg.epochs)]
+    if cfg.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(
-        model=load_classifier(job.source.folder, job.data.label_names, cfg["seed"]),
+        model=load_classifier(job.source.folder, job.data.label_names, cfg.seed),
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
@@ -288,7 +289,7 @@ def _build_trainer(job: _Job, args: Any, tokenizer: Any, train_set: Any, eval_se
 def _save_entry(job: _Job, trainer: Any, collator: Any, tokenizer: Any, staging: Path, seconds: float) -> dict:
     """Save the best model (rank 0: with its tokenizer, checkpoints removed) and return the entry record."""
     history = [dict(h) for h in trainer.state.log_history]
-    best_metric = job.cfg["best_metric"]
+    best_metric = job.cfg.best_metric
     best_epoch = _best_epoch(history, best_metric)
     model_dir = staging / "model"
     trainer.save_model(str(model_dir))  # every rank calls it; the Trainer writes on rank 0 only

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.harness_suite("behaviour")  # the perturbation gates; p
 
 @pytest.fixture(scope="module")
 def settings_(harness_run):
-    return harness_run.max_length, harness_run.profile.behaviour["atol"]
+    return harness_run.max_length, harness_run.profile.behaviour.atol
 
 
 @pytest.fixture(scope="module")

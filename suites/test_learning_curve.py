@@ -18,4 +18,4 @@ def test_learning_curve_reaches_the_accuracy_gate_on_all_data(harness_run, recor
         record_property(f"learning_curve.{point['fraction']:g}.accuracy", round(point["accuracy"], 4))
         record_property(f"learning_curve.{point['fraction']:g}.eval_loss", round(point["eval_loss"], 4))
     full = points[-1]
-    assert full["accuracy"] >= harness_run.profile.gates["accuracy_min"], points
+    assert full["accuracy"] >= harness_run.profile.gates.accuracy_min, points

@@ -37,7 +37,7 @@ def test_onnx_agrees_with_torch_on_generated_batches(harness_onnx, generated_tex
     texts = data.draw(hs.batches(generated_texts.strategy, max_size=9), label="batch (mixed padding)")
     cfg = harness_onnx.cfg
     check_same_outputs(harness_onnx.runner("cpu"), harness_onnx.reference_model, harness_onnx.tokenizer, texts,
-                       cfg["atol"], cfg["rtol"])  # fmt: skip
+                       cfg.atol, cfg.rtol)  # fmt: skip
 
 
 @pytest.mark.onnx

@@ -62,7 +62,7 @@ def test_profile_validation_returns_a_profile_or_a_profile_error(raw, tmp_path):
         return
     event("valid")
     assert isinstance(result, Profile)
-    assert 1 <= result.training["epochs"] <= 9
+    assert 1 <= result.training.epochs <= 9
 
 
 @FUZZ

@@ -67,7 +67,7 @@ def test_auto_is_resolved_from_train_and_used_everywhere(make_profile, tmp_path)
     choice = run.record.max_length_choice
     assert choice["train_truncated"] == 1 and choice["train_length_max"] > 100  # the long one is cut (1% allowed)
     assert run.max_length == choice["chosen"] < 32 and run.max_length % 8 == 0
-    assert run.resolved_profile.training["max_length"] == run.max_length
+    assert run.resolved_profile.training.max_length == run.max_length
     assert run.finetuned.key  # trains with the number, not the word
     metrics = json.loads(json.dumps(build_metrics(run.record), default=str))
     assert metrics["profile"]["training"]["max_length"] == run.max_length

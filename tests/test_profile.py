@@ -1,11 +1,13 @@
 """Profiles: defaults, path resolution, and one clear message per invalid key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from harness.cache import content_key
 from harness.errors import ProfileError
-from harness.profile import default_profile_path, load_profile
+from harness.profile import SCHEMA, SECTIONS, TrainingSection, _check_value, default_profile_path, load_profile
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -20,16 +22,16 @@ MINIMAL = '[data]\ntrain = "t.csv"\nvalidation = "v.csv"\n'
 def test_default_profile_is_packaged_and_valid():
     profile = load_profile()
     assert profile.path == default_profile_path()
-    assert profile.model["name_or_path"] == "packaged:minilm-l6"
-    assert profile.gates["accuracy_min"] == 0.85 and profile.gates["eval_loss_max"] == 0.5
-    assert 1 <= profile.training["epochs"] <= 9
-    assert Path(profile.data["train"]).is_file()
+    assert profile.model.name_or_path == "packaged:minilm-l6"
+    assert profile.gates.accuracy_min == 0.85 and profile.gates.eval_loss_max == 0.5
+    assert 1 <= profile.training.epochs <= 9
+    assert Path(profile.data.train).is_file()
 
 
 def test_relative_paths_resolve_against_the_profile_file(tmp_path):
     profile = load_profile(write(tmp_path, MINIMAL))
-    assert profile.data["train"] == str(tmp_path / "t.csv")
-    assert profile.training["epochs"] == 4  # default filled in
+    assert profile.data.train == str(tmp_path / "t.csv")
+    assert profile.training.epochs == 4  # default filled in
 
 
 @pytest.mark.parametrize(
@@ -72,8 +74,41 @@ def test_unreadable_and_malformed_profiles(tmp_path):
 
 def test_labels_accept_table_or_list(tmp_path):
     table = load_profile(write(tmp_path, MINIMAL + 'labels = {0 = "a", 1 = "b"}\n'))
-    assert table.data["labels"] == ["a", "b"]
+    assert table.data.labels == ("a", "b") and table.as_dict()["data"]["labels"] == ["a", "b"]
     listed = load_profile(write(tmp_path, MINIMAL + 'labels = ["x", "y"]\n'))
-    assert listed.data["labels"] == ["x", "y"]
+    assert listed.data.labels == ("x", "y")
     with pytest.raises(ProfileError, match=r"ids must be 0\.\.1"):
         load_profile(write(tmp_path, MINIMAL + 'labels = {1 = "a", 2 = "b"}\n'))
+
+
+def test_sections_are_typed_frozen_and_the_schema_is_derived_from_them(tmp_path):
+    profile = load_profile(write(tmp_path, MINIMAL + '[onnx]\nbatch_sizes = [2, 5]\n[training]\nmax_length = "auto"\n'))
+    for name, (attribute, section) in SECTIONS.items():
+        assert isinstance(getattr(profile, attribute), section)
+        assert [f.name for f in dataclasses.fields(section)] == list(SCHEMA[name])
+        for key, spec in SCHEMA[name].items():  # every default passes its own check
+            assert spec.required or spec.default is None or _check_value(spec, spec.default) is None, (name, key)
+    assert profile.onnx.batch_sizes == (2, 5) and profile.as_dict()["onnx"]["batch_sizes"] == [2, 5]
+    assert profile.training.max_length == "auto" and profile.training == TrainingSection(max_length="auto")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.gates.accuracy_min = 0.1  # type: ignore[misc]
+
+
+def test_default_profile_hashes_as_before_typed_sections():
+    """The fine-tune cache key and the resolved profile of the embedded default, pinned from the dict-based
+    profile (commit e1694ec): typed sections must not change a key, or every cached model would be retrained."""
+    from harness.data import load_data
+    from harness.device import Device
+    from harness.models import resolve_model
+    from harness.training import key_inputs
+
+    profile = load_profile()
+    plain = profile.as_dict()
+    assert not [k for section in plain.values() for k, v in section.items() if isinstance(v, tuple)]
+    for split in ("train", "validation", "test"):
+        plain["data"][split] = Path(plain["data"][split]).name  # absolute where the package is installed
+    assert content_key(plain) == "031be670dac4b2fae216c215"
+    device = Device("cpu", "any", "fp32", 1)
+    inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)
+    del inputs["versions"]  # torch, transformers and harness versions: the machine's, not the profile's
+    assert content_key(inputs) == "efd4fda898895e3221c49377"

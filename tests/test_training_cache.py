@@ -16,7 +16,7 @@ from harness.training import cache_key, fine_tune, model_folder
 def inputs(make_profile):
     profile = load_profile(make_profile(training={"epochs": 1}))
     data = load_data(profile)
-    return profile, data, resolve_model(profile.model["name_or_path"]), select_device()
+    return profile, data, resolve_model(profile.model.name_or_path), select_device()
 
 
 def quiet(lines):
@@ -37,9 +37,9 @@ def test_second_run_reuses_and_retrain_forces(inputs, tmp_path):
 def test_key_ignores_gates_but_not_training_or_data(inputs, tmp_path):
     profile, data, source, device = inputs
     key = cache_key(profile, data, source, device)
-    stricter = dataclasses.replace(profile, gates=profile.gates | {"accuracy_min": 0.99})
+    stricter = dataclasses.replace(profile, gates=dataclasses.replace(profile.gates, accuracy_min=0.99))
     assert cache_key(stricter, data, source, device) == key
-    other_lr = dataclasses.replace(profile, training=profile.training | {"learning_rate": 2e-3})
+    other_lr = dataclasses.replace(profile, training=dataclasses.replace(profile.training, learning_rate=2e-3))
     assert cache_key(other_lr, data, source, device) != key
     train = data.splits["train"]
     edited = dataclasses.replace(data, splits=data.splits | {"train": dataclasses.replace(train, sha256="0" * 64)})

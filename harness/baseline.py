@@ -85,9 +85,16 @@ def load_baseline(path: Path, data: DataBundle) -> dict[str, Any]:
 
 
 def _aligned(baseline: dict[str, Any], split: str, ids: list[str], field: str) -> tuple[np.ndarray, np.ndarray]:
-    recorded = baseline["examples"][split]
+    recorded = baseline.get("examples", {}).get(split)
+    if recorded is None:
+        raise BaselineError(f"the baseline has no {split} split to compare with; save one on a run that evaluates it")
     position = {example: i for i, example in enumerate(recorded["ids"])}
     keep = [i for i, example in enumerate(ids) if example in position]
+    if not keep:
+        raise BaselineError(
+            f"the baseline shares no {split} example with the candidate ({len(recorded['ids'])} recorded, "
+            f"{len(ids)} now); a comparison on n=0 proves nothing. Save a baseline on this data"
+        )
     values = np.asarray([recorded[field][position[ids[i]]] for i in keep])
     return values, np.asarray(keep, dtype=int)
 

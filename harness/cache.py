@@ -70,9 +70,19 @@ def read_manifest(path: Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"{path.name} missing"
     except (OSError, ValueError):
         return None, f"{path.name} unreadable"
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not record["files"]:
         return None, f"{path.name} lists no files"
+    escaping = [name for name in record["files"] if not confined(path.parent, name)]
+    if escaping:
+        return None, f"{path.name} names files outside its folder: {', '.join(map(repr, escaping[:3]))}"
     return record, ""
+
+
+def confined(folder: Path, name: object) -> bool:
+    """Whether a file name read from a manifest stays inside ``folder`` (no absolute path, no ``..``, no link out)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        return False
+    return (folder / name).resolve().is_relative_to(folder.resolve())
 
 
 def mismatches(folder: Path, files: dict[str, Any], manifest: str, strict: bool = True) -> list[str]:
@@ -82,7 +92,9 @@ def mismatches(folder: Path, files: dict[str, Any], manifest: str, strict: bool 
     for name, recorded in files.items():
         expected = str(recorded.get("sha256") if isinstance(recorded, dict) else recorded)
         path = folder / name
-        if not path.is_file():
+        if not confined(folder, name):
+            problems.append(f"{name!r}: names a file outside the folder; refused, not read")
+        elif not path.is_file():
             problems.append(f"{name}: listed in {manifest} but missing")
         elif (actual := sha256_file(path)) != expected:
             problems.append(f"{name}: sha256 {actual[:12]}… != {manifest} {expected[:12]}…")

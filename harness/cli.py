@@ -2,6 +2,7 @@
 
     harness train --config PROFILE --output DIR          (also under torchrun / accelerate launch)
     harness learning-curve --config PROFILE --fractions 0.1,0.25,0.5,1.0 --output DIR
+    harness check --config PROFILE [--model DIR] [--baseline PATH] [--onnx-bundle DIR] [--json]
 
 Bad input prints one line naming the file or key and exits 4 (as pytest's usage errors).
 """
@@ -29,9 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="comma-separated, each in (0, 1]")
     curve.add_argument("--output", default="out/learning-curve", help="folder for learning_curve.json and .png")
     curve.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
+    check = commands.add_parser("check", help="validate every input a gate run would read, without training")
+    check.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    check.add_argument("--model", help="a model folder from `harness train` (as --harness-model)")
+    check.add_argument("--baseline", help="a baseline file (as --harness-baseline)")
+    check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --onnx-bundle)")
+    check.add_argument("--cache", default=".harness_cache", help="cache folder")
+    check.add_argument("--json", action="store_true", help="print the record as JSON")
     args = parser.parse_args(argv)
+    commands_by_name = {"train": _train, "learning-curve": _learning_curve, "check": _check}
     try:
-        return _train(args) if args.command == "train" else _learning_curve(args)
+        return commands_by_name[args.command](args)
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -42,9 +51,10 @@ def _train(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.report import build_metrics
     from harness.run import HarnessRun
-    from harness.training import publish_copy, world
+    from harness.training import check_output_folder, publish_copy, world
 
     rank, world_size = world()
+    check_output_folder(Path(args.output))
     run = HarnessRun(load_profile(args.config), Path(args.cache).resolve(), retrain=args.retrain,
                      progress=lambda line: print(line, flush=True))  # fmt: skip
     run.validate_inputs()
@@ -82,6 +92,40 @@ def _learning_curve(args: argparse.Namespace) -> int:
     plots.learning_curve(points, profile.gates, f"Learning curve: {profile.name}", output / "learning_curve.png")
     print(json.dumps([{k: p[k] for k in ("fraction", "train_examples", "accuracy", "eval_loss")} for p in points]))
     print(f"wrote {output / 'learning_curve.json'} and {output / 'learning_curve.png'}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Validate profile, data, model, baseline and bundle as a gate run would, before any training, and print
+    what was found: the same sections ``metrics.json`` carries."""
+    from harness.profile import load_profile
+    from harness.report import build_metrics
+    from harness.run import HarnessRun
+
+    def path(value: str | None) -> Path | None:
+        return Path(value).resolve() if value else None
+
+    run = HarnessRun(load_profile(args.config), Path(args.cache).resolve(), progress=lambda line: None,
+                     baseline_path=path(args.baseline), onnx_bundle_path=path(args.onnx_bundle),
+                     model_dir=path(args.model))  # fmt: skip
+    run.validate_inputs()
+    metrics = build_metrics(run.record)
+    found = {key: metrics[key] for key in ("profile", "data", "model", "tokenization", "baseline", "onnx", "device")}
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    print(f"profile {run.profile.path}: valid")
+    for name, split in found["data"]["splits"].items():
+        print(f"  {name}: {split['rows']} rows, sha256 {split['sha256']}, {split['path']}")
+    print(f"  labels: {', '.join(found['data']['label_names'])}")
+    print(f"  model: {found['model']['base']} (weights sha256 {found['model']['base_weights_sha256']})")
+    print(f"  max_length: {run.max_length}" + (" (auto)" if run.record.max_length_choice else ""))
+    if found["model"]["finetuned_content"]:
+        print(f"  model folder: {args.model} (content {found['model']['finetuned_content']})")
+    if found["baseline"]:
+        print(f"  baseline: {found['baseline']['path']}")
+    if found["onnx"]:
+        print(f"  onnx bundle: {found['onnx']['bundle']['path']} (opset {found['onnx']['bundle']['opset']})")
     return 0
 
 

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,24 +87,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def load_data(profile: Profile) -> DataBundle:
     """Read every split the profile names, validate them together, measure leakage."""
     cfg = profile.data
-    raw: dict[str, tuple[Path, list[Any], list[Any]]] = {}
+    raw: dict[str, tuple[Path, list[Any], list[Any], str]] = {}
     for split in SPLITS:
         path = profile.data_path(split)
         if path is None:
             continue
-        texts, labels = _read_columns(path, cfg.text_column, cfg.label_column)
-        raw[split] = (path, texts, labels)
+        texts, labels, digest = _read_columns(path, cfg.text_column, cfg.label_column)
+        raw[split] = (path, texts, labels, digest)
     label_names = _label_names(cfg.labels, raw)
     declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
     splits = {}
-    for split, (path, texts, labels) in raw.items():
+    for split, (path, texts, labels, digest) in raw.items():
         indices = _map_labels(path, labels, label_names, declared)
         if split == "train" and len(set(indices)) < 2:
             raise DataError(f"{path}: train has a single class ({label_names[indices[0]]!r}); need at least 2")
         _check_texts(path, texts)
         if not cfg.allow_duplicates:
             _check_duplicates(path, texts, indices)
-        splits[split] = Split(split, path, sha256_file(path), [str(t) for t in texts], indices)
+        splits[split] = Split(split, path, digest, [str(t) for t in texts], indices)
     train = splits["train"]
     seen = set(train.labels)
     for split in splits.values():
@@ -154,7 +155,9 @@ def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
     return leaks
 
 
-def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
+def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any], str]:
+    """(texts, labels, SHA-256) of one data file, parsed from the very bytes that are hashed: no cache keyed
+    by path and modification time stands between the recorded hash and the rows trained on."""
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
     if path.is_dir() or not os.access(path, os.R_OK):
@@ -165,7 +168,12 @@ def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (no header, no rows)")
     _check_bytes(path)
-    table = _load_table(path)
+    with tempfile.TemporaryDirectory(prefix="harness-data-") as scratch:
+        snapshot = Path(scratch) / f"snapshot{path.suffix.lower()}"
+        blob = path.read_bytes()
+        snapshot.write_bytes(blob)
+        table = _load_table(snapshot, path, Path(scratch) / "datasets-cache")
+    digest = hashlib.sha256(blob).hexdigest()
     columns = list(table.column_names)
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
@@ -176,7 +184,7 @@ def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list
         )
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
-    return list(table[text_column]), list(table[label_column])
+    return list(table[text_column]), list(table[label_column]), digest
 
 
 def _check_bytes(path: Path) -> None:
@@ -229,19 +237,22 @@ def _layout_hint(columns: list[str]) -> str:
     return " Is the header row missing? The first line is read as the header."
 
 
-def _load_table(path: Path) -> Any:
+def _load_table(snapshot: Path, path: Path, cache_dir: Path) -> Any:
+    """Parse ``snapshot`` (a private copy of ``path``'s bytes) with ``datasets``, in a throwaway cache folder;
+    messages name ``path``."""
     from datasets import load_dataset
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    suffix = path.suffix.lower()
+    suffix = snapshot.suffix.lower()
     builder = "json" if suffix in (".jsonl", ".json") else "csv"
     options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]} if builder == "csv" else {}
     logger = logging.getLogger("datasets")
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # its own "Failed to read file" line would duplicate our message
     try:
-        return load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True, **options)
+        return load_dataset(builder, data_files=str(snapshot), split="train", keep_in_memory=True,
+                            cache_dir=str(cache_dir), **options)  # fmt: skip
     except Exception as error:  # datasets wraps parser errors in many types; name the file instead
         if builder == "csv" and _header_only(path):
             raise DataError(f"{path}: no data rows (only a header line)") from None
@@ -251,11 +262,11 @@ def _load_table(path: Path) -> Any:
         logger.setLevel(level)
 
 
-def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, list[Any], list[Any]]]) -> list[str]:
+def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, list[Any], list[Any], str]]) -> list[str]:
     """Declared names win; else labels.json beside train; else the sorted labels of train."""
     if declared:
         return list(declared)
-    train_path, _, train_labels = raw["train"]
+    train_path, _, train_labels, _ = raw["train"]
     labels_json = train_path.parent / "labels.json"
     if labels_json.exists():
         try:

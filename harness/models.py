@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cache import content_key
 from harness.data import sha256_file
 from harness.errors import ModelSourceError
 
@@ -67,18 +68,18 @@ def resolve_model(name_or_path: str) -> ModelSource:
     return _from_hub(name_or_path)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")  # fmt: skip
+LFS_POINTER = b"version https://git-lfs"
+
+
 def check_model_folder(folder: Path) -> str:
-    """Refuse folders that would need pickle or remote code; return the weights' SHA-256."""
-    config_path = folder / "config.json"
-    if not config_path.exists():
-        raise ModelSourceError(f"{folder}: no config.json; not a Hugging Face model folder")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ModelSourceError(f"{config_path}: not valid JSON ({error})") from None
-    if isinstance(config, dict) and config.get("auto_map"):
+    """Refuse folders that would need pickle or remote code, or that would load as something other than
+    what they seem (no tokenizer, Git LFS pointers for weights); return the weights' SHA-256."""
+    config = read_config(folder)
+    if config.get("auto_map"):
         raise ModelSourceError(
-            f"{config_path}: declares auto_map (custom model code); the harness never enables "
+            f"{folder / 'config.json'}: declares auto_map (custom model code); the harness never enables "
             "trust_remote_code. Use a model whose architecture ships with transformers."
         )
     weights = sorted(folder.glob("*.safetensors"))
@@ -91,13 +92,48 @@ def check_model_folder(folder: Path) -> str:
                 "AutoModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
             )
         raise ModelSourceError(f"{folder}: no *.safetensors weights found")
+    for path in weights:
+        with open(path, "rb") as handle:
+            if handle.read(len(LFS_POINTER)) == LFS_POINTER:
+                raise ModelSourceError(
+                    f"{path}: a Git LFS pointer, not the weights; run `git lfs pull` in the model's repository"
+                )
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelSourceError(
+            f"{folder}: no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); without them every word would "
+            "be encoded as unknown. Save the tokenizer with the model (tokenizer.save_pretrained(folder))"
+        )
     return ";".join(sha256_file(p) for p in weights)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` as a JSON object, or a ``ModelSourceError`` naming the file."""
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise ModelSourceError(f"{folder}: no config.json; not a Hugging Face model folder")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelSourceError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ModelSourceError(f"{config_path}: must be a JSON object, got {type(config).__name__}")
+    return config
+
+
+def model_digest(folder: Path) -> str:
+    """A content key over every file a model folder loads from (weights, config, tokenizer files), by their
+    bytes: what a verdict about the model is bound to. The harness's own records beside them are left out."""
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name not in RECORDS}
+    return content_key({"files": files})
+
+
+RECORDS = ("entry.json", "metrics.json", "manifest.json")
 
 
 def check_label_head(folder: Path, label_names: list[str], replace_head: bool) -> None:
     """A folder that is already a classifier for another number of labels is refused unless
     ``[model] replace_head = true``: silently re-initialising its head hides a wrong folder."""
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = read_config(folder)
     if replace_head or not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         return
     head = list((config.get("id2label") or {}).values())
@@ -179,12 +215,30 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
             trust_remote_code=False,
             ignore_mismatched_sizes=True,
             dtype=torch.float32,  # fp32 master weights; mixed precision comes from autocast
+            output_loading_info=True,
         )
     except (OSError, ValueError) as error:
         raise ModelSourceError(f"{folder}: cannot load as a sequence classifier: {error}") from None
     finally:
         transformers.logging.set_verbosity(verbosity)
+    model, info = model
+    _refuse_reinitialised_body(folder, model, info)
     return model
+
+
+def _refuse_reinitialised_body(folder: Path, model: Any, info: dict[str, Any]) -> None:
+    """Only the classification head may be initialised afresh: a weight of the encoder whose shape differs
+    from the checkpoint (an edited ``vocab_size``, another model's config) would be silently re-initialised."""
+    prefix = f"{model.base_model_prefix}."
+    body = [m for m in info.get("mismatched_keys") or [] if str(m[0]).startswith(prefix)]
+    body += [k for k in info.get("missing_keys") or [] if str(k).startswith(prefix)]
+    if body:
+        shown = ", ".join(str(m[0]) + f" {tuple(m[1])} vs {tuple(m[2])}" if isinstance(m, tuple) else str(m)
+                          for m in body[:3])  # fmt: skip
+        raise ModelSourceError(
+            f"{folder / 'config.json'}: the weights do not fit the config ({shown}); loading would re-initialise "
+            "part of the encoder. Restore the config.json saved with these weights"
+        )
 
 
 def load_finetuned(folder: Path, device: str = "cpu") -> tuple[Any, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cache import ContentCache, content_key, mismatches
+from harness.cache import ContentCache, confined, content_key, mismatches
 from harness.cache import write_manifest as write_hashed
 from harness.data import sha256_file
 from harness.errors import BundleError
@@ -248,6 +248,9 @@ def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
     if not model_path.is_file():
         raise BundleError(f"{model_path}: missing from the bundle")
     size = model_path.stat().st_size
+    escaping = [name for name in manifest["files"] if not confined(folder, name)]
+    if escaping:
+        raise BundleError(f"{manifest_path}: names files outside the bundle folder: {escaping[:3]}; refusing it")
     recorded = manifest["files"].get(MODEL_FILE, {}).get("bytes")
     if size == 0:
         raise BundleError(f"{model_path}: empty file (0 bytes)")

@@ -21,7 +21,7 @@ from harness import onnx_perf
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics
 from harness.gates import threshold_gate
-from harness.models import load_finetuned
+from harness.models import load_finetuned, model_digest
 from harness.onnx_bundle import Bundle, cached_export, cached_int8, open_bundle
 from harness.onnx_parity import OnnxRunner, Parity, compare_on_texts, predict
 from harness.profile import GatesSection, OnnxSection
@@ -106,7 +106,8 @@ class OnnxStage:
 
         finetuned = self.inputs.finetuned()
         return cached_export(
-            model_folder(finetuned), self.inputs.cache_dir, finetuned.key, names, self.inputs.max_length(),
+            model_folder(finetuned), self.inputs.cache_dir, model_digest(model_folder(finetuned)), names,
+            self.inputs.max_length(),
             self.cfg.opset, metrics, self.inputs.progress,
         )  # fmt: skip
 

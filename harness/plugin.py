@@ -44,6 +44,8 @@ OPTIONS = (  # (flag, dest, metavar or None for a switch, help)
     ("--harness-retrain", "harness_retrain", None, "ignore the cached fine-tune and train again"),
     ("--harness-save-baseline", "harness_save_baseline", "PATH",
      "store metrics and per-example results of this run as a baseline for later comparison"),
+    ("--harness-save-failing-baseline", "harness_save_failing_baseline", None,
+     "save the baseline even when a gate failed (refused by default)"),
     ("--harness-baseline", "harness_baseline", "PATH",
      "compare the candidate with this stored baseline (paired tests on the same examples)"),
     ("--harness-model", "harness_model", "DIR",
@@ -260,7 +262,7 @@ class _XdistHooks:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
-    if session is None or not session.results:
+    if session is None or not (session.results or session.notices):
         return
     from harness.report import gates_table
 
@@ -271,6 +273,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         folder = session.settings.report
         files = ", ".join(str(folder / name) for name in ("metrics.json", "report.html", "report.md"))
         terminalreporter.write_line(f"report: {files}")
+    for line in session.notices:
+        terminalreporter.write_line(line, red=line.startswith("baseline NOT"))
 
 
 def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -26,7 +26,8 @@ class ModelRecord:
 
     base: str
     base_weights_sha256: str
-    finetuned_cache_key: str | None = None
+    finetuned_cache_key: str | None = None  # the key the fine-tune was trained (or recorded) under
+    finetuned_content: str | None = None  # content key of its files on disk: what evaluation is bound to
     finetuned_from_cache: bool | None = None
     best_epoch: float | None = None
     train_seconds: float | None = None

@@ -25,7 +25,15 @@ from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
 from harness.evaluation import SplitMetrics, evaluate_splits
-from harness.models import ModelSource, check_label_head, load_classifier, load_finetuned, load_tokenizer, resolve_model
+from harness.models import (
+    ModelSource,
+    check_label_head,
+    load_classifier,
+    load_finetuned,
+    load_tokenizer,
+    model_digest,
+    resolve_model,
+)
 from harness.onnx_run import OnnxInputs, OnnxStage
 from harness.profile import Profile
 from harness.record import ModelRecord, RunRecord
@@ -128,10 +136,17 @@ class HarnessRun:
                 )
         self.record.model = dataclasses.replace(
             self.record.model or ModelRecord(self.source.name, self.source.weights_sha256),
-            finetuned_cache_key=result.key, finetuned_from_cache=result.from_cache, best_epoch=result.best_epoch,
+            finetuned_cache_key=result.key, finetuned_content=self.finetuned_content(result),
+            finetuned_from_cache=result.from_cache, best_epoch=result.best_epoch,
             train_seconds=result.train_seconds, history=result.history,
         )  # fmt: skip
         return result
+
+    @staticmethod
+    def finetuned_content(result: FineTuned) -> str:
+        """The content key of the fine-tuned model's files as they are on disk: evaluation outputs and ONNX
+        exports are keyed by it, never by the key a model folder records about itself."""
+        return model_digest(model_folder(result))
 
     @property
     def has_finetuned(self) -> bool:
@@ -161,7 +176,9 @@ class HarnessRun:
     @cached_property
     def tuned_metrics(self) -> dict[str, SplitMetrics]:
         with self.record.timed("evaluate_finetuned"):
-            self.record.tuned_metrics = self._evaluate(lambda: self.finetuned_model, {"model": self.finetuned.key})
+            self.record.tuned_metrics = self._evaluate(
+                lambda: self.finetuned_model, {"model_content": self.finetuned_content(self.finetuned)}
+            )
         return self.record.tuned_metrics
 
     def _evaluate(self, load: Callable[[], tuple[Any, Any]], identity: dict[str, Any]) -> dict[str, SplitMetrics]:

@@ -35,6 +35,7 @@ class Settings:
     cache: Path = Path(".harness_cache")
     retrain: bool = False
     save_baseline: Path | None = None
+    save_failing_baseline: bool = False
     baseline: Path | None = None
     model: Path | None = None
     onnx_bundle: Path | None = None
@@ -52,6 +53,7 @@ class Settings:
             config=options.harness_config, report=Path(options.harness_report) if options.harness_report else None,
             cache=Path(cache).resolve(), retrain=options.harness_retrain,
             save_baseline=Path(options.harness_save_baseline) if options.harness_save_baseline else None,
+            save_failing_baseline=options.harness_save_failing_baseline,
             baseline=Path(options.harness_baseline) if options.harness_baseline else None,
             model=path(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
             onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
@@ -70,6 +72,7 @@ class GateSession:
     skip_reason: str | None = None  # shared data absent outside CI: every harness test skips with this
     worker_parts: list[dict[str, Any]] = field(default_factory=list)
     usage_errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # lines for the end of the terminal summary
 
     @classmethod
     def start(cls, settings: Settings, progress: Callable[[str], None]) -> GateSession:
@@ -109,8 +112,8 @@ class GateSession:
         from harness.report import build_metrics, merge_worker_metrics, write_json_atomic
 
         record = self.run.record
-        if self.settings.save_baseline and record.data is not None and (not worker or record.tuned_metrics):
-            self.run.save_baseline(self.settings.save_baseline)  # evaluates the fine-tuned model if no test did
+        if self.settings.save_baseline and not worker and (record.data is not None or self.worker_parts):
+            self._save_baseline(self.settings.save_baseline)
         folder = self.settings.report
         if folder is None or (record.data is None and not self.worker_parts):
             return None
@@ -125,6 +128,20 @@ class GateSession:
         write_json_atomic(folder / "metrics.json", metrics)
         write_documents(results, metrics, images, folder)
         return None
+
+    def _save_baseline(self, path: Path) -> None:
+        """Store this run as the baseline, unless a gate failed (a failing candidate must not become the bar
+        the next one is held to) and ``--harness-save-failing-baseline`` was not given."""
+        failed = [r.gate for r in self.results if not r.passed]
+        if failed and not self.settings.save_failing_baseline:
+            self.notices.append(
+                f"baseline NOT saved to {path}: {len(failed)} check(s) failed ({', '.join(failed[:5])}); "
+                "pass --harness-save-failing-baseline to save it anyway"
+            )
+            return
+        self.run.save_baseline(path)  # evaluates the fine-tuned model if no test did (cached logits under xdist)
+        although = f" although {len(failed)} check(s) failed ({', '.join(failed[:5])})" if failed else ""
+        self.notices.append(f"baseline saved to {path}{although}")
 
     @property
     def exit_status(self) -> int | None:

@@ -334,17 +334,41 @@ def load_trained(folder: Path, profile: Profile, data: DataBundle, source: Model
     return FineTuned(folder, record["key"], True, record["train_seconds"], record["history"], record.get("best_epoch"))
 
 
+def check_output_folder(output: Path) -> None:
+    """Refuse an ``--output`` folder whose replacement would delete files ``harness train`` did not write
+    (checked before training, and again before publishing)."""
+    from harness.errors import HarnessError
+
+    if output.exists() and any(output.iterdir()):
+        ours = _written_by_train(output)
+        if ours is None:
+            raise HarnessError(f"{output}: exists and is not a harness model folder; choose an empty or new folder")
+        foreign = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file()
+                         and str(p.relative_to(output)) not in ours)  # fmt: skip
+        if foreign:
+            raise HarnessError(
+                f"{output}: holds files `harness train` did not write ({', '.join(foreign[:5])}); replacing the "
+                "folder would delete them. Move them away or choose another --output"
+            )
+
+
 def publish_copy(entry: Path, output: Path, extra: dict[str, Any]) -> Path:
     """Copy a cache entry to ``output`` (plus JSON files in ``extra``), complete or not at all."""
-    if output.exists() and any(output.iterdir()) and not (output / ENTRY_FILE).exists():
-        from harness.errors import HarnessError
-
-        raise HarnessError(f"{output}: exists and is not a harness model folder; choose an empty or new folder")
+    check_output_folder(output)
     with replacing(output) as folder:
         shutil.copytree(entry, folder, dirs_exist_ok=True)
         for name, payload in extra.items():
             (folder / name).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return output
+
+
+def _written_by_train(folder: Path) -> set[str] | None:
+    """The files an earlier ``harness train --output`` wrote into ``folder`` (those its entry.json lists, the
+    entry itself and the extra JSON files), or None when it holds no readable entry.json."""
+    record, _ = check_folder(folder, ENTRY_FILE, strict=False)
+    if record is None:
+        return None
+    return {*record["files"], ENTRY_FILE, "metrics.json"}
 
 
 class ShardRecorder:

@@ -89,13 +89,14 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def gates_table(results: list[GateResult]) -> list[str]:
-    """Compact aligned lines for the terminal summary."""
-    rows = [("gate", "split", "value", "interval", "rule", "n", "p", "verdict")]
+    """Compact aligned lines for the terminal summary, gates and properties alike (failures first)."""
+    results = sorted(results, key=lambda r: r.passed)
+    rows = [("gate", "kind", "split", "value", "interval", "rule", "n", "p", "verdict")]
     for r in results:
         interval = f"[{r.interval[0]:.3g}, {r.interval[1]:.3g}]" if r.interval else ""
         p = f"{r.p_value:.3g}" if r.p_value is not None else ""
         rule = f"{r.op} {r.threshold:.4g}" + (" (confident)" if r.mode == "confident" else "")
-        rows.append((r.gate, r.split, f"{r.value:.4g}", interval, rule, str(r.n), p, r.verdict))
+        rows.append((r.gate, r.kind, r.split, f"{r.value:.4g}", interval, rule, str(r.n), p, r.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 

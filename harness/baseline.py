@@ -106,7 +106,7 @@ def compare_accuracy(
     base_correct, keep = _aligned(baseline, candidate.split, ids, "correct")
     base_correct, cand_correct = base_correct.astype(bool), candidate.correct[keep]
     base_acc, cand_acc = float(base_correct.mean()), float(cand_correct.mean())
-    drop = base_acc - cand_acc
+    drop = (int(base_correct.sum()) - int(cand_correct.sum())) / len(keep)  # rounded once: 0.9 - 0.7 > 0.2
     allowed = max(cfg.accuracy_drop_abs, cfg.accuracy_drop_rel * base_acc)
     lost, gained, p = mcnemar_exact(base_correct, cand_correct)
     details = [

@@ -1,0 +1,138 @@
+"""Scope and score of the mutation run (scripts/mutation.sh runs it).
+
+``globs``: the mutmut mutant names in scope, one per line (the verdict logic; the pure functions of
+baseline.py, onnx_perf.py and onnx_parity.py).
+``score``: killed / total per module from ``mutmut results --all true``, the survivors, and whether each is
+justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a survivor is not justified.
+``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
+properties that decide and show every verdict), applied to a copy of the project and run against the same tests.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MINIMUM = 0.9
+SURVIVORS_DOC = ROOT / "docs" / "mutation-survivors.md"
+TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_selection
+    "tests/test_verdicts.py",
+    "tests/test_stats.py",
+    "tests/test_registry.py::test_the_result_decides_its_own_verdict",
+    "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
+    "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
+]
+
+# module -> functions in scope (None: all of it)
+SCOPE: dict[str, list[str] | None] = {
+    "harness/result.py": None,
+    "harness/stats.py": None,
+    "harness/gates.py": None,
+    "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_paired_gate"],
+    "harness/onnx_perf.py": ["compare_int8", "int8_gates"],
+    "harness/onnx_parity.py": ["parity_gates"],
+}
+
+# (file, text, replacement): one mutant each, in what mutmut skips
+HAND_MUTANTS = [
+    ("harness/result.py", 'if self.mode == "confident" and self.interval:\n            return self.interval[0]',
+     'if self.mode != "confident" and self.interval:\n            return self.interval[0]'),
+    ("harness/result.py", 'if self.mode == "confident" and self.interval:\n            return self.interval[0]',
+     'if self.mode == "confident" or self.interval:\n            return self.interval[0]'),
+    ("harness/result.py", 'return self.interval[0] if self.op == ">=" else self.interval[1]',
+     'return self.interval[1] if self.op == ">=" else self.interval[0]'),
+    ("harness/result.py", 'return self.interval[0] if self.op == ">=" else self.interval[1]',
+     'return self.interval[0] if self.op != ">=" else self.interval[1]'),
+    ("harness/result.py", 'return self.interval[0] if self.op == ">=" else self.interval[1]',
+     'return self.interval[0] if self.op == ">=" else self.interval[0]'),
+    ("harness/result.py", "        return self.value\n\n    def summary",
+     "        return self.threshold\n\n    def summary"),
+    ("harness/result.py", 'return "pass" if self.passed else "FAIL"', 'return "FAIL" if self.passed else "pass"'),
+    ("harness/result.py", 'return "pass" if self.passed else "FAIL"', 'return "pass" if self.passed else "fail"'),
+]  # fmt: skip
+
+
+def globs_of(path: str) -> list[str]:
+    """mutmut's names: ``harness.stats.x_wilson__mutmut_3``, ``harness.result.xǁGateResultǁ_decide__mutmut_1``."""
+    module, functions = path.removesuffix(".py").replace("/", "."), SCOPE[path]
+    return [f"{module}.*"] if functions is None else [f"{module}.x_{f}__mutmut_*" for f in functions]
+
+
+def module_of(mutant: str) -> str | None:
+    return next((p for p in SCOPE if any(fnmatch.fnmatchcase(mutant, g) for g in globs_of(p))), None)
+
+
+def score(results: str) -> int:
+    """Print killed / total per module from ``mutmut results --all true``; 1 if a gate of the run fails."""
+    justified = set(re.findall(r"harness\.[\w.ǁ]+__mutmut_\d+", SURVIVORS_DOC.read_text(encoding="utf-8")))
+    by_module: dict[str, list[tuple[str, str]]] = {path: [] for path in SCOPE}
+    for line in results.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name and (path := module_of(name)):
+            by_module[path].append((name, status))
+    failed = False
+    print(f"{'module':24} {'killed/total':>12} {'score':>7}")
+    for path, mutants in by_module.items():
+        killed = sum(status in ("killed", "timeout") for _, status in mutants)
+        total = len(mutants)
+        share = killed / total if total else 0.0
+        failed |= share < MINIMUM
+        scope = "" if SCOPE[path] is None else f"  ({', '.join(SCOPE[path] or [])})"
+        print(f"{path:24} {f'{killed}/{total}':>12} {share:7.1%}{'  < 90 %' if share < MINIMUM else ''}{scope}")
+        for name, status in mutants:
+            if status not in ("killed", "timeout"):
+                known = name in justified
+                failed |= not known
+                note = "justified in docs/mutation-survivors.md" if known else "NOT JUSTIFIED: kill it or justify it"
+                print(f"    {name}: {status} ({note})")
+    everything = [status for mutants in by_module.values() for _, status in mutants]
+    killed = sum(status in ("killed", "timeout") for status in everything)
+    print(f"{'all':24} {f'{killed}/{len(everything)}':>12} {killed / max(len(everything), 1):7.1%}")
+    return int(failed)
+
+
+def hand(python: str) -> int:
+    """Apply each hand-written mutant to a copy of the project and run the tests; 1 if one survives."""
+    survived = 0
+    with tempfile.TemporaryDirectory(prefix="hand-mutants-") as tmp:
+        copy = Path(tmp)
+        shutil.copytree(ROOT / "harness", copy / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")
+
+        def run_tests() -> int:  # python -m puts the copy first on sys.path: its harness is the one imported
+            command = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TESTS]
+            return subprocess.run(command, cwd=copy, capture_output=True, check=False).returncode
+
+        if run_tests() != 0:
+            print("hand mutants: the unmutated copy fails its tests")
+            return 1
+        for number, (path, text, replacement) in enumerate(HAND_MUTANTS, 1):
+            source = (copy / path).read_text(encoding="utf-8")
+            assert source.count(text) == 1, f"hand mutant {number}: {text!r} not found once in {path}"
+            (copy / path).write_text(source.replace(text, replacement), encoding="utf-8")
+            code = run_tests()
+            (copy / path).write_text(source, encoding="utf-8")
+            status = "killed" if code == 1 else f"SURVIVED (pytest exit {code})"
+            survived += code != 1
+            print(f"    hand mutant {number} in {path}: {replacement.strip().splitlines()[0]!r}: {status}")
+    print(f"hand mutants (decorated functions mutmut skips): {len(HAND_MUTANTS) - survived}/{len(HAND_MUTANTS)}")
+    return int(survived > 0)
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "globs":
+        print("\n".join(g for path in SCOPE for g in globs_of(path)))
+    elif command == "score":
+        sys.exit(score(sys.stdin.read()))
+    elif command == "hand":
+        sys.exit(hand(sys.executable))
+    else:
+        sys.exit(f"usage: {sys.argv[0]} globs | score < results | hand")

@@ -191,6 +191,10 @@ def check_encodes_or_fails_clearly(tokenizer: Any, text: str, max_length: int) -
             raise PropertyViolation(
                 "encode succeeds or fails with a message", text, f"{type(error).__name__} with no message"
             ) from error
+    except Exception as error:  # a caller catching bad input (TypeError/ValueError) would not catch this
+        raise PropertyViolation(
+            "encode succeeds or fails with TypeError/ValueError", text, f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = None) -> dict[str, float]:

@@ -229,6 +229,19 @@ def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = No
     return report
 
 
+def unknown_words(tokenizer: Any, texts: list[str], limit: int = 5) -> list[str]:
+    """The first ``limit`` distinct pieces of ``texts`` that the tokenizer encodes as its unknown token."""
+    found: list[str] = []
+    for text in texts:
+        encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        for token_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            if token_id == tokenizer.unk_token_id and text[start:end] not in found:
+                found.append(text[start:end])
+                if len(found) == limit:
+                    return found
+    return found
+
+
 def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     """Tokens per text with the special tokens added and nothing cut."""
     return [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]

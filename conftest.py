@@ -1,4 +1,15 @@
 """Repository-level pytest configuration: the harness plugin comes from its pytest11 entry
-point; this file only adds the fixture modules the harness's own tests use."""
+point; this file adds the fixture modules the harness's own tests use and points the
+subprocesses they start at this checkout."""
+
+import os
+from pathlib import Path
 
 pytest_plugins = ["fixtures.tiny"]
+
+# The suites and pytester runs that tests start in subprocesses must import this checkout's harness and fixtures,
+# not the checkout an editable install points at (another worktree, say): put this one first on their path.
+_CHECKOUT = str(Path(__file__).resolve().parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_CHECKOUT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _CHECKOUT]]
+)

@@ -7,18 +7,32 @@ returns fail rates that a gate compares with a configured ceiling.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness.inference import TorchEngine, batched_logits, encode
+from harness.inference import TorchEngine, batched_logits, encode, torch_logits
 from harness.tokenization import PropertyViolation
 
 
 def logits(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
-    """Eval-mode logits for one padded batch, in the order given, on the model's device."""
-    return TorchEngine(model)(encode(tokenizer, texts, max_length))
+    """Eval-mode logits for one padded batch, in the order given, on the model's device. The model's own
+    mode is restored afterwards: a model left in train mode stays so, for ``check_batch_invariance`` to see."""
+    with _eval_mode_restored(model):
+        return TorchEngine(model)(encode(tokenizer, texts, max_length))
+
+
+@contextmanager
+def _eval_mode_restored(model: Any) -> Iterator[None]:
+    modes = [(module, module.training) for module in model.modules()] if hasattr(model, "modules") else []
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def check_padding_invariance(
@@ -37,13 +51,16 @@ def check_padding_invariance(
 
 
 def check_batch_invariance(model: Any, tokenizer: Any, texts: list[str], max_length: int, atol: float) -> None:
-    """Eval mode is deterministic, and each row of a batch equals the text run alone (within atol)."""
-    first = logits(model, tokenizer, texts, max_length)
-    again = logits(model, tokenizer, texts, max_length)
+    """The model as given is deterministic (a model left in train mode runs dropout and is not), and each row
+    of a batch equals the text run alone (within atol). Its mode is never changed here: putting it in eval
+    mode first would hide the fault."""
+    encoding = encode(tokenizer, texts, max_length)
+    first, again = torch_logits(model, encoding), torch_logits(model, encoding)
     if not np.array_equal(first, again):
-        raise PropertyViolation("the same batch twice gives identical logits (eval mode)", texts, "logits differ")
+        observed = f"max |diff| {np.max(np.abs(first - again)):.3g}; model.training = {getattr(model, 'training', '?')}"
+        raise PropertyViolation("the same batch twice gives identical logits (eval mode)", texts, observed)
     for i, text in enumerate(texts):
-        alone = logits(model, tokenizer, [text], max_length)[0]
+        alone = torch_logits(model, encode(tokenizer, [text], max_length))[0]
         diff = float(np.max(np.abs(alone - first[i])))
         if diff > atol:
             raise PropertyViolation(

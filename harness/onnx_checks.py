@@ -37,7 +37,7 @@ def check_onnx_checker(bundle: Bundle) -> GateResult:
     problems = []
     try:
         onnx.checker.check_model(str(bundle.model_path), full_check=True)
-    except onnx.checker.ValidationError as error:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:  # full_check infers shapes
         problems.append(f"onnx.checker: {str(error).splitlines()[0]}")
     return problems_gate("onnx_checker", "onnx.checker errors", problems, 1)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness import gates, onnx_checks, onnx_perf
+from harness import gates, onnx_checks, onnx_perf, tokenization
 from harness.baseline import compare_accuracy, compare_loss, example_ids
 from harness.behaviour import PERTURBATIONS, PerturbationResult
 from harness.data import DataBundle
@@ -48,6 +48,10 @@ class HarnessRun(Protocol):
     def baseline(self) -> dict[str, Any] | None: ...
     @property
     def onnx(self) -> OnnxStage: ...
+    @property
+    def tokenizer(self) -> Any: ...
+    @property
+    def domain_report(self) -> dict[str, dict[str, float]]: ...
 
 
 Measure = Callable[[HarnessRun, str], GateResult]
@@ -72,6 +76,9 @@ class Check:
     fix: str
     measure: Measure | None = None
     variants: tuple[str, ...] | str = ()  # names, or PROVIDERS
+    # the harness test that plants the fault this check guards against and watches it fail, run through the
+    # check's suite: "tests/test_x.py::test_name" or "...::test_name[param id]" (tests/test_registry.py finds it)
+    shown_failing_by: str = ""
 
     def result_name(self, variant: str = "") -> str:
         """The name in the gates table and metrics.json (kept from the first release's names)."""
@@ -121,6 +128,13 @@ def _perturbation(run: HarnessRun, name: str) -> GateResult:
     return gates.check_perturbation(result, run.profile.behaviour.perturbation_fail_max, run.gate_split)
 
 
+def _unk_rate(run: HarnessRun, _: str) -> GateResult:
+    split = run.gate_split
+    fit = run.domain_report[split]
+    unknown = tokenization.unknown_words(run.tokenizer, run.data.splits[split].texts) if fit["unk_rate"] else []
+    return gates.check_unk_rate(fit, run.profile.tokenization.unk_rate_max, split, unknown)
+
+
 def _onnx_accuracy(run: HarnessRun, _: str) -> GateResult:
     return run.onnx.accuracy_gate(run.profile.gates)
 
@@ -144,116 +158,159 @@ def _parity(metric: str) -> Measure:
 
 
 def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
-          fix: str, measure: Measure, variants: tuple[str, ...] | str = ()) -> Check:  # fmt: skip
-    return Check(name, "gate", suite, markers, reads, measures, rule, fix, measure, variants)
+          fix: str, measure: Measure, variants: tuple[str, ...] | str = (), *,
+          shown_failing_by: str) -> Check:  # fmt: skip
+    return Check(name, "gate", suite, markers, reads, measures, rule, fix, measure, variants, shown_failing_by)
 
 
 def _property(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
-              fix: str) -> Check:  # fmt: skip
-    return Check(name, "property", suite, markers, reads, measures, rule, fix)
+              fix: str, *, shown_failing_by: str) -> Check:  # fmt: skip
+    return Check(name, "property", suite, markers, reads, measures, rule, fix, shown_failing_by=shown_failing_by)
 
 
 GPU, ONNX, ONNX_GPU = ("gpu",), ("onnx",), ("onnx", "gpu")
 TOKENIZATION, BEHAVIOUR = ("tokenization",), ("behaviour", "gpu")
 MODE = ("[gates] mode", "[gates] confidence_level", "[gates] split")
+MAX_LENGTH = ("[training] max_length",)
 BASELINE_KEYS = ("[gates.baseline] alpha",)
 FIX_BASELINE = (
     "find what changed since the baseline (data, profile, base model); save a new baseline only for an intended change"
 )
 FIX_TOKENIZER = "use the tokenizer the base model was trained with, or fix its files (tokenizer.json, special tokens)"
 
+T_SUITES = "tests/test_suite_faults.py::"  # the release, tokenization and behaviour suites on planted faults
+T_ONNX = "tests/test_onnx_suite.py::"
+T_PLUGIN = "tests/test_plugin.py::"
+PLANTED_BUNDLE = T_ONNX + "test_planted_bundle_faults_fail_with_the_right_message"
+OTHER_MODEL_BUNDLE = T_ONNX + "test_a_bundle_of_another_model_fails_accuracy_alone_and_parity"
+TOKENIZER_FAULT = T_SUITES + "test_planted_tokenizer_faults_fail_their_property"
+MODEL_FAULT = T_SUITES + "test_planted_model_faults_fail_their_property"
+SHUFFLED_LABELS = T_PLUGIN + "test_shuffled_labels_fail_accuracy_and_uplift_with_the_numbers"
+BASELINE_LIFECYCLE = T_PLUGIN + "test_baseline_lifecycle_through_the_options"
+
+
+def _tokenizer_property(name: str, measures: str, rule: str, reads: tuple[str, ...] = MAX_LENGTH) -> Check:
+    """A property of the tokenization suite, shown failing by its planted tokenizer fault."""
+    failing = f"{TOKENIZER_FAULT}[{name}]"
+    return _property(name, "tokenization", TOKENIZATION, reads, measures, rule, FIX_TOKENIZER, shown_failing_by=failing)
+
+
 CHECKS: tuple[Check, ...] = (
     _gate("leakage", "release", GPU, ("[data] leaked_rows",),
           "validation/test texts also in train, after case and whitespace folding", "leaked rows <= 0",
           "remove the listed rows from validation/test (or from train) so evaluation measures generalisation",
-          _leakage),
+          _leakage,
+          shown_failing_by=T_SUITES + "test_a_leaked_row_fails_leakage_through_the_release_suite"),
     _gate("accuracy", "release", GPU, ("[gates] accuracy_min", *MODE),
           "fine-tuned accuracy on the gate split, Wilson interval", ">= accuracy_min",
           "more or cleaner training data, more epochs (<= 9) or a better learning rate; "
-          "change [gates] accuracy_min only if the release bar itself changed", _accuracy),
+          "change [gates] accuracy_min only if the release bar itself changed", _accuracy,
+          shown_failing_by=SHUFFLED_LABELS),
     _gate("eval_loss", "release", GPU, ("[gates] eval_loss_max", *MODE),
           "mean cross-entropy on the gate split, bootstrap interval", "<= eval_loss_max",
-          "check calibration and label noise; change [gates] eval_loss_max only if the bar changed", _eval_loss),
+          "check calibration and label noise; change [gates] eval_loss_max only if the bar changed", _eval_loss,
+          shown_failing_by=T_SUITES + "test_an_overconfident_model_fails_eval_loss_while_accuracy_passes"),
     _gate("uplift", "release", GPU, ("[gates] uplift_min", *MODE),
           "fine-tuned minus base accuracy on the same examples, paired bootstrap", ">= uplift_min",
-          "fine-tuning did not improve on the base model; check labels, learning rate and epochs", _uplift),
+          "fine-tuning did not improve on the base model; check labels, learning rate and epochs", _uplift,
+          shown_failing_by=SHUFFLED_LABELS),
     _gate("baseline_accuracy", "baseline", GPU, ("[gates.baseline] accuracy_drop_abs",
           "[gates.baseline] accuracy_drop_rel", *BASELINE_KEYS),
           "accuracy drop against the stored baseline on shared examples, exact McNemar test",
           "drop <= allowance, or p >= alpha",
-          FIX_BASELINE, _baseline(compare_accuracy)),
+          FIX_BASELINE, _baseline(compare_accuracy), shown_failing_by=BASELINE_LIFECYCLE),
     _gate("baseline_eval_loss", "baseline", GPU, ("[gates.baseline] eval_loss_rise_abs",
           "[gates.baseline] eval_loss_rise_rel", *BASELINE_KEYS),
           "eval_loss rise against the stored baseline on shared examples, paired bootstrap",
           "rise <= allowance, or p >= alpha",
-          FIX_BASELINE, _baseline(compare_loss)),
+          FIX_BASELINE, _baseline(compare_loss), shown_failing_by=BASELINE_LIFECYCLE),
+    # shown failing on neutral_suffix: behind a lowercasing BERT normaliser upper_case and whitespace_runs give the
+    # model the same ids (bar letters like ß -> SS), so no model fault can flip them; they guard other tokenizers
     _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
           "[behaviour] perturbation_examples", "[behaviour] neutral_phrase"),
           "share of gate-split predictions that flip under a harmless rewrite", "flip rate <= perturbation_fail_max",
           "add such variants to the training data (augmentation) or check the tokenizer settings",
-          _perturbation, tuple(PERTURBATIONS)),
+          _perturbation, tuple(PERTURBATIONS),
+          shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate"),
     _gate("onnx_checker", "onnx", ONNX, (), "onnx.checker.check_model on the bundle's graph", "errors <= 0",
-          "re-export with a supported opset ([onnx] opset)", lambda run, _: onnx_checks.check_onnx_checker(
-              run.onnx.bundle)),
+          "re-export with a supported opset ([onnx] opset)",
+          lambda run, _: onnx_checks.check_onnx_checker(run.onnx.bundle),
+          shown_failing_by=PLANTED_BUNDLE + "[checker]"),
     _gate("onnx_symbolic_axes", "onnx", ONNX, (), "batch and sequence axes of every graph input and output",
           "fixed axes <= 0", "export with dynamic batch and sequence axes",
-          lambda run, _: onnx_checks.check_symbolic_axes(run.onnx.bundle)),
+          lambda run, _: onnx_checks.check_symbolic_axes(run.onnx.bundle),
+          shown_failing_by=PLANTED_BUNDLE + "[fixed_axes]"),
     _gate("onnx_input_names", "onnx", ONNX, (), "graph input names against the tokenizer's output keys",
           "mismatches <= 0", "export with the inputs the tokenizer produces, bound by name",
-          lambda run, _: onnx_checks.check_input_names(run.onnx.bundle, run.onnx.tokenizer)),
+          lambda run, _: onnx_checks.check_input_names(run.onnx.bundle, run.onnx.tokenizer),
+          shown_failing_by=PLANTED_BUNDLE + "[input_names]"),
     _gate("onnx_manifest", "onnx", ONNX, (), "every bundle file's SHA-256 and size against manifest.json",
           "mismatches <= 0", "rebuild the bundle; never edit its files by hand",
-          lambda run, _: onnx_checks.check_manifest(run.onnx.bundle)),
+          lambda run, _: onnx_checks.check_manifest(run.onnx.bundle),
+          shown_failing_by=PLANTED_BUNDLE + "[manifest]"),
     _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *MODE),
           "ONNX Runtime accuracy on the labelled gate split, Wilson interval", ">= accuracy_min",
-          "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity", _onnx_accuracy),
+          "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity", _onnx_accuracy,
+          shown_failing_by=OTHER_MODEL_BUNDLE),
     _gate("onnx_int8_agreement", "onnx", ONNX, ("[onnx] int8_agreement_min",),
           "share of int8 labels equal to fp32's on the gate split", ">= int8_agreement_min",
-          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("agreement")),
+          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("agreement"),
+          shown_failing_by=PLANTED_BUNDLE + "[int8]"),
     _gate("onnx_int8_accuracy_drop", "onnx", ONNX, ("[onnx] int8_accuracy_drop_max",),
           "fp32 minus int8 accuracy on the gate split", "<= int8_accuracy_drop_max",
-          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("accuracy_drop")),
+          "quantise per channel, keep sensitive layers in fp32, or ship fp32", _int8("accuracy_drop"),
+          shown_failing_by=PLANTED_BUNDLE + "[int8]"),
     _gate("onnx_tokenizer", "onnx", ONNX_GPU, (), "bundle tokenizer ids against the fine-tuned model's tokenizer",
           "differences <= 0", "rebuild the bundle from the fine-tuned model folder",
           lambda run, _: onnx_checks.check_tokenizer_matches(run.onnx.bundle, run.onnx.tokenizer,
-                                                             run.onnx.model_tokenizer, run.onnx.texts)),
+                                                             run.onnx.model_tokenizer, run.onnx.texts),
+          shown_failing_by=PLANTED_BUNDLE + "[tokenizer]"),
     _gate("onnx_parity_logits", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol", "[onnx] batch_sizes"),
           "ONNX Runtime vs PyTorch logits on the gate split at every batch size", "outside atol + rtol*|torch| <= 0",
           "export at a supported opset; check the inputs are bound by name; loosen atol only with evidence",
-          _parity("logits"), PROVIDERS),
+          _parity("logits"), PROVIDERS,
+          shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]"),
     _gate("onnx_parity_label_agreement", "onnx", ONNX_GPU, ("[onnx] label_agreement_min", "[onnx] batch_sizes"),
           "share of ONNX labels equal to PyTorch's", ">= label_agreement_min",
-          "export at a supported opset; check the inputs are bound by name", _parity("label_agreement"), PROVIDERS),
+          "export at a supported opset; check the inputs are bound by name", _parity("label_agreement"), PROVIDERS,
+          shown_failing_by=OTHER_MODEL_BUNDLE),
     _gate("onnx_parity_accuracy", "onnx", ONNX_GPU, ("[onnx] batch_sizes",),
           "|ONNX accuracy - PyTorch accuracy| on the gate split", "<= 0",
-          "export at a supported opset; check the inputs are bound by name", _parity("accuracy"), PROVIDERS),
-    _property("round_trip", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "decode(encode(text)) on generated and domain texts", "equals the normaliser's rule", FIX_TOKENIZER),
-    _property("truncation", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "encodings of texts beyond max_length", "length <= max_length, special tokens kept", FIX_TOKENIZER),
-    _property("padding", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "padded batches", "pad id = config.json's, mask 0 exactly on padding, padding side kept",
-              FIX_TOKENIZER),
-    _property("batch_equals_single", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "a batch encoded at once vs each text alone", "same ids", FIX_TOKENIZER),
-    _property("offsets", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "offset mapping of every token", "each span maps back into the normalised text", FIX_TOKENIZER),
-    _property("reload_identical", "tokenization", TOKENIZATION, ("[training] max_length",),
-              "save_pretrained then from_pretrained", "identical ids", FIX_TOKENIZER),
-    _property("any_unicode", "tokenization", TOKENIZATION, (), "any Unicode string, surrogates included",
-              "encodes, or fails with a clear error", FIX_TOKENIZER),
+          "export at a supported opset; check the inputs are bound by name", _parity("accuracy"), PROVIDERS,
+          shown_failing_by=OTHER_MODEL_BUNDLE),
+    _gate("unk_rate", "tokenization", TOKENIZATION, ("[tokenization] unk_rate_max",),
+          "share of the gate split's tokens that the profile's tokenizer reads as its unknown token",
+          "<= unk_rate_max",
+          "use the base model's own tokenizer files (a full vocabulary); if the domain's words are truly unknown to "
+          "it, choose a base model whose vocabulary covers the domain's script", _unk_rate,
+          shown_failing_by=T_SUITES + "test_a_tokenizer_without_its_vocabulary_fails_unk_rate"),
+    _tokenizer_property("round_trip", "decode(encode(text)) on generated and domain texts",
+                        "equals the normaliser's rule"),
+    _tokenizer_property("truncation", "encodings of texts beyond max_length",
+                        "length <= max_length, special tokens kept"),
+    _tokenizer_property("padding", "padded batches",
+                        "pad id = config.json's, mask 0 exactly on padding, padding side kept"),
+    _tokenizer_property("batch_equals_single", "a batch encoded at once vs each text alone", "same ids"),
+    _tokenizer_property("offsets", "offset mapping of every token", "each span maps back into the normalised text"),
+    _tokenizer_property("reload_identical", "save_pretrained then from_pretrained", "identical ids"),
+    _tokenizer_property("any_unicode", "any Unicode string, surrogates included",
+                        "encodes, or fails with a clear error", reads=()),
     _property("padding_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
               "logits of a text alone vs padded beside longer texts", "|difference| <= atol",
-              "pass the attention mask through every layer; check the model's pad handling"),
+              "pass the attention mask through every layer; check the model's pad handling",
+              shown_failing_by=MODEL_FAULT + "[padding_invariance]"),
     _property("batch_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
               "logits of a batch vs each text alone, and of the same batch twice", "|difference| <= atol",
-              "put the model in eval mode (dropout) and pass the attention mask"),
+              "put the model in eval mode (dropout) and pass the attention mask",
+              shown_failing_by=MODEL_FAULT + "[batch_invariance]"),
     _property("saved_tokenizer", "behaviour", BEHAVIOUR, ("[training] max_length",),
               "the tokenizer saved with the fine-tuned model vs the profile's", "identical ids",
-              "save the base model's tokenizer with the fine-tuned model"),
+              "save the base model's tokenizer with the fine-tuned model",
+              shown_failing_by=T_SUITES + "test_a_model_saved_with_another_tokenizer_fails_saved_tokenizer"),
     _property("onnx_generated_batches", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol"),
               "ONNX Runtime vs PyTorch on generated mixed-padding batches", "|difference| <= atol + rtol*|torch|",
-              "export with symbolic axes and the attention mask bound by name"),
+              "export with symbolic axes and the attention mask bound by name",
+              shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]"),
 )  # fmt: skip
 
 BY_NAME = {check.name: check for check in CHECKS}
@@ -273,12 +330,16 @@ def variants(check: Check, providers: list[str]) -> list[str]:
 
 def gate_table_markdown() -> str:
     """The README's table of every gate and property (a test keeps the README in sync with this)."""
-    rows = ["| check | kind | markers | measures | passes when | profile keys |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| check | kind | markers | measures | passes when | profile keys | shown failing by |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in CHECKS:
         name = f"`{c.name}`" + (" (per provider)" if c.variants == PROVIDERS else "")
         name += f" ({', '.join(c.variants)})" if isinstance(c.variants, tuple) and c.variants else ""
         reads = ", ".join(f"`{key}`" for key in c.reads) or "none"
-        rows.append(f"| {name} | {c.kind} | {', '.join(c.markers)} | {c.measures} | {c.rule} | {reads} |")
+        cells = (name, c.kind, ", ".join(c.markers), c.measures, c.rule, reads, f"`{c.shown_failing_by}`")
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

@@ -191,6 +191,10 @@ def check_encodes_or_fails_clearly(tokenizer: Any, text: str, max_length: int) -
             raise PropertyViolation(
                 "encode succeeds or fails with a message", text, f"{type(error).__name__} with no message"
             ) from error
+    except Exception as error:  # a caller catching bad input (TypeError/ValueError) would not catch this
+        raise PropertyViolation(
+            "encode succeeds or fails with TypeError/ValueError", text, f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = None) -> dict[str, float]:
@@ -223,6 +227,19 @@ def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = No
     if max_length:
         report["truncated_at_max_length"] = float((spread > max_length).mean())
     return report
+
+
+def unknown_words(tokenizer: Any, texts: list[str], limit: int = 5) -> list[str]:
+    """The first ``limit`` distinct pieces of ``texts`` that the tokenizer encodes as its unknown token."""
+    found: list[str] = []
+    for text in texts:
+        encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        for token_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            if token_id == tokenizer.unk_token_id and text[start:end] not in found:
+                found.append(text[start:end])
+                if len(found) == limit:
+                    return found
+    return found
 
 
 def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:

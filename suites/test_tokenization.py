@@ -1,4 +1,5 @@
-"""Tokenizer properties (hypothesis): rules the profile's tokenizer must keep for any input.
+"""Tokenizer properties (hypothesis): rules the profile's tokenizer must keep for any input, and the
+gate on how many of the domain's tokens it reads as unknown.
 
 Run with ``pytest suites/ -m tokenization``; ``--hypothesis-show-statistics`` prints how
 many examples each property ran. Failures show the minimal input hypothesis shrank to.
@@ -11,6 +12,12 @@ from hypothesis import strategies as st
 from harness import strategies as hs
 from harness import tokenization as tk
 from harness.plugin import harness_property
+
+pytestmark = pytest.mark.harness_suite("tokenization")  # the unk_rate gate; only a test taking `check` is parametrised
+
+
+def test_tokenization_gate(harness_gate, check):
+    harness_gate(check)
 
 
 @pytest.fixture(scope="module")

@@ -5,49 +5,29 @@ pytest runs in subprocesses (torch cannot be imported twice into one process); t
 fine-tuned and exported once for the module, in one shared cache.
 """
 
-import fnmatch
 import json
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fixtures.suites import Outcome, run_suites
 from fixtures.tiny import write_profile
-from harness.onnx_bundle import export_bundle
+from harness.models import load_classifier
+from harness.onnx_bundle import INT8_FILE, MODEL_FILE, export_bundle
 from tests.test_onnx import reseal, swap_inputs
 
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_onnx.py"
 SUITE_TESTS = 13
-
-
-@dataclass
-class Outcome:
-    ret: int
-    out: str
-    err: str
-
-    def has(self, pattern: str) -> bool:
-        return any(fnmatch.fnmatch(line, pattern) for line in self.out.splitlines() + self.err.splitlines())
-
-    @property
-    def summary(self) -> str:
-        return self.out.strip().splitlines()[-1] if self.out.strip() else self.err[-2000:]
 
 
 @pytest.fixture(scope="module")
 def run_suite(tmp_path_factory, tiny_model_dir):
     folder = tmp_path_factory.mktemp("onnx-suite")
-    shutil.copy(SUITE, folder / "test_onnx.py")
     profile, cache = write_profile(folder, tiny_model_dir), folder / "cache"
 
     def run(*args: str) -> Outcome:
-        command = [sys.executable, "-m", "pytest", "test_onnx.py", "-p", "no:cacheprovider", "--harness-config",
-                   str(profile), "--harness-cache", str(cache), *args]  # fmt: skip
-        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)
-        return Outcome(done.returncode, done.stdout, done.stderr)
+        return run_suites(folder, ["test_onnx.py"], "--harness-config", str(profile), "--harness-cache", str(cache),
+                          *args)  # fmt: skip
 
     run.cache = cache
     return run
@@ -79,16 +59,39 @@ def test_suite_exports_passes_records_metrics_and_validates_its_own_bundle(run_s
     assert again.has("*harness: reusing cached fine-tune*")
 
 
-def planted(bundle: Path, tmp_path: Path, fault: str, cache: Path) -> Path:
+@pytest.fixture(scope="module")
+def other_model_bundle(exported, run_suite, tiny_model_dir, tmp_path_factory) -> Path:
+    """A valid bundle of another model: the tiny encoder with an untrained head, exported like the fine-tune."""
+    _, bundle = exported
+    folder = tmp_path_factory.mktemp("other-model")
+    load_classifier(tiny_model_dir, label_names(bundle), seed=99).save_pretrained(folder / "model")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(finetuned_model(run_suite.cache) / name, folder / "model" / name)
+    return export_bundle(folder / "model", folder / "bundle", label_names(bundle), 32, progress=lambda _: None).folder
+
+
+def label_names(bundle: Path) -> list[str]:
+    return json.loads((bundle / "manifest.json").read_text())["label_names"]
+
+
+def finetuned_model(cache: Path) -> Path:
+    return next((cache / "finetune").glob("*/model"))
+
+
+def planted(bundle: Path, tmp_path: Path, fault: str, cache: Path, other: Path) -> Path:
     target = tmp_path / f"planted-{fault}"
     if fault == "fixed_axes":
-        model_dir = next((cache / "finetune").glob("*/model"))
-        labels = json.loads((bundle / "manifest.json").read_text())["label_names"]
-        export_bundle(model_dir, target, labels, 32, progress=lambda _: None, dynamic=False)
+        export_bundle(finetuned_model(cache), target, label_names(bundle), 32, progress=lambda _: None, dynamic=False)
         return target
     shutil.copytree(bundle, target)
     if fault == "swapped_inputs":
         swap_inputs(target, "attention_mask", "token_type_ids")
+    elif fault == "checker":
+        wrong_rank(target / MODEL_FILE)
+    elif fault == "input_names":
+        rename_input(target / MODEL_FILE, "token_type_ids", "segment_ids")
+    elif fault == "int8":  # the int8 file quantised from another model
+        shutil.copy(other / INT8_FILE, target / INT8_FILE)
     elif fault == "tokenizer":
         config = json.loads((target / "tokenizer_config.json").read_text())
         (target / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 512}))
@@ -100,21 +103,76 @@ def planted(bundle: Path, tmp_path: Path, fault: str, cache: Path) -> Path:
     return target
 
 
+def wrong_rank(path: Path) -> None:
+    """Plant: a hidden-state tensor declared (value_info) with rank 5 where its op makes rank 3: onnx.checker's
+    shape inference rejects the graph, ONNX Runtime merges the shapes leniently and runs it as before."""
+    import onnx
+
+    model = onnx.load(str(path))
+    info = next(v for v in model.graph.value_info if len(v.type.tensor_type.shape.dim) == 3)
+    info.type.tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension(dim_value=1) for _ in range(2))
+    onnx.save(model, str(path))
+
+
+def rename_input(path: Path, old: str, new: str) -> None:
+    """Plant: the graph input ``old`` renamed ``new`` (and every node reading it), so the tokenizer's key no
+    longer binds to it."""
+    import onnx
+
+    model = onnx.load(str(path))
+    next(v for v in model.graph.input if v.name == old).name = new
+    for node in model.graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+    onnx.save(model, str(path))
+
+
 @pytest.mark.parametrize(
-    ("fault", "failing", "message"),
+    ("fault", "args", "expected"),
     [
-        ("swapped_inputs", "onnx[[]cpu[]]_logits", "*worst: example * input shape*"),
-        ("fixed_axes", "onnx_symbolic_axes", "*input input_ids: sequence axis is fixed at *, not symbolic*"),
-        ("tokenizer", "onnx_tokenizer", "*bundle tokenizer model_max_length 512 != exported max_length 32*"),
-        ("manifest", "onnx_manifest", "*labels.json: sha256 * != manifest.json*"),
+        pytest.param("swapped_inputs", (), ("*gate 'onnx[[]cpu[]]_logits' failed*", "*worst: example * input shape*",
+                     "onnx_generated_batches *validation *1 *<= 0 *FAIL", "*rule: ONNX logits == PyTorch logits*"),
+                     id="swapped_inputs"),
+        pytest.param("fixed_axes", (), ("*gate 'onnx_symbolic_axes' failed*",
+                     "*input input_ids: sequence axis is fixed at *, not symbolic*"), id="fixed_axes"),
+        pytest.param("tokenizer", (), ("*gate 'onnx_tokenizer' failed*",
+                     "*bundle tokenizer model_max_length 512 != exported max_length 32*"), id="tokenizer"),
+        pytest.param("manifest", (), ("*gate 'onnx_manifest' failed*", "*labels.json: sha256 * != manifest.json*"),
+                     id="manifest"),
+        pytest.param("int8", (), ("*gate 'onnx_int8_agreement' failed: int8 label agreement with fp32 * < 0.98*",
+                     "*gate 'onnx_int8_accuracy_drop' failed: * > 0.01 on validation*"), id="int8"),
+        # the next two are selected: with a graph ONNX Runtime reads differently every other gate fails too (for
+        # input_names, ONNX Runtime refuses the inputs: a usage error, exit 4, as it should)
+        pytest.param("checker", ("-k", "onnx_checker"), ("*gate 'onnx_checker' failed: onnx.checker errors 1 > 0*",
+                     "*onnx.checker: [[]ShapeInferenceError[]] *differ in rank*"), id="checker"),
+        pytest.param("input_names", ("-k", "onnx_input_names"), ("*gate 'onnx_input_names' failed*",
+                     "*graph inputs [[]'input_ids', 'segment_ids', 'attention_mask'[]] != tokenizer outputs *"),
+                     id="input_names"),
     ],
-)
-def test_planted_bundle_faults_fail_with_the_right_message(run_suite, exported, tmp_path, fault, failing, message):
+)  # fmt: skip
+def test_planted_bundle_faults_fail_with_the_right_message(
+    run_suite, exported, other_model_bundle, tmp_path, fault, args, expected
+):
     _, bundle = exported
-    outcome = run_suite("--onnx-bundle", str(planted(bundle, tmp_path, fault, run_suite.cache)))
-    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.summary
-    assert outcome.has(f"*gate '{failing}' failed*"), outcome.out[-4000:]
-    assert outcome.has(message), outcome.out[-4000:]
+    outcome = run_suite("--onnx-bundle", str(planted(bundle, tmp_path, fault, run_suite.cache, other_model_bundle)),
+                        *args)  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    for pattern in expected:
+        assert outcome.has(pattern), (pattern, outcome.tail())
+
+
+def test_a_bundle_of_another_model_fails_accuracy_alone_and_parity(run_suite, other_model_bundle):
+    """onnx_accuracy needs only the bundle and the labelled data (no PyTorch model, no fine-tune); the parity
+    gates compare with the fine-tuned model, whose labels and accuracy the other model does not reproduce."""
+    alone = run_suite("-m", "onnx and not gpu", "--onnx-bundle", str(other_model_bundle))
+    assert alone.ret == pytest.ExitCode.TESTS_FAILED, alone.tail()
+    assert alone.has("*gate 'onnx_accuracy' failed: ONNX Runtime accuracy * < 0.85 on validation (n=60)*")
+    assert alone.has("*labelled validation data alone, bundle *"), alone.tail()
+    assert not alone.has("*fine-tun*"), alone.tail()  # neither trained nor loaded from the cache
+    parity = run_suite("--onnx-bundle", str(other_model_bundle))
+    assert parity.ret == pytest.ExitCode.TESTS_FAILED, parity.tail()
+    assert parity.has("*gate 'onnx[[]cpu[]]_label_agreement' failed: label agreement with torch * < 1*")
+    assert parity.has("*gate 'onnx[[]cpu[]]_accuracy' failed: |onnx accuracy - torch accuracy| * > 0*")
+    assert parity.has("*onnx accuracy *, torch accuracy *"), parity.tail()
 
 
 def test_a_file_that_is_not_onnx_is_a_usage_error(run_suite, exported, tmp_path):

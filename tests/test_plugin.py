@@ -162,6 +162,9 @@ def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path
     )
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
     worse.stdout.fnmatch_lines(["*gate 'baseline_accuracy' failed*", "*exact McNemar p = *"])
+    worse.stdout.fnmatch_lines(
+        ["*gate 'baseline_eval_loss' failed: eval_loss rise *", "*paired bootstrap (one-sided, candidate worse) p = *"]
+    )
     other = make_profile(validation=easy_rows(60, 9, 50_000))
     refused = pytester.runpytest_subprocess(
         "--harness-config", str(other), "--harness-cache", cache, "--harness-baseline", base

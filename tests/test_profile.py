@@ -107,6 +107,7 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert not [k for section in plain.values() for k, v in section.items() if isinstance(v, tuple)]
     for split in ("train", "validation", "test"):
         plain["data"][split] = Path(plain["data"][split]).name  # absolute where the package is installed
+    assert plain.pop("tokenization") == {"unk_rate_max": 0.01}  # added after the pin; no cache key hashes it
     assert content_key(plain) == "031be670dac4b2fae216c215"
     device = Device("cpu", "any", "fp32", 1)
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)

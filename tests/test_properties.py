@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixtures.faults import IgnoresAttentionMask
 from fixtures.tiny import easy_rows
 from harness import behaviour as bh
 from harness import strategies as hs
@@ -123,17 +124,6 @@ def tiny(tiny_model_dir):
     return model, load_tokenizer(resolve_model(str(tiny_model_dir)))
 
 
-class IgnoresAttentionMask(torch.nn.Module):
-    """Planted fault: a wrapper that drops the attention mask, so padding leaks into the result."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config = inner, inner.config
-
-    def forward(self, input_ids, attention_mask=None, **kwargs):
-        return self.inner(input_ids=input_ids, **kwargs)
-
-
 def test_padding_invariance_holds_for_the_model_and_fails_without_the_mask(tiny):
     model, tokenizer = tiny
     others = ["a much longer companion text so that the first one is padded " * 3]
@@ -143,6 +133,23 @@ def test_padding_invariance_holds_for_the_model_and_fails_without_the_mask(tiny)
         bh.check_padding_invariance(IgnoresAttentionMask(model), tokenizer, "short text", others, 64, 1e-4)
     with pytest.raises(PropertyViolation, match="batch row == text alone"):
         bh.check_batch_invariance(IgnoresAttentionMask(model), tokenizer, ["short text", *others], 64, 1e-4)
+
+
+def test_a_model_left_in_train_mode_fails_batch_invariance_even_after_the_padding_check(tiny):
+    """Planted fault: dropout active. The padding check measures in eval mode but must leave the mode as it found
+    it; the batch check runs the model as given, so it sees the two runs differ."""
+    model, tokenizer = tiny
+    texts = ["short text", "a longer companion text for the batch"]
+    try:
+        model.train()
+        bh.check_padding_invariance(model, tokenizer, texts[0], texts[1:], 64, 1e-4)
+        assert model.training and all(m.training for m in model.modules())
+        with pytest.raises(PropertyViolation, match=r"same batch twice gives identical logits") as caught:
+            bh.check_batch_invariance(model, tokenizer, texts, 64, 1e-4)
+        assert "model.training = True" in str(caught.value)
+    finally:
+        model.eval()
+    bh.check_batch_invariance(model, tokenizer, texts, 64, 1e-4)
 
 
 class LengthSensitive(torch.nn.Module):

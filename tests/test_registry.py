@@ -42,6 +42,45 @@ def test_every_declared_check_runs_in_a_suite_and_every_suite_property_is_declar
     assert properties <= set(registry.BY_NAME), properties - set(registry.BY_NAME)
 
 
+def _test_functions(path: Path) -> dict[str, ast.FunctionDef]:
+    """Module-level test functions of a test file, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+
+
+def _param_ids(function: ast.FunctionDef) -> set[str]:
+    """The ``id=`` of every ``pytest.param(...)`` in the function's decorators."""
+    return {
+        keyword.value.value
+        for decorator in function.decorator_list
+        for node in ast.walk(decorator)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "param"
+        for keyword in node.keywords
+        if keyword.arg == "id" and isinstance(keyword.value, ast.Constant)
+    }
+
+
+def test_every_check_names_an_existing_test_that_shows_it_failing():
+    """A check that cannot fail is a defect: each declares the test that plants its fault and watches it fail."""
+    for check in registry.CHECKS:
+        match = re.fullmatch(r"(tests/test_\w+\.py)::(test_\w+)(?:\[([\w-]+)\])?", check.shown_failing_by)
+        assert match, f"{check.name}: shown_failing_by {check.shown_failing_by!r} is not tests/x.py::test_y[id]"
+        path, name, param = match.groups()
+        assert (ROOT / path).is_file(), f"{check.name}: {path} does not exist"
+        function = _test_functions(ROOT / path).get(name)
+        assert function is not None, f"{check.name}: no test function {name} in {path}"
+        if param is not None:
+            assert param in _param_ids(function), f"{check.name}: {name} has no pytest.param(..., id={param!r})"
+
+
+def test_the_test_finder_rejects_what_does_not_exist():
+    functions = _test_functions(ROOT / "tests" / "test_registry.py")
+    assert "test_the_result_decides_its_own_verdict" in functions and "find_cycle" not in functions
+    planted = ROOT / "tests" / "test_onnx_suite.py"
+    ids = _param_ids(_test_functions(planted)["test_planted_bundle_faults_fail_with_the_right_message"])
+    assert "fixed_axes" in ids and "no_such_fault" not in ids
+
+
 def test_declarations_are_complete_and_names_unique():
     assert len(registry.BY_NAME) == len(registry.CHECKS)
     for check in registry.CHECKS:

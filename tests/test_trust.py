@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file, save_file
 
+from fixtures.faults import overconfident_copy
 from fixtures.tiny import easy_rows, write_csv
 from harness.baseline import BaselineError
 from harness.cache import check_folder, write_manifest
@@ -27,20 +27,6 @@ from harness.training import ENTRY_FILE, check_output_folder, model_folder, publ
 
 def quiet_run(profile: Path, cache: Path, **options) -> HarnessRun:
     return HarnessRun(load_profile(profile), cache, progress=lambda _: None, **options)
-
-
-def overconfident_copy(entry: Path, target: Path, factor: float = 20.0) -> Path:
-    """Plant: the classification head scaled by ``factor`` (same argmax, same accuracy, far more confident),
-    with entry.json re-sealed so every hash matches: a folder that claims to be the original fine-tune."""
-    shutil.copytree(entry, target)
-    weights = target / "model" / "model.safetensors"
-    tensors = load_file(weights)
-    for name in [n for n in tensors if n.startswith("classifier.")]:
-        tensors[name] = tensors[name] * factor
-    save_file(tensors, weights, metadata={"format": "pt"})
-    record = json.loads((target / ENTRY_FILE).read_text())
-    write_manifest(target, ENTRY_FILE, record)
-    return target
 
 
 def test_a_resealed_overconfident_model_is_evaluated_by_its_bytes_not_its_recorded_key(make_profile, tmp_path):

@@ -60,8 +60,9 @@ def save_baseline(path: Path, data: DataBundle, metrics: dict[str, SplitMetrics]
     write_json_atomic(path, payload)
 
 
-def load_baseline(path: Path, data: DataBundle) -> dict[str, Any]:
-    """Read a baseline and refuse it if it was made on other data or labels."""
+def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -> dict[str, Any]:
+    """Read a baseline and refuse it if it was made on other data or labels, or (given the gate split)
+    shares no example of that split with this data: known before any training, so refused up front."""
     try:
         baseline = json.loads(Path(path).read_text(encoding="utf-8"))
         recorded = baseline["data"]["splits"]
@@ -81,6 +82,13 @@ def load_baseline(path: Path, data: DataBundle) -> dict[str, Any]:
                 f"{path}: baseline was made on different data: {name} sha256 {recorded[name]['sha256'][:12]} "
                 f"vs {split.sha256[:12]} now ({split.path}); refusing to compare. Save a new baseline on this data."
             )
+    if gate_split in data.splits:
+        try:
+            _aligned(baseline, gate_split, example_ids(data.splits[gate_split].texts), "correct")
+        except (AttributeError, KeyError, TypeError) as error:
+            raise BaselineError(f"{path}: not a harness baseline ({type(error).__name__}: {error})") from None
+        except BaselineError as error:
+            raise BaselineError(f"{path}: {error}") from None
     return baseline
 
 

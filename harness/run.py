@@ -228,7 +228,7 @@ class HarnessRun:
         """The stored release to compare with (``--harness-baseline``), checked against this data."""
         if self.baseline_path is None:
             return None
-        stored = load_baseline(self.baseline_path, self.data)
+        stored = load_baseline(self.baseline_path, self.data, self.gate_split)
         self.record.baseline = {"path": str(self.baseline_path), "model": stored.get("model")}
         return stored
 

@@ -315,11 +315,11 @@ def load_trained(folder: Path, profile: Profile, data: DataBundle, source: Model
     against what the profile names now. Training settings may differ (they are reported)."""
     from harness.errors import ModelSourceError
 
-    record = verify_entry(folder)
-    if record is None:
+    record, problems = check_folder(folder, ENTRY_FILE, strict=False)
+    if record is None or problems:
         raise ModelSourceError(
-            f"{folder}: not a complete harness model folder (entry.json missing or unreadable, or a file does not "
-            "match its recorded SHA-256); write it with `harness train --output`"
+            f"{folder}: not a complete harness model folder ({'; '.join(problems[:3])}); write it with "
+            "`harness train --output`"
         )
     recorded, expected = record.get("inputs") or {}, key_inputs(profile, data, source, device)
     checks = {"data": "data files (SHA-256)", "labels": "label names", "weights": "base weights", "columns": "columns"}

@@ -1,10 +1,13 @@
 """The bad-input catalogue: every bad input the harness has been tried with, and its answer.
 
-Each row builds a real bad file, profile, model folder or ONNX bundle and runs the same
-validation a gate run does before any test (``HarnessRun.validate_inputs``). The answer must
-be one ``HarnessError`` (a usage error, exit 4) whose message names the file, row or key,
-or, for inputs that are fine, a clean load. ``docs/bad-inputs.md`` is generated from this
-table (``python -m tests.test_bad_inputs``) and checked against it below.
+Each row builds a real bad file, profile, model folder, ONNX bundle or baseline and runs the
+same validation a gate run does before any test (``HarnessRun.validate_inputs``); a row with
+``loads_base`` also loads the base classifier, as fine-tuning and the base evaluation do first,
+because what it plants (weights that do not fit the config) is only found by loading them. The
+answer must be one ``HarnessError`` (a usage error, exit 4) whose message matches the row's
+pattern and names the file, row or key, or, for inputs that are fine, a clean load.
+``docs/bad-inputs.md`` is generated from this table (``python -m tests.test_bad_inputs``) and
+checked against it below.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from pathlib import Path
 import pytest
 
 from fixtures.tiny import easy_rows, write_csv
+from harness.baseline import save_baseline
 from harness.errors import HarnessError
+from harness.models import TOKENIZER_FILES, load_classifier
 from harness.profile import load_profile
 from harness.run import HarnessRun
+from harness.training import ENTRY_FILE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
 GOOD_TRAIN = easy_rows(30, seed=1)
@@ -31,13 +37,16 @@ GOOD_VALIDATION = easy_rows(12, seed=2, offset=10_000)
 
 @dataclass
 class Case:
-    """A folder with good data, a profile and (lazily) a bundle, which each row then breaks."""
+    """A folder with good data, a profile and (lazily) a bundle, a baseline or a trained model folder, which
+    each row then breaks."""
 
     folder: Path
     model_dir: Path
     bundle_source: Path | None = None
     profile_text: str = ""
     bundle: Path | None = None
+    baseline: Path | None = None  # --harness-baseline
+    trained: Path | None = None  # --harness-model
 
     @property
     def train(self) -> Path:
@@ -72,6 +81,7 @@ class Row:
     plant: Callable[[Case], None]
     expected: str | None  # regex the message must match; None: the input is accepted
     names: str  # what the message must name: "file", "row", "key"
+    loads_base: bool = False  # found when the base classifier is loaded (fine-tune, base evaluation), not before
 
 
 def _symlink_escape(case: Case) -> None:
@@ -105,6 +115,36 @@ def _with_pickle_only(folder: Path) -> None:
 def _edit_config(folder: Path, **values: object) -> None:
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps(config | values))
+
+
+def _no_tokenizer(folder: Path) -> None:
+    for name in TOKENIZER_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+def _trained_folder(case: Case, files: dict[str, str]) -> None:
+    """An --harness-model folder whose entry.json lists ``files``."""
+    case.trained = case.folder / "trained"
+    case.trained.mkdir()
+    (case.trained / ENTRY_FILE).write_text(json.dumps({"key": "k", "files": files}))
+
+
+def _bundle_naming_outside(case: Case) -> None:
+    manifest_path = case.onnx_bundle() / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../train.csv"] = {"sha256": "0" * 64, "bytes": 1}
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _baseline_sharing_nothing(case: Case) -> None:
+    """A baseline saved on this data (from the base model's metrics) whose example ids were then edited."""
+    run = answer(case)
+    case.baseline = case.folder / "baseline.json"
+    save_baseline(case.baseline, run.data, run.base_metrics, {"base": run.source.name})
+    stored = json.loads(case.baseline.read_text())
+    for split in stored["examples"].values():
+        split["ids"] = [f"edited-{i}" for i in range(len(split["ids"]))]
+    case.baseline.write_text(json.dumps(stored))
 
 
 def _damage_onnx(how: str) -> Callable[[Case], None]:
@@ -220,6 +260,27 @@ CATALOGUE: list[Row] = [
         r"config\.json: declares auto_map .* never enables trust_remote_code", "file"),
     Row("model-no-config", "model", "no config.json",
         lambda c: _model_folder(c, lambda f: (f / "config.json").unlink()), r"model: no config\.json", "file"),
+    Row("model-no-tokenizer", "model", "weights and config but no tokenizer files",
+        lambda c: _model_folder(c, _no_tokenizer), r"model: no tokenizer files .* encoded as unknown", "file"),
+    Row("model-lfs-pointer", "model", "a Git LFS pointer instead of model.safetensors",
+        lambda c: _model_folder(c, lambda f: (f / "model.safetensors").write_text(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 4\n")),
+        r"model\.safetensors: a Git LFS pointer, not the weights; run `git lfs pull`", "file"),
+    Row("model-config-list", "model", "config.json is a JSON list",
+        lambda c: _model_folder(c, lambda f: (f / "config.json").write_text("[1, 2]")),
+        r"config\.json: must be a JSON object, got list", "file"),
+    Row("model-edited-vocab-size", "model", "config.json vocab_size edited (+8); found when the model is loaded",
+        lambda c: _model_folder(c, lambda f: _edit_config(
+            f, vocab_size=json.loads((f / "config.json").read_text())["vocab_size"] + 8)),
+        r"config\.json: the weights do not fit the config \(.*word_embeddings\.weight.*\); loading would "
+        r"re-initialise part of the encoder", "file", loads_base=True),
+    # --harness-model folders (from `harness train --output`)
+    Row("trained-entry-escapes", "trained", "entry.json names `../x`",
+        lambda c: _trained_folder(c, {"../x": "0" * 64}),
+        r"trained: not a complete harness model folder \(entry\.json names files outside its folder: '\.\./x'\)",
+        "file"),
+    Row("trained-entry-empty", "trained", "entry.json lists no files", lambda c: _trained_folder(c, {}),
+        r"trained: not a complete harness model folder \(entry\.json lists no files\)", "file"),
     # ONNX bundles (--onnx-bundle)
     Row("onnx-empty", "onnx", "0-byte model.onnx", _damage_onnx("empty"), r"model\.onnx: empty file", "file"),
     Row("onnx-truncated", "onnx", "model.onnx cut in half", _damage_onnx("truncated"),
@@ -230,6 +291,14 @@ CATALOGUE: list[Row] = [
         r"model\.onnx: \d+ bytes, but manifest\.json says \d+", "file"),
     Row("onnx-no-manifest", "onnx", "bundle without manifest.json",
         lambda c: (c.onnx_bundle() / "manifest.json").unlink(), r"manifest\.json: missing", "file"),
+    Row("onnx-manifest-escapes", "onnx", "manifest.json lists `../train.csv` (outside the bundle)",
+        _bundle_naming_outside,
+        r"bundle/manifest\.json: names files outside the bundle folder: \['\.\./train\.csv'\]; refusing it", "file"),
+    # baselines (--harness-baseline)
+    Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
+        _baseline_sharing_nothing,
+        r"baseline\.json: the baseline shares no validation example with the candidate \(12 recorded, 12 now\)",
+        "file"),
 ]  # fmt: skip
 
 
@@ -254,13 +323,16 @@ def make_case(folder: Path, model_dir: Path, bundle_source: Path | None) -> Case
     return Case(folder, model_dir, bundle_source, text)
 
 
-def answer(case: Case) -> HarnessRun:
-    """What a gate run answers before any test: load the profile, then validate data, model and bundle."""
+def answer(case: Case, loads_base: bool = False) -> HarnessRun:
+    """What a gate run answers before any test: load the profile, then validate data, model, baseline, bundle
+    and trained model; with ``loads_base``, also load the base classifier as fine-tuning does first."""
     profile_path = case.folder / "profile.toml"
     profile_path.write_text(case.profile_text, encoding="utf-8")
     run = HarnessRun(load_profile(profile_path), case.folder / "cache", progress=lambda _: None,
-                     onnx_bundle_path=case.bundle)  # fmt: skip
+                     onnx_bundle_path=case.bundle, baseline_path=case.baseline, model_dir=case.trained)  # fmt: skip
     run.validate_inputs()
+    if loads_base:
+        load_classifier(run.source.folder, run.data.label_names, run.profile.training.seed)
     return run
 
 
@@ -270,11 +342,13 @@ def test_bad_input_gets_one_clear_answer(row, tmp_path, tiny_model_dir, request)
     case = make_case(tmp_path, tiny_model_dir, source)
     row.plant(case)
     if row.expected is None:
-        run = answer(case)
+        run = answer(case, row.loads_base)
         assert len(run.data.splits["train"]) >= 3 and all(t.strip() for t in run.data.splits["train"].texts)
         return
+    if row.loads_base:
+        answer(case)  # validate_inputs alone accepts it: the row documents where it is found
     with pytest.raises(HarnessError) as raised:
-        answer(case)
+        answer(case, row.loads_base)
     message = str(raised.value)
     assert re.search(row.expected, message, flags=re.DOTALL), message
     assert raised.value.exit_code == 4
@@ -289,9 +363,18 @@ def test_quoted_newlines_keep_the_text_whole(tmp_path, tiny_model_dir):
 
 
 def test_the_documented_catalogue_is_this_table():
-    doc = DOC.read_text(encoding="utf-8")
-    for row in CATALOGUE:
-        assert f"| `{row.id}` |" in doc, f"{row.id} missing from {DOC}; regenerate: python -m tests.test_bad_inputs"
+    """The doc lists exactly these rows, in order, each with the answer its pattern expects."""
+    regenerate = f"{DOC} is out of date; regenerate: python -m tests.test_bad_inputs"
+    documented = [re.split(r" \| ", line[2:-2]) for line in DOC.read_text(encoding="utf-8").splitlines()
+                  if line.startswith("| `")]  # fmt: skip
+    assert [cells[0] for cells in documented] == [f"`{row.id}`" for row in CATALOGUE], regenerate
+    for row, (_, area, what, said) in zip(CATALOGUE, documented, strict=True):
+        assert (area, what) == (row.area, row.what), regenerate
+        said = said.replace("\\|", "|")
+        if row.expected is None:
+            assert said == "accepted", (row.id, said, regenerate)
+        else:
+            assert re.search(row.expected, said), (row.id, said, regenerate)
 
 
 def render_doc() -> str:
@@ -324,7 +407,7 @@ def render_doc() -> str:
             case = make_case(folder, model_dir, bundle)
             row.plant(case)
             try:
-                answer(case)
+                answer(case, row.loads_base)
                 said = "accepted"
             except HarnessError as error:
                 said = str(error).replace(str(folder), "…").replace(str(root), "…").replace("\n", " ")

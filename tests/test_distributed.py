@@ -80,7 +80,8 @@ def test_harness_model_with_a_tampered_file_is_refused(single, profile, tmp_path
         handle.write(" ")
     done = gate(profile, tampered, tmp_path / "cache")
     assert done.returncode == 4
-    assert "does not match its recorded SHA-256" in done.stderr
+    assert "not a complete harness model folder (model/config.json: sha256 " in done.stderr
+    assert "!= entry.json" in done.stderr
 
 
 def test_torchrun_two_processes_shard_the_data_and_agree_with_one_process(ddp, single, profile, tmp_path):

@@ -23,6 +23,7 @@ from harness.gates import (
     check_eval_loss,
     check_leakage,
     check_perturbation,
+    check_unk_rate,
     check_uplift,
     threshold_gate,
 )
@@ -544,6 +545,18 @@ def test_perturbation_gate_is_the_flip_rate_against_its_maximum():
     )  # fmt: skip
     assert gate.passed
     assert not check_perturbation(PerturbationResult("typos", 20, 3), 0.1, "test").passed
+
+
+def test_unk_rate_gate_is_the_unknown_share_of_tokens_against_its_maximum():
+    fit = {"tokens": 200.0, "unk_rate": 0.01, "texts": 12.0}
+    gate = check_unk_rate(fit, 0.01, "validation", ["naÃ¯ve", "Ø"])
+    assert gate == GateResult(
+        gate="unk_rate", metric="unknown-token rate", split="validation", value=0.01, threshold=0.01, op="<=",
+        n=200, details=["2 of 200 tokens in 12 validation texts are unknown", "first read as unknown: 'naÃ¯ve', 'Ø'"],
+    )  # fmt: skip
+    assert gate.passed
+    over = check_unk_rate(fit | {"unk_rate": 0.015}, 0.01, "test", [])
+    assert not over.passed and over.details == ["3 of 200 tokens in 12 test texts are unknown"] and over.split == "test"
 
 
 # ---------------------------------------------------------------------------------------------- baseline

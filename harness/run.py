@@ -166,7 +166,7 @@ class HarnessRun:
     def base_metrics(self) -> dict[str, SplitMetrics]:
         """The pretrained encoder with its untrained head: what fine-tuning starts from."""
         seed = self.profile.training.seed
-        identity = {"model": "base", "weights": self.source.weights_sha256, "seed": seed}
+        identity = {"model": "base", "model_content": model_digest(self.source.folder), "seed": seed}
         with self.record.timed("evaluate_base"):
             self.record.base_metrics = self._evaluate(
                 lambda: (load_classifier(self.source.folder, self.data.label_names, seed), self.tokenizer), identity
@@ -237,6 +237,7 @@ class HarnessRun:
             "base": self.source.name,
             "base_weights_sha256": self.source.weights_sha256,
             "finetuned": self.finetuned.key,
+            "finetuned_content": self.finetuned_content(self.finetuned),
         }
         save_baseline(path, self.data, self.tuned_metrics, model)
 

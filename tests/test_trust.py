@@ -48,6 +48,21 @@ def test_a_resealed_overconfident_model_is_evaluated_by_its_bytes_not_its_record
     assert original.check("eval_loss").passed
 
 
+def test_base_model_outputs_are_keyed_by_every_file_of_the_base_folder(make_profile, tiny_model_dir, tmp_path):
+    """Plant: the base model's tokenizer changed, its weights not. Cached base logits must not be reused."""
+    base = Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+    profile = make_profile(model={"name_or_path": str(base)})
+    cache = tmp_path / "cache"
+    first = quiet_run(profile, cache).base_metrics["validation"]
+    entries = sorted((cache / "eval").glob("*.npy"))
+    assert quiet_run(profile, cache).base_metrics["validation"].eval_loss == first.eval_loss
+    assert sorted((cache / "eval").glob("*.npy")) == entries  # unchanged folder: reused
+    config = json.loads((base / "tokenizer_config.json").read_text())
+    (base / "tokenizer_config.json").write_text(json.dumps(config | {"do_lower_case": False}))
+    quiet_run(profile, cache).base_metrics  # noqa: B018
+    assert len(sorted((cache / "eval").glob("*.npy"))) == len(entries) + 1  # changed tokenizer: computed anew
+
+
 def test_a_data_file_replaced_under_its_old_timestamp_is_read_anew(make_profile, tmp_path):
     profile = make_profile()
     train = tmp_path / "train.csv"

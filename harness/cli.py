@@ -3,6 +3,7 @@
     harness train --config PROFILE --output DIR          (also under torchrun / accelerate launch)
     harness learning-curve --config PROFILE --fractions 0.1,0.25,0.5,1.0 --output DIR
     harness check --config PROFILE [--model DIR] [--baseline PATH] [--onnx-bundle DIR] [--json]
+    harness seeds --config PROFILE --seeds 42,1,2 --output DIR
 
 Bad input prints one line naming the file or key and exits 4 (as pytest's usage errors).
 """
@@ -37,8 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --onnx-bundle)")
     check.add_argument("--cache", default=".harness_cache", help="cache folder")
     check.add_argument("--json", action="store_true", help="print the record as JSON")
+    seeds = commands.add_parser("seeds", help="fine-tune once per seed and measure every gate: values and margins")
+    seeds.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    seeds.add_argument("--seeds", default="42,1,2", help="comma-separated integers")
+    seeds.add_argument("--output", default="out/seeds", help="folder for seeds.json and seeds.md")
+    seeds.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
     args = parser.parse_args(argv)
-    commands_by_name = {"train": _train, "learning-curve": _learning_curve, "check": _check}
+    commands_by_name = {"train": _train, "learning-curve": _learning_curve, "check": _check, "seeds": _seeds}
     try:
         return commands_by_name[args.command](args)
     except HarnessError as error:
@@ -127,6 +133,30 @@ def _check(args: argparse.Namespace) -> int:
     if found["onnx"]:
         print(f"  onnx bundle: {found['onnx']['bundle']['path']} (opset {found['onnx']['bundle']['opset']})")
     return 0
+
+
+def _seeds(args: argparse.Namespace) -> int:
+    """Every gate's value and margin on each seed (``harness.seed_study``); exit 1 when a seed fails a gate."""
+    from harness.profile import load_profile
+    from harness.render import write_text_atomic
+    from harness.report import write_json_atomic
+    from harness.seed_study import seed_study, table_markdown
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise HarnessError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    profile = load_profile(args.config)
+    rows = seed_study(profile, seeds, Path(args.cache).resolve(), lambda line: print(line, flush=True))
+    output = Path(args.output)
+    table = table_markdown(rows)
+    write_json_atomic(output / "seeds.json", {"profile": str(profile.path), "seeds": seeds, "rows": rows})
+    write_text_atomic(output / "seeds.md", table + "\n")
+    print(table)
+    failed = sorted({f"{r['gate']} (seed {r['seed']})" for r in rows if not r["passed"]})
+    verdict = f"FAILED: {', '.join(failed)}" if failed else "every gate passed on every seed"
+    print(f"wrote {output / 'seeds.json'}; {verdict}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

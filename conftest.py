@@ -5,7 +5,17 @@ subprocesses they start at this checkout."""
 import os
 from pathlib import Path
 
+from hypothesis import settings
+
+from harness.plugin import property_settings_name
+from harness.strategies import register_profiles
+
 pytest_plugins = ["fixtures.tiny"]
+
+# The harness's own hypothesis tests use its profiles too (the plugin applies them only to the suites' properties,
+# and never switches the global profile of a user's session): derandomised under CI=true.
+register_profiles()
+settings.load_profile(property_settings_name())
 
 # The suites and pytester runs that tests start in subprocesses must import this checkout's harness and fixtures,
 # not the checkout an editable install points at (another worktree, say): put this one first on their path.

@@ -20,6 +20,7 @@ from harness.errors import EXIT_USAGE, HarnessError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="fine-tune as the gate fixture does and write the model folder")
     train.add_argument("--config", help="TOML profile (default: the packaged profile)")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", help="TOML profile (default: the packaged profile)")
     check.add_argument("--model", help="a model folder from `harness train` (as --harness-model)")
     check.add_argument("--baseline", help="a baseline file (as --harness-baseline)")
-    check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --onnx-bundle)")
+    check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --harness-onnx-bundle)")
     check.add_argument("--cache", default=".harness_cache", help="cache folder")
     check.add_argument("--json", action="store_true", help="print the record as JSON")
     seeds = commands.add_parser("seeds", help="fine-tune once per seed and measure every gate: values and margins")
@@ -50,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _version() -> str:
+    """The package version and the Python it runs on (torch and transformers are in every metrics.json)."""
+    import platform
+
+    from harness import __version__
+
+    return f"harness {__version__} (clf-release-harness, Python {platform.python_version()})"
 
 
 def _train(args: argparse.Namespace) -> int:

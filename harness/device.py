@@ -28,7 +28,9 @@ def select_device(require_gpu: bool = False) -> Device:
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return Device("cuda", torch.cuda.get_device_name(0), precision, threads)
     if require_gpu:
-        raise DeviceError("--require-gpu: no CUDA device is visible to torch (torch.cuda.is_available() is False)")
+        raise DeviceError(
+            "--harness-require-gpu: no CUDA device is visible to torch (torch.cuda.is_available() is False)"
+        )
     torch.set_num_threads(threads)
     return Device("cpu", _cpu_name(), "fp32", threads)
 

@@ -33,7 +33,7 @@ class ModelSourceError(HarnessError):
 
 
 class DeviceError(HarnessError):
-    """The requested device is not available (e.g. ``--require-gpu`` without CUDA)."""
+    """The requested device is not available (e.g. ``--harness-require-gpu`` without CUDA)."""
 
 
 class BundleError(HarnessError):

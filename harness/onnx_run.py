@@ -1,7 +1,7 @@
 """The ONNX stage of a gate run: which bundle, which reference, what parity and speed measured.
 
 Without ``bundle_path`` the fine-tuned model of the run is exported (and cached); with it
-(``--onnx-bundle PATH``) an artifact built elsewhere is validated instead. What needs the
+(``--harness-onnx-bundle PATH``) an artifact built elsewhere is validated instead. What needs the
 PyTorch model (the reference for parity, the tokenizer saved with it) is reached through the
 lazy callables of ``OnnxInputs``, so ``-m "onnx and not gpu"`` validates a bundle without any
 training. Everything measured is written into the run record's ``onnx`` section.

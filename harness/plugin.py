@@ -9,21 +9,25 @@ distinct from a failed gate (exit 1).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from harness import registry
-from harness.errors import HarnessError, ProfileError
+from harness.errors import EXIT_USAGE, HarnessError, ProfileError
 from harness.result import GateResult
 from harness.run import HarnessRun
 from harness.session import GateSession, Settings, in_ci
 
 SESSION_KEY = pytest.StashKey[GateSession]()
+ERROR_KEY = pytest.StashKey[str]()  # the profile error met when the session was to start
+USAGE_ERRORS_KEY = pytest.StashKey[list[str]]()  # bad input (HarnessError) met during a test
 
 MARKERS = {
     "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
@@ -36,7 +40,7 @@ MARKERS = {
 }
 HARNESS_FIXTURES = {"harness_run", "harness_data", "harness_finetuned", "harness_gate", "harness_tokenizer",
                     "harness_model", "harness_onnx", "check"}  # fmt: skip
-OPTIONS = (  # (flag, dest, metavar or None for a switch, help)
+OPTIONS = (  # (flag, dest, metavar or None for a switch, help); the ones in INI can also be set in the ini file
     ("--harness-config", "harness_config", "PATH", "TOML profile (default: packaged profile)"),
     ("--harness-report", "harness_report", "DIR", "write metrics.json, report.md and report.html into DIR"),
     ("--harness-cache", "harness_cache", "DIR",
@@ -50,12 +54,18 @@ OPTIONS = (  # (flag, dest, metavar or None for a switch, help)
      "compare the candidate with this stored baseline (paired tests on the same examples)"),
     ("--harness-model", "harness_model", "DIR",
      "gate this model folder (written by `harness train`) instead of fine-tuning"),
-    ("--onnx-bundle", "harness_onnx_bundle", "PATH",
+    ("--harness-onnx-bundle", "harness_onnx_bundle", "PATH",
      "validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model"),
-    ("--onnx-providers", "harness_onnx_providers", "LIST",
+    ("--harness-onnx-providers", "harness_onnx_providers", "LIST",
      "comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers"),
-    ("--require-gpu", "harness_require_gpu", None, "fail instead of running on the CPU when no CUDA device exists"),
+    ("--harness-require-gpu", "harness_require_gpu", None,
+     "fail instead of running on the CPU when no CUDA device exists"),
 )  # fmt: skip
+# options that [tool.pytest.ini_options] (or pytest.ini) may set; the command line wins; paths are relative to
+# the ini file's folder
+INI = ("harness_config", "harness_report", "harness_cache", "harness_baseline", "harness_onnx_providers",
+       "harness_require_gpu")  # fmt: skip
+INI_PATHS = ("harness_config", "harness_report", "harness_cache", "harness_baseline")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,49 +75,63 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, dest=dest, action="store_true", help=text)
         else:
             group.addoption(flag, dest=dest, metavar=metavar, help=text)
+        if dest in INI:
+            parser.addini(dest, f"default of {flag}", type="bool" if metavar is None else "string")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Markers and the named hypothesis profiles only: the gate session starts when a harness test is
+    collected (``_gate_session``), so a pytest session without one is unchanged by this plugin."""
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    _hypothesis_profile(config)
-    if config.option.help or config.option.version:
-        return
-    try:
-        session = GateSession.start(Settings.from_options(config.option, config.rootpath), _terminal_writer(config))
-    except ProfileError as error:
-        raise pytest.UsageError(str(error)) from None
-    config.stash[SESSION_KEY] = session
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(session), "harness-xdist")
-
-
-def _hypothesis_profile(config: pytest.Config) -> None:
-    """harness-ci (derandomised) under CI=true, harness-dev otherwise; --hypothesis-profile or
-    $HYPOTHESIS_PROFILE choose another."""
-    import os
-
-    from hypothesis import settings
-
     from harness.strategies import register_profiles
 
-    register_profiles()
-    if config.getoption("hypothesis_profile", None):
-        return  # hypothesis' own plugin loads the profile named on the command line
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("harness-ci" if in_ci() else "harness-dev"))
+    register_profiles()  # named (so --hypothesis-profile harness-ci works), not loaded
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(config), "harness-xdist")
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def _gate_session(config: pytest.Config) -> GateSession | None:
+    """The session's gate run, started on first need: a harness test collected, or (xdist controller) a
+    worker's report part. A bad profile is kept and raised as a usage error once collection is done."""
+    if SESSION_KEY in config.stash:
+        return config.stash[SESSION_KEY]
+    if ERROR_KEY in config.stash:
+        return None
+    try:
+        session = GateSession.start(settings_from(config), _terminal_writer(config))
+    except ProfileError as error:
+        config.stash[ERROR_KEY] = str(error)
+        return None
+    config.stash[SESSION_KEY] = session
+    return session
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    """Command line first, then the ini file (paths relative to the ini file), then the defaults."""
+    values = vars(config.option).copy()
+    base = config.inipath.parent if config.inipath else config.rootpath
+    for dest in INI:
+        ini = config.getini(dest)
+        if values.get(dest) or not ini:
+            continue
+        values[dest] = str(base / ini) if dest in INI_PATHS else ini
+    return Settings.from_options(SimpleNamespace(**values), config.rootpath)
+
+
+def _harness_items(items: list[pytest.Item]) -> list[pytest.Item]:
+    return [i for i in items if HARNESS_FIXTURES & set(getattr(i, "fixturenames", ()))]
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
-    if session is None:
+    if session is None or not _harness_items(items):
         return []
-    from hypothesis import settings
-
     run = session.run
     return [
         f"harness: profile {run.profile.path} model {run.profile.model.name_or_path} cache {run.cache_dir}",
-        f"harness: hypothesis profile {settings.get_current_profile_name()}",
+        f"harness: hypothesis profile of the properties: {property_settings_name()}",
     ]
 
 
@@ -117,7 +141,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("harness_suite")
     if marker is None or "check" not in metafunc.fixturenames:
         return
-    session = metafunc.config.stash.get(SESSION_KEY, None)
+    session = _gate_session(metafunc.config)
     providers = session.settings.providers(session.run.profile) if session else ["cpu"]
     params = [
         pytest.param((c.name, v), id=c.test_id(v), marks=[getattr(pytest.mark, m) for m in c.markers])
@@ -127,11 +151,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("check", params)
 
 
+def property_settings_name() -> str:
+    """The hypothesis profile harness properties run under: the one the user loaded (``--hypothesis-profile``,
+    ``settings.load_profile`` in a conftest) other than hypothesis' automatic ones, else $HYPOTHESIS_PROFILE,
+    else harness-ci under CI=true (derandomised) and harness-dev otherwise."""
+    from hypothesis import settings
+
+    current = settings.get_current_profile_name()
+    if current not in ("default", "ci"):  # hypothesis loads its own "ci" profile by itself when CI is set
+        return current
+    return os.environ.get("HYPOTHESIS_PROFILE") or ("harness-ci" if in_ci() else "harness-dev")
+
+
 def harness_property(name: str) -> pytest.MarkDecorator:
-    """Decorate a suite test as the declared property ``name`` (its markers come from the registry)."""
+    """Decorate a suite test as the declared property ``name``: its markers come from the registry, and a
+    hypothesis test gets the harness's settings profile itself, so the global profile is never switched."""
     declared = registry.BY_NAME[name]
 
     def apply(test: Callable[..., Any]) -> Callable[..., Any]:
+        if getattr(test, "is_hypothesis_test", False):
+            from hypothesis import settings
+
+            from harness.strategies import register_profiles
+
+            register_profiles()
+            test = settings(settings.get_profile(property_settings_name()))(test)
         for marker in (*declared.markers, "harness_property"):
             args = (name,) if marker == "harness_property" else ()
             test = getattr(pytest.mark, marker)(*args)(test)
@@ -141,10 +185,12 @@ def harness_property(name: str) -> pytest.MarkDecorator:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Validate data, model and device once, before any test runs, if any test needs them."""
-    gate_session = session.config.stash.get(SESSION_KEY, None)
-    if gate_session is None or not any(HARNESS_FIXTURES & set(getattr(i, "fixturenames", ())) for i in session.items):
+    """Validate profile, data, model and device once, before any test runs, if any test needs them."""
+    if not _harness_items(session.items):
         return
+    gate_session = _gate_session(session.config)
+    if gate_session is None:
+        raise pytest.UsageError(session.config.stash[ERROR_KEY])
     try:
         gate_session.validate()
     except HarnessError as error:
@@ -188,7 +234,7 @@ def harness_model(harness_run: HarnessRun):
 
 @pytest.fixture(scope="session")
 def harness_onnx(harness_run: HarnessRun):
-    """The ONNX stage: the exported (or ``--onnx-bundle``) bundle, its runners, parity and measurements."""
+    """The ONNX stage: the exported (or ``--harness-onnx-bundle``) bundle, its runners, parity and measurements."""
     return harness_run.onnx
 
 
@@ -219,8 +265,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     session = item.config.stash.get(SESSION_KEY, None)
     if call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
-        if session is not None:
-            session.usage_errors.append(str(call.excinfo.value))
+        item.config.stash.setdefault(USAGE_ERRORS_KEY, []).append(str(call.excinfo.value))
     marker = item.get_closest_marker("harness_property")
     if marker and session and report.when == "call" and not report.skipped and session.run.record.data is not None:
         failure = None if report.passed else str(call.excinfo.value if call.excinfo else report.longrepr)
@@ -238,11 +283,11 @@ def _examples(item: pytest.Item) -> int:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the report. Under pytest-xdist each worker sends its part to the controller, which merges."""
     config = session.config
+    if config.stash.get(USAGE_ERRORS_KEY, None):  # bad input met during a test is a usage error, not a failed gate
+        session.exitstatus = EXIT_USAGE
     gate_session = config.stash.get(SESSION_KEY, None)
     if gate_session is None:
         return
-    if gate_session.exit_status is not None:
-        session.exitstatus = gate_session.exit_status
     part = gate_session.finish(worker=hasattr(config, "workerinput"))
     if part is not None:
         config.workeroutput["harness"] = part  # type: ignore[attr-defined]
@@ -251,13 +296,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 class _XdistHooks:
     """Registered only when pytest-xdist is loaded: the controller hands each worker's part to the session."""
 
-    def __init__(self, session: GateSession) -> None:
-        self.session = session
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {}).get("harness")
-        if output:
-            self.session.add_worker_part(output, node.gateway.id)
+        session = _gate_session(self.config) if output else None
+        if session is not None:
+            session.add_worker_part(output, node.gateway.id)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

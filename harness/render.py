@@ -425,7 +425,7 @@ def _rule(r: GateResult) -> str:
 
 
 def _yes_no(value: bool | None) -> str:
-    return {True: "yes", False: "no (given with --onnx-bundle)", None: ""}[value]
+    return {True: "yes", False: "no (given with --harness-onnx-bundle)", None: ""}[value]
 
 
 def _plain(value: Any) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import EXIT_USAGE, DataMissingError
+from harness.errors import DataMissingError
 from harness.profile import Profile, load_profile
 from harness.result import GateResult
 from harness.run import HarnessRun
@@ -71,7 +71,6 @@ class GateSession:
     run: HarnessRun
     skip_reason: str | None = None  # shared data absent outside CI: every harness test skips with this
     worker_parts: list[dict[str, Any]] = field(default_factory=list)
-    usage_errors: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # lines for the end of the terminal summary
 
     @classmethod
@@ -142,8 +141,3 @@ class GateSession:
         self.run.save_baseline(path)  # evaluates the fine-tuned model if no test did (cached logits under xdist)
         although = f" although {len(failed)} check(s) failed ({', '.join(failed[:5])})" if failed else ""
         self.notices.append(f"baseline saved to {path}{although}")
-
-    @property
-    def exit_status(self) -> int | None:
-        """Bad input met during a test (a corrupt bundle, a full disk) is a usage error, not a failed gate."""
-        return EXIT_USAGE if self.usage_errors else None

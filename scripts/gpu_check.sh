@@ -2,7 +2,7 @@
 # Run the -m gpu release gates on a CUDA machine and print a short table per profile.
 #   scripts/gpu_check.sh [PROFILE ...]      (default: the packaged default profile)
 # Needs torch with CUDA, the harness importable (installed, or PYTHONPATH=repo root) and its dependencies.
-# --require-gpu makes a machine without CUDA fail instead of silently training on the CPU.
+# --harness-require-gpu makes a machine without CUDA fail instead of silently training on the CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-out}/gpu"
@@ -13,7 +13,7 @@ profiles=("$@")
 status=0
 for profile in "${profiles[@]}"; do
   name=$(basename "${profile:-default}" .toml)
-  args=(suites/ -m gpu --require-gpu -p harness.plugin --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}" --harness-report "$out/$name"
+  args=(suites/ -m gpu --harness-require-gpu -p harness.plugin --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}" --harness-report "$out/$name"
         --junitxml "$out/$name/junit.xml" -q)
   [ -n "$profile" ] && args+=(--harness-config "$profile")
   start=$(date +%s.%N)
@@ -33,7 +33,7 @@ print(f"| {m['profile']['name']} | {m['device']} | {m['model']['train_seconds']:
 PY
   # ONNX parity on the same fine-tune (cached above): CUDA provider too when onnxruntime-gpu is installed
   providers=$(python3 -c 'import onnxruntime as o; print("cpu,cuda" if "CUDAExecutionProvider" in o.get_available_providers() else "cpu")')
-  onnx_args=(suites/ -m onnx -p harness.plugin --onnx-providers "$providers" --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}"
+  onnx_args=(suites/ -m onnx -p harness.plugin --harness-onnx-providers "$providers" --harness-cache "${HARNESS_CACHE_DIR:-.harness_cache}"
              --harness-report "$out/$name-onnx" -q)
   [ -n "$profile" ] && onnx_args+=(--harness-config "$profile")
   python3 -m pytest "${onnx_args[@]}" 2>&1 | tee "$out/$name-onnx.log" | tail -3

@@ -281,7 +281,7 @@ CATALOGUE: list[Row] = [
         "file"),
     Row("trained-entry-empty", "trained", "entry.json lists no files", lambda c: _trained_folder(c, {}),
         r"trained: not a complete harness model folder \(entry\.json lists no files\)", "file"),
-    # ONNX bundles (--onnx-bundle)
+    # ONNX bundles (--harness-onnx-bundle)
     Row("onnx-empty", "onnx", "0-byte model.onnx", _damage_onnx("empty"), r"model\.onnx: empty file", "file"),
     Row("onnx-truncated", "onnx", "model.onnx cut in half", _damage_onnx("truncated"),
         r"model\.onnx: not a readable ONNX model", "file"),

@@ -1,4 +1,4 @@
-"""The ONNX suite end to end on the tiny model: export and pass, then ``--onnx-bundle`` on the bundle
+"""The ONNX suite end to end on the tiny model: export and pass, then ``--harness-onnx-bundle`` on the bundle
 it wrote (passes) and on planted faults (each fails, saying which).
 
 pytest runs in subprocesses (torch cannot be imported twice into one process); the tiny model is
@@ -54,7 +54,7 @@ def test_suite_exports_passes_records_metrics_and_validates_its_own_bundle(run_s
     assert set(onnx["latency"]["onnx_int8"]) == {"batch_1", "batch_32"}
     assert onnx["sizes_bytes"]["onnx_int8"] < onnx["sizes_bytes"]["onnx_fp32"]
     assert {g["gate"] for g in metrics["gates"]} >= {"onnx_symbolic_axes", "onnx[cpu]_logits", "onnx_int8_agreement"}
-    again = run_suite("--onnx-bundle", str(bundle))
+    again = run_suite("--harness-onnx-bundle", str(bundle))
     assert again.ret == 0 and f"{SUITE_TESTS} passed" in again.summary, again.out[-3000:]
     assert again.has("*harness: reusing cached fine-tune*")
 
@@ -153,8 +153,8 @@ def test_planted_bundle_faults_fail_with_the_right_message(
     run_suite, exported, other_model_bundle, tmp_path, fault, args, expected
 ):
     _, bundle = exported
-    outcome = run_suite("--onnx-bundle", str(planted(bundle, tmp_path, fault, run_suite.cache, other_model_bundle)),
-                        *args)  # fmt: skip
+    target = planted(bundle, tmp_path, fault, run_suite.cache, other_model_bundle)
+    outcome = run_suite("--harness-onnx-bundle", str(target), *args)
     assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
     for pattern in expected:
         assert outcome.has(pattern), (pattern, outcome.tail())
@@ -163,12 +163,12 @@ def test_planted_bundle_faults_fail_with_the_right_message(
 def test_a_bundle_of_another_model_fails_accuracy_alone_and_parity(run_suite, other_model_bundle):
     """onnx_accuracy needs only the bundle and the labelled data (no PyTorch model, no fine-tune); the parity
     gates compare with the fine-tuned model, whose labels and accuracy the other model does not reproduce."""
-    alone = run_suite("-m", "onnx and not gpu", "--onnx-bundle", str(other_model_bundle))
+    alone = run_suite("-m", "onnx and not gpu", "--harness-onnx-bundle", str(other_model_bundle))
     assert alone.ret == pytest.ExitCode.TESTS_FAILED, alone.tail()
     assert alone.has("*gate 'onnx_accuracy' failed: ONNX Runtime accuracy * < 0.85 on validation (n=60)*")
     assert alone.has("*labelled validation data alone, bundle *"), alone.tail()
     assert not alone.has("*fine-tun*"), alone.tail()  # neither trained nor loaded from the cache
-    parity = run_suite("--onnx-bundle", str(other_model_bundle))
+    parity = run_suite("--harness-onnx-bundle", str(other_model_bundle))
     assert parity.ret == pytest.ExitCode.TESTS_FAILED, parity.tail()
     assert parity.has("*gate 'onnx[[]cpu[]]_label_agreement' failed: label agreement with torch * < 1*")
     assert parity.has("*gate 'onnx[[]cpu[]]_accuracy' failed: |onnx accuracy - torch accuracy| * > 0*")
@@ -180,7 +180,7 @@ def test_a_file_that_is_not_onnx_is_a_usage_error(run_suite, exported, tmp_path)
     target = tmp_path / "not-onnx"
     shutil.copytree(bundle, target)
     (target / "model.onnx").write_text("<html>404</html>")
-    outcome = run_suite("-m", "onnx and not gpu", "--onnx-bundle", str(target))
+    outcome = run_suite("-m", "onnx and not gpu", "--harness-onnx-bundle", str(target))
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.summary
     assert outcome.has("*model.onnx: not a readable ONNX model*")
     assert "Traceback" not in outcome.err

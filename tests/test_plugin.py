@@ -33,7 +33,7 @@ def suite(pytester):
 def test_options_and_markers_are_registered(pytester):
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(
-        ["*--harness-config=PATH*", "*--harness-report=DIR*", "*--harness-retrain*", "*--require-gpu*"]
+        ["*--harness-config=PATH*", "*--harness-report=DIR*", "*--harness-retrain*", "*--harness-require-gpu*"]
     )
     markers = pytester.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.gpu:*", "@pytest.mark.onnx:*", "@pytest.mark.slow:*"])
@@ -117,24 +117,92 @@ def test_missing_shared_dataset_skips_locally_and_fails_in_ci(suite, tmp_path, m
 def test_require_gpu_fails_clearly_without_cuda(suite, make_profile):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present; --require-gpu is satisfied here")
-    result = suite.runpytest("--harness-config", str(make_profile()), "--require-gpu")
+        pytest.skip("a CUDA device is present; --harness-require-gpu is satisfied here")
+    result = suite.runpytest("--harness-config", str(make_profile()), "--harness-require-gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--require-gpu: no CUDA device*"])
+    result.stderr.fnmatch_lines(["*--harness-require-gpu: no CUDA device*"])
 
 
-def test_hypothesis_profile_follows_ci(pytester, monkeypatch):
-    pytester.makepyfile(
-        "from hypothesis import settings\n"
-        "def test_profile():\n"
-        "    print('PROFILE', settings.get_current_profile_name(), settings().max_examples, settings().derandomize)\n"
-    )
+PROPERTY_AND_PLAIN = """
+from hypothesis import given, settings, strategies as st
+from harness.plugin import harness_property
+
+
+import hashlib
+
+SEEN = []
+
+
+@harness_property("any_unicode")
+@given(st.text(min_size=5))
+def test_declared_property(text):
+    SEEN.append(text)
+
+
+def test_profiles():
+    digest = hashlib.sha256("|".join(SEEN).encode("utf-8", "surrogatepass")).hexdigest()
+    print("HARNESS", len(SEEN), len(set(SEEN)), digest)
+    print("GLOBAL", settings.get_current_profile_name(), settings().max_examples)
+"""
+
+
+def test_harness_properties_get_the_harness_profile_and_the_global_one_is_unchanged(pytester, monkeypatch):
+    """harness-ci (40 examples, derandomised) under CI=true and harness-dev (100) otherwise apply to the declared
+    properties only; the session's own hypothesis profile stays what it was (hypothesis' default, or its "ci")."""
+    pytester.makepyfile(PROPERTY_AND_PLAIN)
+    monkeypatch.delenv("HYPOTHESIS_PROFILE", raising=False)
     monkeypatch.setenv("CI", "true")
-    ci = pytester.runpytest_subprocess("-s")
-    ci.stdout.fnmatch_lines(["*PROFILE harness-ci 40 True*"])
+    ci = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    ci.stdout.fnmatch_lines(["*HARNESS 40 40*", "*GLOBAL ci 100*"])
+    again = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    digest = [line for line in ci.stdout.lines if "HARNESS" in line]
+    assert digest == [line for line in again.stdout.lines if "HARNESS" in line]  # derandomised: the same 40 texts
     monkeypatch.delenv("CI")
     dev = pytester.runpytest_subprocess("-s")
-    dev.stdout.fnmatch_lines(["*PROFILE harness-dev 100 False*"])
+    dev.stdout.fnmatch_lines(["*HARNESS 100 100*", "*GLOBAL default 100*"])
+    chosen = pytester.runpytest_subprocess("-s", "--hypothesis-profile", "harness-ci")
+    chosen.stdout.fnmatch_lines(["*HARNESS 40 40*"])  # a profile the user names applies to the properties too
+
+
+def test_a_session_without_harness_tests_is_unchanged(pytester):
+    """With the package installed, a project that collects no harness test sees nothing of it: no profile is
+    loaded (the ini names one that does not exist), no header, no terminal section; same outcome as without it."""
+    pytester.makeini("[pytest]\nharness_config = no-such-profile.toml\n")
+    pytester.makepyfile(
+        test_plain="from hypothesis import given, settings, strategies as st\n"
+        "@given(st.integers())\n"
+        "def test_plain(n):\n    assert settings.get_current_profile_name() == 'default'\n"
+        "def test_other():\n    assert 1 + 1 == 2\n"
+    )
+    with_plugin = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    without = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", "-p", "no:harness")
+    assert with_plugin.ret == without.ret == pytest.ExitCode.OK
+    with_plugin.assert_outcomes(passed=2)
+    without.assert_outcomes(passed=2, warnings=1)  # without the plugin, harness_config is an unknown ini key
+
+    def body(result: pytest.RunResult) -> list[str]:  # the lines after the header, without timings and warnings
+        lines = result.stdout.lines
+        return [line.split(" in ")[0] for line in lines[lines.index("") :] if "Warning" not in line]
+
+    assert [line for line in body(with_plugin) if "harness" in line.lower()] == []
+    assert with_plugin.stderr.str() == ""
+    assert body(with_plugin)[:3] == body(without)[:3]  # the same tests collected and run, with the same outcome
+
+
+def test_ini_options_set_the_profile_relative_to_the_ini_file(suite, make_profile, tmp_path):
+    """[pytest] harness_config = ... (or [tool.pytest.ini_options]) is read, relative to the ini file; the
+    command line wins; a bad profile named there is the same usage error as on the command line."""
+    profile = make_profile()
+    shutil.copy(profile, suite.pytester.path / "gate.toml")
+    for data in Path(profile).parent.glob("*.csv"):
+        shutil.copy(data, suite.pytester.path / data.name)
+    suite.pytester.makeini(f"[pytest]\nharness_config = gate.toml\nharness_cache = {tmp_path / 'cache'}\n")
+    listed = suite.runpytest("--collect-only")
+    listed.stdout.fnmatch_lines([f"harness: profile {suite.pytester.path / 'gate.toml'} *cache {tmp_path / 'cache'}"])
+    (suite.pytester.path / "bad.toml").write_text("[training]\nepochs = 99\n")
+    wins = suite.runpytest("--collect-only", "--harness-config", "bad.toml")
+    assert wins.ret == pytest.ExitCode.USAGE_ERROR
+    wins.stderr.fnmatch_lines(["*bad.toml: invalid profile:", "*training? epochs = 99: must be an integer in 1..9*"])
 
 
 def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path):

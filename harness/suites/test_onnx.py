@@ -1,9 +1,9 @@
 """ONNX deployment validation: the artifact a server loads must be the model the gates passed.
 
 ``pytest suites/ -m onnx`` exports the fine-tuned model (cached) and validates the bundle;
-``--onnx-bundle PATH`` validates a bundle built elsewhere. Gates also marked ``gpu`` (declared in
+``--harness-onnx-bundle PATH`` validates a bundle built elsewhere. Gates also marked ``gpu`` (declared in
 ``harness.registry``) compare with the fine-tuned PyTorch model; the rest need only the bundle
-and the labelled data, so ``-m "onnx and not gpu" --onnx-bundle PATH`` validates an artifact
+and the labelled data, so ``-m "onnx and not gpu" --harness-onnx-bundle PATH`` validates an artifact
 without any training.
 """
 

@@ -4,6 +4,7 @@
     harness learning-curve --config PROFILE --fractions 0.1,0.25,0.5,1.0 --output DIR
     harness check --config PROFILE [--model DIR] [--baseline PATH] [--onnx-bundle DIR] [--json]
     harness seeds --config PROFILE --seeds 42,1,2 --output DIR
+    harness init DIR                                      (starter profile, example data, CI job)
 
 Bad input prints one line naming the file or key and exits 4 (as pytest's usage errors).
 """
@@ -44,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--seeds", default="42,1,2", help="comma-separated integers")
     seeds.add_argument("--output", default="out/seeds", help="folder for seeds.json and seeds.md")
     seeds.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
+    init = commands.add_parser("init", help="write a starter profile, example data and a CI job (never overwrites)")
+    init.add_argument("folder", nargs="?", default=".", help="the repository folder (default: .)")
     args = parser.parse_args(argv)
-    commands_by_name = {"train": _train, "learning-curve": _learning_curve, "check": _check, "seeds": _seeds}
+    commands_by_name = {
+        "train": _train, "learning-curve": _learning_curve, "check": _check, "seeds": _seeds, "init": _init,
+    }  # fmt: skip
     try:
         return commands_by_name[args.command](args)
     except HarnessError as error:
@@ -167,6 +172,16 @@ def _seeds(args: argparse.Namespace) -> int:
     verdict = f"FAILED: {', '.join(failed)}" if failed else "every gate passed on every seed"
     print(f"wrote {output / 'seeds.json'}; {verdict}")
     return 1 if failed else 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from harness.starter import init
+
+    folder = Path(args.folder)
+    for path, written in init(folder):
+        print(f"{'wrote' if written else 'kept (exists)'} {path}")
+    print(f"next: cd {folder} && pytest --pyargs harness.suites -m gpu   (add .harness_cache/ and out/ to .gitignore)")
+    return 0
 
 
 if __name__ == "__main__":

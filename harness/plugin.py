@@ -286,7 +286,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if config.stash.get(USAGE_ERRORS_KEY, None):  # bad input met during a test is a usage error, not a failed gate
         session.exitstatus = EXIT_USAGE
     gate_session = config.stash.get(SESSION_KEY, None)
-    if gate_session is None:
+    if gate_session is None or config.option.collectonly:  # nothing was measured: no baseline, no report
         return
     part = gate_session.finish(worker=hasattr(config, "workerinput"))
     if part is not None:

@@ -42,7 +42,8 @@ class Field:
         names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table"}
         if self.item is not None:
             inner = f"one of {', '.join(repr(c) for c in self.choices)}" if self.choices else names[self.item]
-            bounds = f" in {self.low:g}..{self.high:g}" if self.low is not None and self.high is not None else ""
+            bounded = self.low is not None and self.high is not None
+            bounds = f" in {_num(self.low)}..{_num(self.high)}" if bounded else ""
             return f"a non-empty list, each {inner}{bounds}" + (f" ({self.why})" if self.why else "")
         if self.choices and self.kind is str:
             return "one of " + ", ".join(repr(c) for c in self.choices)
@@ -51,15 +52,20 @@ class Field:
             kinds = tuple(k for k in kinds if k is not str)
         text = "a number" if self.kind == NUMBER else " or ".join(names.get(k, k.__name__) for k in kinds)
         if self.low is not None and self.high is not None:
-            text += f" in {self.low:g}..{self.high:g}"
+            text += f" in {_num(self.low)}..{_num(self.high)}"
         elif self.low is not None:
-            text += f" >= {self.low:g}"
+            text += f" >= {_num(self.low)}"
         if self.choices:
             text += " or " + " or ".join(repr(c) for c in self.choices)
         return text + (f" ({self.why})" if self.why else "")
 
 
 NUMBER = (int, float)
+
+
+def _num(value: float) -> str:
+    """1..9 and 0..4294967295 as written, 1e-07 as :g writes it."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def setting(

@@ -1,0 +1,152 @@
+"""``harness init DIR``: what a repository needs to run the gate suites, never overwriting a file.
+
+Writes a starter profile (every key of every section, with its default and allowed range, generated
+from ``harness.profile.SCHEMA`` so it cannot drift), the embedded clinical-triage data as a worked
+example of the data format, a pytest ini file naming the profile (only where the folder has no
+pytest configuration at all: a new ``pytest.ini`` would shadow ``[tool.pytest.ini_options]``), and
+a CI job to copy into ``.github/workflows/``. Then ``pytest --pyargs harness.suites -m gpu`` runs
+the gates there on the embedded default.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.profile import SCHEMA, SECTIONS, Field, default_profile_path, load_profile
+
+PROFILE = "harness.toml"
+DATA_FILES = ("train.csv", "validation.csv", "test.csv", "labels.json")
+CI_JOB = "ci/harness-release-gate.yml"
+
+CI_TEXT = """\
+# Release gate (GitHub Actions): copy to .github/workflows/ to run it on every pull request.
+# Exit codes: 0 every gate passed, 1 a gate failed, 4 bad input (the message names the file, row or key).
+name: release-gate
+on: [pull_request, workflow_dispatch]
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    timeout-minutes: 60
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.11"}
+      - run: pip install torch --index-url https://download.pytorch.org/whl/cpu   # the CPU build
+      - run: pip install clf-release-harness   # or the path / URL your team installs it from
+      - run: harness check --config harness.toml
+      - run: pytest --pyargs harness.suites -m "not slow" --harness-report out/harness --junitxml out/junit.xml
+        env: {CI: "true"}   # a missing shared dataset or an undeclared skip fails instead of skipping
+      - uses: actions/upload-artifact@v4
+        if: always()
+        with: {name: harness-report, path: out/}
+"""
+
+
+def init(folder: Path) -> list[tuple[Path, bool]]:
+    """Write the starter files into ``folder``; returns (path, written) for each, False where it existed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes = [_write(folder / PROFILE, starter_profile())]
+    embedded = resources.files("harness.embedded")
+    for name in DATA_FILES:
+        outcomes.append(_copy(Path(str(embedded / name)), folder / "data" / name))
+    if _pytest_config(folder) is None:
+        ini = "[pytest]\n# harness options (pytest --help, group 'harness'); the command line wins\n"
+        ini += f"harness_config = {PROFILE}\nharness_report = out/harness\n"
+        outcomes.append(_write(folder / "pytest.ini", ini))
+    outcomes.append(_write(folder / CI_JOB, CI_TEXT))
+    load_profile(folder / PROFILE)  # what was written (or kept) must be a valid profile
+    return outcomes
+
+
+def starter_profile() -> str:
+    """The packaged default profile's settings with every other key listed, commented, at its default."""
+    with open(default_profile_path(), "rb") as handle:
+        chosen = tomllib.load(handle)
+    chosen["data"] |= {split: f"data/{split}.csv" for split in ("train", "validation", "test")}
+    lines = [
+        "# Starter profile written by `harness init` (the embedded clinical-triage example; point [model] and [data]",
+        "# at your own). Every key is listed: commented lines show the default. Check it with `harness check`.",
+    ]
+    for name in SCHEMA:
+        values = _section_values(chosen, name)
+        lines += ["", f"[{name}]", f"# {_section_doc(name)}"]
+        for key, spec in SCHEMA[name].items():
+            lines.append(f"# {key}: {spec.describe()}")
+            lines.append(_assignment(key, spec, values))
+    return "\n".join(lines) + "\n"
+
+
+def _section_values(chosen: dict[str, Any], name: str) -> dict[str, Any]:
+    table: Any = chosen
+    for part in name.split("."):
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    return table
+
+
+def _section_doc(name: str) -> str:
+    doc = (SECTIONS[name][1].__doc__ or "").strip().splitlines()[0]
+    return doc.split(": ", 1)[-1] if doc.startswith("``[") else doc
+
+
+def _assignment(key: str, spec: Field, values: dict[str, Any]) -> str:
+    if key in values:
+        return f"{key} = {toml_value(values[key])}"
+    if spec.required:
+        return f'{key} = ""  # required'
+    if spec.default is None or spec.default == ():
+        return f"# {key} =   (not set)"
+    return f"# {key} = {toml_value(spec.default)}"
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for the values profiles hold (strings, booleans, numbers, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def _pytest_config(folder: Path) -> Path | None:
+    """The file pytest would read its configuration from in ``folder``, if any (pytest's own order)."""
+    checks = {
+        "pytest.ini": lambda text: True,
+        ".pytest.ini": lambda text: True,
+        "pyproject.toml": lambda text: "[tool.pytest" in text,
+        "tox.ini": lambda text: "[pytest]" in text,
+        "setup.cfg": lambda text: "[tool:pytest]" in text,
+    }
+    for name, has_section in checks.items():
+        path = folder / name
+        if path.is_file() and has_section(path.read_text(encoding="utf-8", errors="replace")):
+            return path
+    return None
+
+
+def _write(path: Path, text: str) -> tuple[Path, bool]:
+    if path.exists():
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as handle:  # "x": never replaces a file created meanwhile
+        handle.write(text)
+    return path, True
+
+
+def _copy(source: Path, target: Path) -> tuple[Path, bool]:
+    if target.exists():
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer)
+    return target, True

@@ -1,0 +1,108 @@
+"""Using the harness from another repository: ``harness init``, the suites from the installed package
+(``pytest --pyargs harness.suites``), ``harness --version`` and ``harness seeds``."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness import __version__
+from harness.cli import main
+from harness.profile import SCHEMA, load_profile
+from harness.starter import starter_profile
+
+
+def test_init_writes_a_valid_commented_profile_data_ini_and_ci_job(tmp_path, capsys):
+    assert main(["init", str(tmp_path)]) == 0
+    written = {line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")}
+    expected = ["harness.toml", "pytest.ini", "ci/harness-release-gate.yml"]
+    expected += [f"data/{name}" for name in ("train.csv", "validation.csv", "test.csv", "labels.json")]
+    assert written == {str(tmp_path / name) for name in expected}
+    profile = load_profile(tmp_path / "harness.toml")
+    assert profile.data.train == str(tmp_path / "data" / "train.csv")
+    assert profile.as_dict()["training"] == load_profile().as_dict()["training"]  # the embedded default's recipe
+    text = (tmp_path / "harness.toml").read_text()
+    for section, keys in SCHEMA.items():  # every key of every section is there, with its range
+        assert f"[{section}]" in text
+        for key, spec in keys.items():
+            assert f"# {key}: {spec.describe()}" in text, key
+    assert "harness_config = harness.toml" in (tmp_path / "pytest.ini").read_text()
+
+
+def test_init_never_overwrites_and_leaves_an_existing_pytest_configuration_alone(tmp_path, capsys):
+    (tmp_path / "harness.toml").write_text(starter_profile().replace("seed = 42", "seed = 7"))
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-q"\n')
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main(["init", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept (exists) {tmp_path / 'harness.toml'}" in out
+    assert not (tmp_path / "pytest.ini").exists()  # it would shadow [tool.pytest.ini_options]
+    assert {p: p.read_bytes() for p in before} == before
+    assert main(["init", str(tmp_path)]) == 0
+    assert "wrote" not in capsys.readouterr().out
+
+
+def test_init_refuses_to_leave_an_invalid_profile_unnoticed(tmp_path, capsys):
+    (tmp_path / "harness.toml").write_text("[training]\nepochs = 40\n")
+    assert main(["init", str(tmp_path)]) == 4
+    assert "epochs = 40: must be an integer in 1..9" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"harness {__version__} ")
+
+
+def test_suites_run_from_the_installed_package_in_an_initialised_folder(tmp_path, make_profile):
+    """``harness init`` then ``pytest --pyargs harness.suites`` in a folder outside this checkout: the ini file
+    it wrote names the profile (the header shows it), and the release gates run and pass (on the tiny model,
+    named on the command line, which wins over the ini)."""
+    project = tmp_path / "project"
+    assert main(["init", str(project)]) == 0
+    env = os.environ | {"CI": ""}  # the subprocess imports this checkout (conftest.py puts it on PYTHONPATH)
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "harness.suites", "--collect-only"],
+                            cwd=project, capture_output=True, text=True, env=env)  # fmt: skip
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    assert f"harness: profile {project / 'harness.toml'}" in listed.stdout
+    assert "test_release_gates.py" in listed.stdout and "test_onnx.py" in listed.stdout
+    gated = subprocess.run(
+        # --opt=value: pytest picks its rootdir (and so the ini file) before it knows plugin options, and would
+        # take a separate value for a path argument
+        [sys.executable, "-m", "pytest", "--pyargs", "harness.suites.test_release_gates",
+         f"--harness-config={make_profile()}", f"--harness-cache={tmp_path / 'cache'}", "-p", "no:cacheprovider"],
+        cwd=project, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert gated.returncode == 0, gated.stdout[-3000:]
+    assert "4 passed" in gated.stdout
+    assert json.loads((project / "out" / "harness" / "metrics.json").read_text())["profile"]["path"].endswith(
+        "profile.toml"
+    )  # the report folder came from the ini file, relative to it
+
+
+def test_seed_study_reports_every_gate_per_seed_and_fails_on_a_seed_that_misses(make_profile, tmp_path, capsys):
+    """Two seeds of the tiny model: every release and ONNX gate measured on each, with its margin; a bar the
+    model cannot meet makes the command exit 1 and names the gate and seed."""
+    out = tmp_path / "seeds"
+    profile = make_profile()
+    assert main(["seeds", "--config", str(profile), "--seeds", "1,2", "--output", str(out),
+                 "--cache", str(tmp_path / "cache")]) == 0  # fmt: skip
+    rows = json.loads((out / "seeds.json").read_text())["rows"]
+    assert {r["seed"] for r in rows} == {1, 2}
+    gates = {r["gate"] for r in rows}
+    assert {"accuracy", "eval_loss", "uplift", "leakage", "onnx_accuracy", "onnx[cpu]_logits"} <= gates
+    for r in rows:
+        assert r["passed"] == (r["margin"] >= 0)
+        if r["gate"] == "accuracy":
+            assert r["margin"] == pytest.approx(r["value"] - 0.85)
+    profile = make_profile(gates={"accuracy_min": 0.999})
+    capsys.readouterr()
+    assert main(["seeds", "--config", str(profile), "--seeds", "1", "--output", str(out),
+                 "--cache", str(tmp_path / "cache")]) == 1  # fmt: skip
+    assert "FAILED: accuracy (seed 1)" in capsys.readouterr().out
+    assert "| `accuracy` | >= 0.999 |" in (out / "seeds.md").read_text()
+    shutil.rmtree(out)

@@ -141,6 +141,12 @@ class TrainingSection(Section):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting("linear")
     early_stopping_patience: int = setting(2, low=0, high=9, why="epochs without improvement; 0 disables")
     best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss")
+    calibration: Literal["none", "temperature"] = setting(
+        "none", why="temperature: fit one temperature on a held-out slice of train, folded into the head"
+    )
+    calibration_fraction: float = setting(
+        0.1, low=0.02, high=0.5, why="calibration = 'temperature': stratified share of train held out to fit it"
+    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class ModelRecord:
     best_epoch: float | None = None
     train_seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    temperature: dict[str, Any] | None = None  # temperature scaling folded into the head ([training] calibration)
 
 
 @dataclass

@@ -58,6 +58,7 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
             "best_epoch": model.best_epoch if model else None,
             "train_seconds": model.train_seconds if model else None,
             "history": model.history if model else [],
+            "temperature": model.temperature if model else None,
         },
         "data": record.data,
         "metrics": {

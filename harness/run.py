@@ -138,7 +138,7 @@ class HarnessRun:
             self.record.model or ModelRecord(self.source.name, self.source.weights_sha256),
             finetuned_cache_key=result.key, finetuned_content=self.finetuned_content(result),
             finetuned_from_cache=result.from_cache, best_epoch=result.best_epoch,
-            train_seconds=result.train_seconds, history=result.history,
+            train_seconds=result.train_seconds, history=result.history, temperature=result.calibration,
         )  # fmt: skip
         return result
 

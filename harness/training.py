@@ -43,6 +43,7 @@ class FineTuned:
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: float | None = None
+    calibration: dict[str, Any] | None = None  # the temperature folded into the head, where one was fitted
 
 
 def world() -> tuple[int, int]:
@@ -65,14 +66,22 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data.text_column, profile.data.label_column],
         "labels": data.label_names,
-        # plain values; truncation_max only chose max_length, which is resolved by now
-        "training": {k: v for k, v in profile.training.as_dict().items() if k != "truncation_max"},
+        "training": _training_key(profile.training),
         "device": device.kind,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
     }
     if world()[1] > 1:  # same global batch, but another data order: not the single-process model
         inputs["world_size"] = world()[1]
     return inputs
+
+
+def _training_key(cfg: TrainingSection) -> dict[str, Any]:
+    """The plain values that change the weights: truncation_max only chose max_length (resolved by now), and
+    without calibration its keys change nothing (so models trained before they existed keep their key)."""
+    values = {k: v for k, v in cfg.as_dict().items() if k != "truncation_max"}
+    if cfg.calibration == "none":
+        del values["calibration"], values["calibration_fraction"]
+    return values
 
 
 def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
@@ -150,8 +159,9 @@ def _finetuned(entry: Entry) -> FineTuned:
     record = entry.record
     key = record.get("key", entry.path.name)
     return FineTuned(
-        entry.path, key, entry.from_cache, record["train_seconds"], record["history"], record.get("best_epoch")
-    )
+        entry.path, key, entry.from_cache, record["train_seconds"], record["history"], record.get("best_epoch"),
+        record.get("calibration"),
+    )  # fmt: skip
 
 
 def _from_rank0(decision: dict[str, Any] | None, device: Device) -> dict[str, Any]:
@@ -187,7 +197,7 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     """Fine-tune into ``staging``; return the entry record. Rank 0 leaves the model and tokenizer in
     ``staging/model`` (the checkpoints removed); under DDP every rank trains, the others write nothing."""
     _check_global_batch(job.profile)
-    tokenizer, train_set, eval_set = _tokenized_splits(job)
+    tokenizer, train_set, eval_set, held_out = _tokenized_splits(job)
     steps_per_epoch = max(1, -(-len(train_set) // job.cfg.batch_size))
     args = _training_arguments(job.cfg, job.device, staging / "checkpoints", steps_per_epoch)
     trainer, collator = _build_trainer(job, args, tokenizer, train_set, eval_set)
@@ -197,7 +207,29 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     )
     started = time.perf_counter()
     trainer.train()
-    return _save_entry(job, trainer, collator, tokenizer, staging, time.perf_counter() - started)
+    calibration = _calibrate(job, trainer.model, tokenizer, held_out) if held_out else None
+    entry = _save_entry(job, trainer, collator, tokenizer, staging, time.perf_counter() - started)
+    return entry | {"calibration": calibration}
+
+
+def _calibrate(job: _Job, model: Any, tokenizer: Any, held_out: tuple[list[str], list[int]]) -> dict[str, Any]:
+    """Temperature scaling on the slice of train held out from training (``harness.temperature``)."""
+    from harness.inference import TorchEngine, batched_logits
+    from harness.temperature import calibrate
+
+    texts, labels = held_out
+    training = model.training
+
+    def logits_of(current: Any) -> Any:
+        return batched_logits(TorchEngine(current), tokenizer, texts, job.cfg.eval_batch_size, job.cfg.max_length)
+
+    result = calibrate(model, logits_of, labels)
+    model.train(training)
+    job.progress(
+        f"harness: temperature {result['temperature']:.3f} fitted on {len(labels)} held-out train examples "
+        f"(their loss {result['nll_before']:.4f} -> {result['nll_after']:.4f}), folded into {result['head']}"
+    )
+    return result
 
 
 def _check_global_batch(profile: Profile) -> None:
@@ -211,15 +243,25 @@ def _check_global_batch(profile: Profile) -> None:
         )
 
 
-def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any]:
-    """(tokenizer, train set, validation set), the splits tokenized once per content (``cached_tokenized``)."""
+def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any, tuple[list[str], list[int]] | None]:
+    """(tokenizer, train set, validation set, held-out slice of train or None), the splits tokenized once per
+    content (``cached_tokenized``). With temperature calibration a stratified slice of train is held out of
+    training to fit the temperature on (``harness.temperature``)."""
     tokenizer = load_tokenizer(job.source)
     identity = {"tokenizer": _tokenizer_digest(job.source.folder), "max_length": job.cfg.max_length}
-    splits = [job.data.splits[split] for split in ("train", "validation")]
+    train, validation = job.data.splits["train"], job.data.splits["validation"]
+    texts, labels, held_out = train.texts, train.labels, None
+    if job.cfg.calibration == "temperature":
+        from harness.temperature import held_out_slice
+
+        kept, held = held_out_slice(labels, job.cfg.calibration_fraction, job.cfg.seed)
+        held_out = ([texts[i] for i in held], [labels[i] for i in held])
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
     train_set, eval_set = (
-        cached_tokenized(job.cache_dir, tokenizer, identity, s.texts, s.labels, job.progress) for s in splits
+        cached_tokenized(job.cache_dir, tokenizer, identity, t, y, job.progress)
+        for t, y in ((texts, labels), (validation.texts, validation.labels))
     )
-    return tokenizer, train_set, eval_set
+    return tokenizer, train_set, eval_set, held_out
 
 
 def _training_arguments(cfg: TrainingSection, device: Device, output_dir: Path, steps_per_epoch: int) -> Any:
@@ -331,7 +373,10 @@ def load_trained(folder: Path, profile: Profile, data: DataBundle, source: Model
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ModelSourceError(f"{folder}: was trained on other inputs than the profile names:\n{lines}")
-    return FineTuned(folder, record["key"], True, record["train_seconds"], record["history"], record.get("best_epoch"))
+    return FineTuned(
+        folder, record["key"], True, record["train_seconds"], record["history"], record.get("best_epoch"),
+        record.get("calibration"),
+    )  # fmt: skip
 
 
 def check_output_folder(output: Path) -> None:

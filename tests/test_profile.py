@@ -108,6 +108,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     for split in ("train", "validation", "test"):
         plain["data"][split] = Path(plain["data"][split]).name  # absolute where the package is installed
     assert plain.pop("tokenization") == {"unk_rate_max": 0.01}  # added after the pin; no cache key hashes it
+    # added after the pin; the fine-tune key leaves them out while calibration is "none"
+    assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
     assert content_key(plain) == "031be670dac4b2fae216c215"
     device = Device("cpu", "any", "fp32", 1)
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)

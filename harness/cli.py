@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--seeds", default="42,1,2", help="comma-separated integers")
     seeds.add_argument("--output", default="out/seeds", help="folder for seeds.json and seeds.md")
     seeds.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
+    seeds.add_argument("--suites", help="comma-separated suites whose gates to measure (default: every suite)")
     init = commands.add_parser("init", help="write a starter profile, example data and a CI job (never overwrites)")
     init.add_argument("folder", nargs="?", default=".", help="the repository folder (default: .)")
     args = parser.parse_args(argv)
@@ -152,6 +153,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _seeds(args: argparse.Namespace) -> int:
     """Every gate's value and margin on each seed (``harness.seed_study``); exit 1 when a seed fails a gate."""
+    from harness import registry
     from harness.profile import load_profile
     from harness.render import write_text_atomic
     from harness.report import write_json_atomic
@@ -162,7 +164,11 @@ def _seeds(args: argparse.Namespace) -> int:
     except ValueError:
         raise HarnessError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     profile = load_profile(args.config)
-    rows = seed_study(profile, seeds, Path(args.cache).resolve(), lambda line: print(line, flush=True))
+    suites = args.suites.split(",") if args.suites else None
+    unknown = sorted(set(suites or ()) - {c.suite for c in registry.CHECKS})
+    if unknown:
+        raise HarnessError(f"--suites: unknown suite(s) {', '.join(unknown)}")
+    rows = seed_study(profile, seeds, Path(args.cache).resolve(), lambda line: print(line, flush=True), suites)
     output = Path(args.output)
     table = table_markdown(rows)
     write_json_atomic(output / "seeds.json", {"profile": str(profile.path), "seeds": seeds, "rows": rows})

@@ -88,7 +88,9 @@ def calibrate(model: Any, logits_of: Any, labels: list[int]) -> dict[str, Any]:
     temperature = fit_temperature(before, target)
     head = fold_temperature(model, temperature)
     after = logits_of(model)
-    if not np.allclose(after, before / temperature, rtol=1e-3, atol=1e-4):
+    # bf16 autocast (the Trainer's mixed precision on a GPU) leaves about 3 significant digits in the logits
+    scale = float(np.abs(before).max()) / temperature
+    if not np.allclose(after, before / temperature, rtol=2e-2, atol=2e-2 * scale + 1e-6):
         fold_temperature(model, 1.0 / temperature)  # undo: this head is not the last linear step to the logits
         raise ValueError(f"folding the temperature into {head} did not scale the logits; calibration not applied")
     return {

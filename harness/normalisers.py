@@ -48,7 +48,7 @@ class Normaliser:
     @property
     def lowercases(self) -> bool:
         """Whether upper and lower case reach the model as the same text."""
-        return any(name in ("Lowercase", "BertNormalizer(lowercase)") for name, _ in self.steps)
+        return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase") for name, _ in self.steps)
 
     def __str__(self) -> str:
         return " -> ".join(name for name, _ in self.steps) or "no normaliser"

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from fixtures import faults
@@ -24,7 +24,7 @@ from harness import tokenization as tk
 from harness.normalisers import Normaliser, UnsupportedTokenizer
 from harness.tokenization import PropertyViolation
 
-QUICK = settings(max_examples=60, derandomize=True, database=None, deadline=None,
+QUICK = settings(max_examples=40, derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck))  # fmt: skip
 FIND = settings(QUICK, phases=[Phase.explicit, Phase.generate])  # a planted fault: finding it is enough
 MAX_LENGTH = 32  # as the tiny profile
@@ -106,6 +106,7 @@ def test_the_normaliser_model_agrees_with_tokenizers_on_any_text(name):
 
     @QUICK
     @given(st.one_of(hs.tricky_text(), hs.unicode_text(60)))
+    @example("ΟΔΟΣ\u2028x\x85 e\u0301\u0903\u20dd ﬁ  ½ ")  # final sigma, White_Space, Mn/Mc/Me marks, NFKC
     def agrees(text):
         assert model.apply(text) == real.normalize_str(text), (text, str(model))
 
@@ -243,7 +244,8 @@ def _suite(profile: Path, folder: Path, *args: str, ci: bool):
     return run_suites(folder / "run", [SUITE], *options, *args, conftest=QUICK_PROFILE, env=env)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# wordpiece-lower is the tiny BERT's own (MiniLM's) family, which tests/test_suite_faults.py runs the suite on
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "wordpiece-lower"])
 def test_the_tokenization_suite_passes_on_every_family_with_nothing_skipped(tiny_model_dir, tmp_path, family):
     outcome = _suite(_family_profile(tmp_path, tiny_model_dir, family), tmp_path, ci=True)
     assert outcome.ret == 0 and "9 passed" in outcome.summary and "skipped" not in outcome.summary, outcome.tail()

@@ -97,10 +97,10 @@ def perturbation_report(
 
     ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
     """
-    from harness.tokenization import NormalisationRule, UnsupportedTokenizer
+    from harness.tokenization import UnsupportedTokenizer, normaliser_for
 
     try:
-        uncased = NormalisationRule.from_tokenizer(tokenizer).lowercase
+        uncased = normaliser_for(tokenizer).lowercases
     except UnsupportedTokenizer:
         uncased = False
     names = [n for n in PERTURBATIONS if uncased or n != "upper_case"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -39,7 +39,7 @@ MARKERS = {
     "harness_property(name)": "this test is the declared property `name`: its outcome joins the gates table",
 }
 HARNESS_FIXTURES = {"harness_run", "harness_data", "harness_finetuned", "harness_gate", "harness_tokenizer",
-                    "harness_model", "harness_onnx", "check"}  # fmt: skip
+                    "harness_model", "harness_onnx", "harness_not_applicable", "check"}  # fmt: skip
 OPTIONS = (  # (flag, dest, metavar or None for a switch, help); the ones in INI can also be set in the ini file
     ("--harness-config", "harness_config", "PATH", "TOML profile (default: packaged profile)"),
     ("--harness-report", "harness_report", "DIR", "write metrics.json, report.md and report.html into DIR"),
@@ -257,6 +257,26 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Cal
     return check
 
 
+@pytest.fixture(scope="session")
+def harness_not_applicable(harness_run: HarnessRun) -> Callable[[str, str], NoReturn]:
+    """Stop a property that truly cannot apply to this run (``prop``, ``reason``): a skip naming the reason, or
+    under CI=true a failure unless the profile declares the skip (``[tokenization] skip``), so that no skip
+    reaches a release unseen."""
+
+    def stop(prop: str, reason: str) -> NoReturn:
+        __tracebackhide__ = True
+        declared = harness_run.profile.tokenization.declared_skip(prop)
+        if declared is not None:
+            pytest.skip(f"{prop}: skipped as the profile declares: {declared.reason} (here: {reason})")
+        declare = f'[tokenization] skip = [{{ property = "{prop}", reason = "..." }}]'
+        if in_ci():
+            pytest.fail(f"{prop} cannot be checked: {reason}; under CI=true an undeclared skip fails (declare it in "
+                        f"the profile if it is meant: {declare})", pytrace=False)  # fmt: skip
+        pytest.skip(f"{prop} cannot be checked: {reason} (CI=true fails this unless the profile declares {declare})")
+
+    return stop
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A declared property's outcome becomes a result like a gate's; bad input met during a test
@@ -267,7 +287,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
         item.config.stash.setdefault(USAGE_ERRORS_KEY, []).append(str(call.excinfo.value))
     marker = item.get_closest_marker("harness_property")
-    if marker and session and report.when == "call" and not report.skipped and session.run.record.data is not None:
+    ran = report.when == "call" or (report.when == "setup" and report.failed)  # setup: an undeclared skip in CI
+    if marker and session and ran and not report.skipped and session.run.record.data is not None:
         failure = None if report.passed else str(call.excinfo.value if call.excinfo else report.longrepr)
         result = registry.property_result(marker.args[0], session.run.gate_split, _examples(item), failure)
         report.user_properties.extend(session.register(result).junit_properties())

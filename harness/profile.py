@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -37,9 +38,12 @@ class Field:
     choices: tuple[str, ...] | None = None
     why: str = ""
     item: type | None = None  # for lists: the type of every element (low/high/choices apply to elements)
+    check: Any = None  # a list of tables: (value) -> the problems with it, each a line
 
     def describe(self) -> str:
         names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+        if self.check is not None:
+            return self.why
         if self.item is not None:
             inner = f"one of {', '.join(repr(c) for c in self.choices)}" if self.choices else names[self.item]
             bounded = self.low is not None and self.high is not None
@@ -75,14 +79,16 @@ def setting(
     high: float | None = None,
     why: str = "",
     toml: type | tuple[type, ...] | None = None,
+    check: Callable[[Any], list[str]] | None = None,
 ) -> Any:
     """One profile key of a section dataclass: its default (none: the key is required), allowed range and why.
 
     Its type and choices come from the field's annotation (``SCHEMA`` is built from them): ``float`` takes any
     number, ``Literal["a", "b"]`` one of those strings, ``tuple[int, ...]`` a non-empty TOML list of integers,
     ``int | Literal["auto"]`` either. ``toml`` names the TOML types where they differ from the resolved value's.
+    ``check`` validates a list of tables itself (its ``why`` then says what is allowed).
     """
-    options = {"low": low, "high": high, "why": why, "toml": toml, "default": default}
+    options = {"low": low, "high": high, "why": why, "toml": toml, "default": default, "check": check}
     return field(default=default, metadata={"setting": options})
 
 
@@ -95,7 +101,46 @@ class Section:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return [v.as_dict() if isinstance(v, DeclaredSkip) else v for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DeclaredSkip:
+    """``{ property = "...", reason = "..." }`` in ``[tokenization] skip``: a property that truly cannot apply
+    to this profile's tokenizer, and why. Under CI=true only a declared skip may skip."""
+
+    property: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"property": self.property, "reason": self.reason}
+
+
+# the tokenizer and behaviour properties of harness.registry (which imports this module, so it cannot be asked;
+# tests/test_registry.py keeps the two in step)
+SKIPPABLE = ("round_trip", "truncation", "padding", "batch_equals_single", "offsets", "reload_identical",
+             "any_unicode", "padding_invariance", "batch_invariance", "saved_tokenizer")  # fmt: skip
+
+
+def _check_skips(value: Any) -> list[str]:
+    """Every problem with a ``skip`` list: each entry a table of a declared property name and a non-empty reason."""
+    if not isinstance(value, list):
+        return [f"must be a list of tables {{ property = ..., reason = ... }}, got {type(value).__name__}"]
+    problems, names = [], list(SKIPPABLE)
+    for i, entry in enumerate(value, 1):
+        if not isinstance(entry, dict) or set(entry) != {"property", "reason"}:
+            problems.append(f"entry {i} = {entry!r}: must be a table with exactly the keys property and reason")
+            continue
+        prop, reason = entry["property"], entry["reason"]
+        if prop not in names:
+            close = difflib.get_close_matches(str(prop), names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(names)}"
+            problems.append(f"entry {i}: property = {prop!r} is not a tokenizer or behaviour property ({hint})")
+        if not isinstance(reason, str) or not reason.strip():
+            problems.append(f"entry {i}: reason = {reason!r} must say why (a non-empty string)")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -170,6 +215,16 @@ class TokenizationSection(Section):
         why="largest share of gate-split tokens read as the unknown token; the packaged MiniLM tokenizer "
         "measures 0 on the embedded data and at most 0.00012 on the shared datasets",
     )
+    skip: tuple[DeclaredSkip, ...] = setting(
+        (),
+        toml=list,
+        check=_check_skips,
+        why="a list of tables { property = <a tokenizer or behaviour property>, reason = <why it cannot apply> }; "
+        "only a declared skip passes under CI=true",
+    )
+
+    def declared_skip(self, prop: str) -> DeclaredSkip | None:
+        return next((s for s in self.skip if s.property == prop), None)
 
 
 @dataclass(frozen=True)
@@ -253,7 +308,8 @@ def _schema(section: type[Section]) -> dict[str, Field]:
             high=options["high"],
             choices=choices,
             why=options["why"],
-            item=item,
+            item=None if options["check"] else item,
+            check=options["check"],
         )
     return specs
 
@@ -332,6 +388,7 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         model["name_or_path"] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
+    sections["tokenization"]["skip"] = [DeclaredSkip(**entry) for entry in sections["tokenization"]["skip"]]
     typed = {
         attribute: section(**{key: tuple(v) if isinstance(v, list) else v for key, v in sections[name].items()})
         for name, (attribute, section) in SECTIONS.items()
@@ -355,6 +412,12 @@ def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], lis
         for key, value in given.items():
             if key not in specs:
                 problems.append(f"unknown key [{section}] {key}{_did_you_mean(key, specs)}")
+                continue
+            if specs[key].check is not None:
+                found = specs[key].check(value)
+                problems += [f"[{section}] {key}: {p}" for p in found]
+                if not found:
+                    values[key] = value
                 continue
             problem = _check_value(specs[key], value)
             if problem:
@@ -398,6 +461,8 @@ def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_value(spec: Field, value: Any) -> str | None:
+    if spec.check is not None:
+        return "; ".join(spec.check(value)) or None
     if spec.item is not None:
         if not isinstance(value, list) or not value:
             return spec.describe()

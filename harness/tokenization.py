@@ -5,19 +5,21 @@ Each ``check_*`` function states its rule, checks it on the given input, and rai
 need no pytest or hypothesis, so they run from scripts too; ``harness.strategies``
 supplies the hypothesis inputs and ``suites/test_tokenization.py`` drives them.
 
-The round-trip rule is not blind equality (false for real tokenizers): it compares
-with ``NormalisationRule``, read from the tokenizer's own normaliser configuration.
+The round-trip and offset rules are not blind equality (false for real tokenizers): they compare
+with ``harness.normalisers.Rebuild``, a plain-Python model of the tokenizer's normaliser and of how
+its family gives text back, read from the tokenizer's own ``tokenizer.json``.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
 
 
 class PropertyViolation(AssertionError):
@@ -28,64 +30,53 @@ class PropertyViolation(AssertionError):
         self.rule, self.offender, self.observed = rule, offender, observed
 
 
-class UnsupportedTokenizer(Exception):
-    """The tokenizer's normaliser is of a kind the round-trip rule does not model."""
+def rule_for(tokenizer: Any) -> Rebuild:
+    """The round-trip and offset rule of ``tokenizer``, read from its own ``tokenizer.json``."""
+    return Rebuild.from_spec(_spec(tokenizer))
+
+
+def normaliser_for(tokenizer: Any) -> Normaliser:
+    """The model of ``tokenizer``'s normaliser alone (whether it lowercases, say)."""
+    return Normaliser.from_spec(_spec(tokenizer).get("normalizer"))
+
+
+def _spec(tokenizer: Any) -> dict[str, Any]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise UnsupportedTokenizer(f"{type(tokenizer).__name__} has no tokenizer.json (a `tokenizers` backend)")
+    return json.loads(backend.to_str())
 
 
 @dataclass(frozen=True)
-class NormalisationRule:
-    """What a BERT-style normaliser does to text, in the order it does it (tokenizers' bert.rs)."""
+class Frame:
+    """The special tokens the post-processor puts before and after a single text."""
 
-    clean_text: bool
-    handle_chinese_chars: bool
-    strip_accents: bool
-    lowercase: bool
+    before: tuple[int, ...]
+    after: tuple[int, ...]
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> NormalisationRule:
-        spec = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer") or {}
-        if spec.get("type") != "BertNormalizer":
-            raise UnsupportedTokenizer(f"normaliser {spec.get('type')!r} is not modelled (BertNormalizer is)")
-        lowercase = bool(spec.get("lowercase", True))
-        strip = spec.get("strip_accents")
-        return cls(
-            clean_text=bool(spec.get("clean_text", True)),
-            handle_chinese_chars=bool(spec.get("handle_chinese_chars", True)),
-            strip_accents=lowercase if strip is None else bool(strip),
-            lowercase=lowercase,
-        )
-
-    def apply(self, text: str) -> str:
-        if self.clean_text:
-            text = "".join(
-                " " if _is_whitespace(c) else c for c in text if c not in ("\x00", "\ufffd") and not _is_control(c)
-            )
-        if self.handle_chinese_chars:
-            text = "".join(f" {c} " if _is_cjk(c) else c for c in text)
-        if self.strip_accents:
-            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
-        if self.lowercase:
-            text = text.lower()
-        return text
+    def from_tokenizer(cls, tokenizer: Any) -> Frame:
+        spec = _spec(tokenizer)
+        before, after = _frame(spec.get("post_processor"))
+        return cls(tuple(before), tuple(after))
 
 
-def _is_whitespace(c: str) -> bool:
-    return c in " \t\n\r" or unicodedata.category(c) == "Zs"
-
-
-def _is_control(c: str) -> bool:
-    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
-
-
-def _is_cjk(c: str) -> bool:
-    cp = ord(c)
-    return any(
-        lo <= cp <= hi
-        for lo, hi in (
-            (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-            (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-        )
-    )  # fmt: skip
+def _frame(spec: dict[str, Any] | None) -> tuple[list[int], list[int]]:
+    kind = (spec or {}).get("type")
+    if kind in (None, "ByteLevel"):
+        return [], []
+    if kind in ("RobertaProcessing", "BertProcessing"):
+        return [spec["cls"][1]], [spec["sep"][1]]
+    if kind == "TemplateProcessing":
+        items = spec["single"]
+        text = next(i for i, item in enumerate(items) if "Sequence" in item)
+        ids = {name: token["ids"] for name, token in spec["special_tokens"].items()}
+        return ([i for item in items[:text] for i in ids[item["SpecialToken"]["id"]]],
+                [i for item in items[text + 1 :] for i in ids[item["SpecialToken"]["id"]]])  # fmt: skip
+    if kind == "Sequence":
+        parts = [_frame(inner) for inner in spec["processors"]]
+        return [i for b, _ in parts for i in b], [i for _, a in reversed(parts) for i in a]
+    raise UnsupportedTokenizer(f"post-processor {kind!r} is not modelled")
 
 
 def special_token_strings(tokenizer: Any) -> list[str]:
@@ -93,32 +84,36 @@ def special_token_strings(tokenizer: Any) -> list[str]:
     return [t for t in tokenizer.all_special_tokens if t]
 
 
-def check_round_trip(tokenizer: Any, text: str, rule: NormalisationRule) -> None:
-    """decode(encode(t)) equals normalise(t), ignoring whitespace, with unknown words as [UNK]."""
-    statement = "decode(encode(t)) == normalise(t) up to whitespace and [UNK] for unknown words"
+ROUND_TRIP = {
+    "words": "up to whitespace, words the vocabulary cannot spell as the unknown token",
+    "bytes": "exactly: every byte is in the byte-level alphabet",
+    "metaspace": "with the space marker read as a space and the prepended one dropped, characters outside the "
+    "vocabulary as the unknown token (none with byte fallback)",
+}
+
+
+def check_round_trip(tokenizer: Any, text: str, rule: Rebuild) -> None:
+    """decode(encode(t)) gives back the normalised text as the tokenizer's family rebuilds it (``Rebuild``)."""
+    statement = f"decode(encode(t)) == normalise(t) {ROUND_TRIP[rule.family]}"
     ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
     decoded = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    expected = _expected_with_unknowns(tokenizer, rule.apply(text))
-    if "".join(decoded.split()) != "".join(expected.split()):
-        raise PropertyViolation(statement, text, f"decoded {decoded!r}, expected {expected!r} ({rule})")
+    if not rule.matches(decoded, text):
+        raise PropertyViolation(statement, text, f"decoded {decoded!r}, expected {rule.expected(text)!r} ({rule})")
 
 
-def _expected_with_unknowns(tokenizer: Any, normalised: str) -> str:
-    backend = tokenizer.backend_tokenizer
-    unk = tokenizer.unk_token
-    words = [w for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalised)]
-    return " ".join(unk if any(t.value == unk for t in backend.model.tokenize(w)) else w for w in words)
-
-
-def check_truncation(tokenizer: Any, text: str, max_length: int) -> None:
-    """No encoding exceeds max_length; [CLS] first and [SEP] last, each exactly once."""
-    statement = f"len(ids) <= {max_length}; ids[0] is CLS and ids[-1] is SEP, each once"
+def check_truncation(tokenizer: Any, text: str, max_length: int, frame: Frame | None = None) -> None:
+    """No encoding exceeds max_length; the post-processor's special tokens start and end it, each once."""
+    frame = frame or Frame.from_tokenizer(tokenizer)
+    names = tokenizer.convert_ids_to_tokens
+    statement = (f"len(ids) <= {max_length}; ids start with {names(list(frame.before))} and end with "
+                 f"{names(list(frame.after))}, each once")  # fmt: skip
     ids = tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     if len(ids) > max_length:
         raise PropertyViolation(statement, text, f"{len(ids)} tokens")
-    if ids[0] != cls_id or ids[-1] != sep_id or ids.count(cls_id) != 1 or ids.count(sep_id) != 1:
-        raise PropertyViolation(statement, text, f"tokens {tokenizer.convert_ids_to_tokens(ids)}")
+    framing = [*frame.before, *frame.after]
+    ends = ids[: len(frame.before)] == list(frame.before) and ids[len(ids) - len(frame.after) :] == list(frame.after)
+    if not ends or any(ids.count(i) != framing.count(i) for i in framing):
+        raise PropertyViolation(statement, text, f"tokens {names(ids)}")
 
 
 def check_padding(tokenizer: Any, texts: list[str], max_length: int, pad_token_id: int) -> None:
@@ -146,20 +141,35 @@ def check_batch_equals_single(tokenizer: Any, texts: list[str], max_length: int)
             raise PropertyViolation(statement, text, f"in batch {kept}, alone {alone}")
 
 
-def check_offsets(tokenizer: Any, text: str, rule: NormalisationRule, max_length: int) -> None:
-    """Each token's offsets lie inside the text, and the text they cover normalises to (contain) the token."""
-    statement = "0 <= start < end <= len(t) and token in normalise(t[start:end])"
+def check_offsets(tokenizer: Any, text: str, rule: Rebuild, max_length: int) -> None:
+    """Each token's span lies inside the text, in order, and the text under it normalises to (contains) what
+    the token stands for, compared in bytes (a byte-level token may hold part of one character), markers and
+    whitespace removed. A token standing for whitespace alone may have an empty span (offsets trimmed); the
+    unknown token must cover some text."""
+    statement = "0 <= start <= end <= len(t), spans in order, and token in normalise(t[start:end])"
     encoded = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     special = set(special_token_strings(tokenizer)) - {tokenizer.unk_token}
+    previous = (0, 0)
     for token, (start, end) in zip(tokens, encoded["offset_mapping"], strict=True):
         if token in special:
             continue
-        if not 0 <= start < end <= len(text):
-            raise PropertyViolation(statement, text, f"token {token!r} has offsets ({start}, {end})")
-        piece = "".join(rule.apply(text[start:end]).split())
-        if token != tokenizer.unk_token and token.removeprefix("##") not in piece:
-            raise PropertyViolation(statement, text, f"token {token!r} maps to {text[start:end]!r} -> {piece!r}")
+        where = f"token {token!r} has offsets ({start}, {end})"
+        if not 0 <= start <= end <= len(text) or start < previous[0] or end < previous[1]:
+            raise PropertyViolation(statement, text, f"{where}, after a token at {previous}")
+        previous = (start, end)
+        want = b"" if token == tokenizer.unk_token else _without_whitespace(rule.token_bytes(token))
+        if (want or token == tokenizer.unk_token) and start == end:
+            raise PropertyViolation(statement, text, f"{where}: an empty span for a token that stands for text")
+        piece = rule.span_bytes(text[start:end])
+        if want not in piece and want not in _without_whitespace(piece):  # a byte of "\x85" is no whitespace
+            raise PropertyViolation(statement, text, f"{where}, {text[start:end]!r} normalises to {piece!r}")
+
+
+def _without_whitespace(raw: bytes) -> bytes:
+    """Whitespace removed from UTF-8 bytes; bytes of a partial character are kept as they are."""
+    text = raw.decode("utf-8", "surrogateescape")
+    return "".join(c for c in text if not c.isspace()).encode("utf-8", "surrogateescape")
 
 
 def check_reload_identical(tokenizer: Any, texts: list[str], max_length: int, reloaded: Any | None = None) -> None:

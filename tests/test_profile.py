@@ -47,6 +47,14 @@ def test_relative_paths_resolve_against_the_profile_file(tmp_path):
         ('[training]\nbatch_size = "16"\n', "[training] batch_size = '16': must be an integer"),
         ('[gates]\nsplit = "test"\n', "[gates] split = 'test' but [data] test is not set"),
         ('[training]\nbest_metric = "f1"\n', "must be one of 'eval_loss', 'accuracy'"),
+        (
+            '[tokenization]\nskip = [{ property = "round_trp", reason = "x" }]\n',
+            "[tokenization] skip: entry 1: property = 'round_trp' is not a tokenizer or behaviour property "
+            "(did you mean 'round_trip'?)",
+        ),
+        ('[tokenization]\nskip = [{ property = "offsets", reason = " " }]\n', "reason = ' ' must say why"),
+        ('[tokenization]\nskip = [{ property = "offsets" }]\n', "must be a table with exactly the keys"),
+        ('[tokenization]\nskip = "offsets"\n', "[tokenization] skip: must be a list of tables"),
     ],
 )
 def test_invalid_values_name_key_and_allowed_range(tmp_path, text, expected):
@@ -55,6 +63,18 @@ def test_invalid_values_name_key_and_allowed_range(tmp_path, text, expected):
         load_profile(path)
     assert expected in str(error.value)
     assert str(path) in str(error.value)
+
+
+def test_declared_skips_are_typed_and_plain_in_reports(tmp_path):
+    from harness.profile import DeclaredSkip
+
+    text = '[tokenization]\nskip = [{ property = "round_trip", reason = "Precompiled normaliser" }]\n'
+    profile = load_profile(write(tmp_path, MINIMAL + text))
+    assert profile.tokenization.skip == (DeclaredSkip("round_trip", "Precompiled normaliser"),)
+    assert profile.tokenization.declared_skip("round_trip").reason == "Precompiled normaliser"
+    assert profile.tokenization.declared_skip("offsets") is None
+    assert profile.as_dict()["tokenization"]["skip"] == [{"property": "round_trip", "reason": "Precompiled normaliser"}]
+    assert load_profile(write(tmp_path, MINIMAL + "[tokenization]\nskip = []\n")).tokenization.skip == ()
 
 
 def test_all_problems_are_reported_at_once(tmp_path):
@@ -107,7 +127,7 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert not [k for section in plain.values() for k, v in section.items() if isinstance(v, tuple)]
     for split in ("train", "validation", "test"):
         plain["data"][split] = Path(plain["data"][split]).name  # absolute where the package is installed
-    assert plain.pop("tokenization") == {"unk_rate_max": 0.01}  # added after the pin; no cache key hashes it
+    assert plain.pop("tokenization") == {"unk_rate_max": 0.01, "skip": []}  # added after the pin; no key hashes it
     # added after the pin; the fine-tune key leaves them out while calibration is "none"
     assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
     assert content_key(plain) == "031be670dac4b2fae216c215"

@@ -28,7 +28,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def rule(tokenizer):
-    return tk.NormalisationRule.from_tokenizer(tokenizer)
+    return tk.rule_for(tokenizer)
 
 
 def fails_under_hypothesis(strategy, check):
@@ -52,8 +52,9 @@ TEXT = hs.text_without(
 
 
 def test_rule_is_read_from_the_tokenizer_configuration(rule):
-    assert rule == tk.NormalisationRule(clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
-    assert rule.apply("Héllo\x00 W\u0301ORLD") == "hello world"
+    assert (rule.family, rule.unknowns, rule.unk) == ("words", "words", "[UNK]")
+    assert str(rule.normaliser) == "BertNormalizer(lowercase,clean,cjk,strip_accents)"
+    assert rule.normaliser.apply("Héllo\x00 W\u0301ORLD") == "hello world"
 
 
 def test_real_tokenizer_passes_every_property(tokenizer, rule):
@@ -75,9 +76,10 @@ def test_truncation_switched_off_is_caught(tokenizer):
         return tokenizer(text, **(kwargs | {"truncation": False}))
 
     broken = type("NoTruncation", (), {"__call__": lambda self, text, **kw: no_truncation(text, **kw),
-                                       "cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id,
                                        "convert_ids_to_tokens": tokenizer.convert_ids_to_tokens})()  # fmt: skip
-    violation = fails_under_hypothesis(TEXT, lambda t: tk.check_truncation(broken, t, 16))
+    frame = tk.Frame.from_tokenizer(tokenizer)
+    assert frame == tk.Frame((tokenizer.cls_token_id,), (tokenizer.sep_token_id,))
+    violation = fails_under_hypothesis(TEXT, lambda t: tk.check_truncation(broken, t, 16, frame))
     assert violation is not None and "len(ids) <= 16" in violation.rule
 
 
@@ -101,7 +103,7 @@ def test_reload_with_other_lowercasing_is_caught(tokenizer, recased):
         st.lists(TEXT, min_size=1, max_size=4), lambda ts: tk.check_reload_identical(tokenizer, ts, 32, recased)
     )
     assert violation is not None and "identical ids" in violation.rule
-    assert tk.NormalisationRule.from_tokenizer(recased).lowercase is False
+    assert tk.normaliser_for(recased).lowercases is False
 
 
 def test_round_trip_against_the_shipped_rule_catches_a_recased_tokenizer(recased, rule):

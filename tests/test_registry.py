@@ -88,6 +88,13 @@ def test_declarations_are_complete_and_names_unique():
         assert (check.measure is not None) == (check.kind == "gate"), check.name
 
 
+def test_the_profile_may_declare_a_skip_of_exactly_the_tokenizer_and_behaviour_properties():
+    from harness.profile import SKIPPABLE
+
+    properties = [c.name for c in registry.CHECKS if c.kind == "property" and c.suite in ("tokenization", "behaviour")]
+    assert list(SKIPPABLE) == properties
+
+
 def test_result_names_keep_the_first_release_names():
     assert registry.BY_NAME["onnx_parity_logits"].result_name("cuda") == "onnx[cuda]_logits"
     assert registry.BY_NAME["perturbation"].result_name("upper_case") == "perturbation:upper_case"

@@ -187,9 +187,68 @@ def _from_hub(repo_id: str) -> ModelSource:
 
 
 def load_tokenizer(source: ModelSource) -> Any:
+    """The base model's tokenizer, refused at once when it cannot pad (see ``check_pad_token``)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source.folder, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=False)
+    check_pad_token(source.folder, tokenizer)
+    return tokenizer
+
+
+def check_pad_token(folder: Path, tokenizer: Any) -> None:
+    """Batches are padded and a decoder classifier pools at the last token that is not ``pad_token_id``: a
+    tokenizer without a pad token, or a config without ``pad_token_id`` (GPT-2 and Llama ship neither), would
+    fail deep inside training or pool the wrong token. Say which file to change, and to what, before any work."""
+    eos = getattr(tokenizer, "eos_token", None)
+    if tokenizer.pad_token is None:
+        suggestion = (
+            f'"pad_token": {json.dumps(eos)} (the eos token, as decoder classifiers use)'
+            if eos
+            else ('"pad_token" naming a token of the vocabulary')
+        )
+        raise ModelSourceError(
+            f"{folder / 'tokenizer_config.json'}: the tokenizer has no pad token, so batches cannot be padded; "
+            f"set {suggestion} there (or tokenizer.pad_token = tokenizer.eos_token; tokenizer.save_pretrained(folder))"
+        )
+    config = read_config(folder)
+    if config.get("pad_token_id") is None:
+        raise ModelSourceError(
+            f"{folder / 'config.json'}: no pad_token_id, so the classifier cannot tell padding from text (a decoder "
+            f'pools at the last non-pad token); set "pad_token_id": {tokenizer.pad_token_id} (the tokenizer\'s pad '
+            f"token {tokenizer.pad_token!r}) there"
+        )
+
+
+def count_positions_from_mask(model: Any) -> Any:
+    """Give a decoder-only classifier ``position_ids = cumsum(attention_mask) - 1`` when none are passed.
+
+    Decoders number positions 0, 1, ... from the first column whatever the padding (transformers 5 derives them
+    from the mask only in ``generate``), so under left padding a text's positions, and its logits, depend on its
+    batch mates. Encoders are left alone: BERT's tokenizers pad on the right, where the numbering is already
+    right, and RoBERTa counts positions from input_ids itself. A forward pre-hook, so the Trainer, evaluation
+    and the ONNX export (the graph computes them from its ``attention_mask`` input) all see the same numbers."""
+    import inspect
+
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(model.config, "model_type", "")
+    decoder_only = kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+    if not (decoder_only and takes_positions) or getattr(model, "_harness_positions_from_mask", False):
+        return model
+
+    def positions(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
+        mask = kwargs.get("attention_mask")
+        if mask is not None and kwargs.get("position_ids") is None:
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return args, kwargs
+
+    model.register_forward_pre_hook(positions, with_kwargs=True)
+    model._harness_positions_from_mask = True
+    return model
 
 
 def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
@@ -223,7 +282,7 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
         transformers.logging.set_verbosity(verbosity)
     model, info = model
     _refuse_reinitialised_body(folder, model, info)
-    return model
+    return count_positions_from_mask(model)
 
 
 def _refuse_reinitialised_body(folder: Path, model: Any, info: dict[str, Any]) -> None:
@@ -250,6 +309,7 @@ def load_finetuned(folder: Path, device: str = "cpu") -> tuple[Any, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(
         folder, use_safetensors=True, trust_remote_code=False, dtype=torch.float32
     )
+    model = count_positions_from_mask(model)
     return model.eval().to(device), AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 

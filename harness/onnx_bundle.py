@@ -27,6 +27,7 @@ from harness.cache import ContentCache, confined, content_key, mismatches
 from harness.cache import write_manifest as write_hashed
 from harness.data import sha256_file
 from harness.errors import BundleError
+from harness.models import count_positions_from_mask
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -164,6 +165,7 @@ def _export_files(
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, use_safetensors=True, trust_remote_code=False, dtype=torch.float32, attn_implementation="eager"
     ).eval()
+    model = count_positions_from_mask(model)  # traced into the graph: positions from its attention_mask input
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     # two texts of different lengths, so the traced example already has padding in it
     sample = tokenizer(["export sample", "a longer export sample text"], padding=True, return_tensors="pt")

@@ -60,6 +60,7 @@ class HarnessRun:
         baseline and ONNX bundle. Raises the first ``HarnessError`` (a usage error) found."""
         self.data  # noqa: B018 - loads and validates every split
         self.source  # noqa: B018 - resolves and verifies the model, and its label head against the data
+        self.tokenizer  # noqa: B018 - refuses a tokenizer or config without a pad token
         self.resolved_profile  # noqa: B018 - max_length = "auto" becomes a number here
         self.device  # noqa: B018 - honours require_gpu
         self.baseline  # noqa: B018 - refuses a baseline made on other data

@@ -7,6 +7,8 @@ whitespace runs, and real domain texts repeated past ``max_length``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -72,6 +74,13 @@ def domain_text(texts: list[str], max_length: int) -> st.SearchStrategy[str]:
 def text_without(strategy: st.SearchStrategy[str], forbidden: list[str]) -> st.SearchStrategy[str]:
     """Exclude literal special-token strings ("[SEP]"), which a tokenizer rightly treats as special."""
     return strategy.filter(lambda text: not any(token in text for token in forbidden))
+
+
+def text_with_tokens(strategy: st.SearchStrategy[str], tokenizer: Any) -> st.SearchStrategy[str]:
+    """Only texts the tokenizer turns into at least one token. A tokenizer that adds no special tokens (GPT-2's)
+    encodes the empty text to nothing, and no model has logits for a sequence of length 0: the behaviour and ONNX
+    properties compare logits, so such a text is not an input to them (a server must refuse it)."""
+    return strategy.filter(lambda text: len(tokenizer(text)["input_ids"]) > 0)
 
 
 def batches(element: st.SearchStrategy[str], max_size: int = 8) -> st.SearchStrategy[list[str]]:

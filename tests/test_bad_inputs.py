@@ -117,6 +117,11 @@ def _edit_config(folder: Path, **values: object) -> None:
     (folder / "config.json").write_text(json.dumps(config | values))
 
 
+def _without_pad_token(folder: Path) -> None:
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps(config | {"pad_token": None}))
+
+
 def _no_tokenizer(folder: Path) -> None:
     for name in TOKENIZER_FILES:
         (folder / name).unlink(missing_ok=True)
@@ -274,6 +279,14 @@ CATALOGUE: list[Row] = [
             f, vocab_size=json.loads((f / "config.json").read_text())["vocab_size"] + 8)),
         r"config\.json: the weights do not fit the config \(.*word_embeddings\.weight.*\); loading would "
         r"re-initialise part of the encoder", "file", loads_base=True),
+    Row("model-no-pad-token", "model", "a tokenizer with no pad token (as GPT-2's ships)",
+        lambda c: _model_folder(c, _without_pad_token),
+        r"tokenizer_config\.json: the tokenizer has no pad token, so batches cannot be padded; set \"pad_token\"",
+        "file"),
+    Row("model-no-pad-token-id", "model", "config.json without pad_token_id (as GPT-2's and Llama's ship)",
+        lambda c: _model_folder(c, lambda f: _edit_config(f, pad_token_id=None)),
+        r"config\.json: no pad_token_id, .*; set \"pad_token_id\": 0 \(the tokenizer's pad token '\[PAD\]'\)",
+        "file"),
     # --harness-model folders (from `harness train --output`)
     Row("trained-entry-escapes", "trained", "entry.json names `../x`",
         lambda c: _trained_folder(c, {"../x": "0" * 64}),

@@ -25,6 +25,7 @@ def texts(harness_run, harness_tokenizer):
     real = harness_run.data.splits[harness_run.gate_split].texts
     domain = hs.domain_text(real, harness_run.max_length)
     strategy = hs.text_without(st.one_of(domain, hs.tricky_text()), tk.special_token_strings(harness_tokenizer))
+    strategy = hs.text_with_tokens(strategy, harness_tokenizer)
     return hs.Named(strategy, "validation texts cut, joined or repeated | tricky unicode")
 
 

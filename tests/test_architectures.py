@@ -1,0 +1,179 @@
+"""Every suite on every architecture family: tiny random BERT, DistilBERT, RoBERTa, XLM-R (SentencePiece Unigram),
+GPT-2 (decoder: no special tokens, pad = eos, left padding) and Llama (SentencePiece BPE, rotary positions), each on
+a tokenizer trained in the test (``fixtures.families``), run as a user runs them:
+``pytest --pyargs harness.suites -m "not slow" --harness-config <arch>/profile.toml`` in a subprocess.
+
+Each run's JUnit XML gives one outcome per test; the table architecture x suite -> passed / failed / skipped (with
+reasons) is printed at the end of the module and written to ``architectures.md`` in the session's temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fixtures.families import ARCHITECTURES, write_all
+from fixtures.suites import Outcome, run_suites
+
+SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
+NO_BASELINE = "no --harness-baseline given: nothing to compare with"
+NOT_LOWERCASED = "upper_case: not an invariance for this tokenizer (it does not lowercase)"
+UNMODELLED = "round-trip and offset rules need a modelled normaliser"
+
+# Skips every architecture has for reasons outside it: no baseline file was given, and upper-casing changes the
+# input of every tokenizer that does not lowercase (all but BERT's uncased WordPiece).
+EXPECTED_SKIPS: dict[str, set[tuple[str, str]]] = {
+    arch: {("baseline", NO_BASELINE)}
+    | ({("behaviour", NOT_LOWERCASED)} if arch not in ("bert", "distilbert") else set())
+    for arch in ARCHITECTURES
+}
+# TO SHRINK TO EMPTY: harness/tokenization.py models only BertNormalizer, so round_trip and offsets skip for every
+# other family. Its generalisation (another change, in progress) removes these; then "no skipped tokenizer
+# property" holds for every architecture and this dict goes.
+UNMODELLED_NORMALISER = {"roberta", "xlm-roberta", "gpt2", "llama"}
+# TO SHRINK TO EMPTY: harness/tokenization.py's truncation rule demands [CLS] first and [SEP] last; GPT-2 adds no
+# special tokens and Llama only <s> first, so the rule (not the tokenizer) fails there. Same change as above.
+EXPECTED_FAILURES = {"gpt2": {"test_truncation_keeps_max_length_and_special_tokens"},
+                     "llama": {"test_truncation_keeps_max_length_and_special_tokens"}}  # fmt: skip
+
+
+@dataclass
+class SuiteOutcome:
+    passed: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # reasons
+
+    def cell(self) -> str:
+        parts = [f"{self.passed} passed"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed ({'; '.join(self.failed)})")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped ({'; '.join(sorted(set(self.skipped)))})")
+        return ", ".join(parts)
+
+
+@dataclass
+class ArchRun:
+    outcome: Outcome
+    suites: dict[str, SuiteOutcome]
+    seconds: float
+
+
+def by_suite(junit: Path) -> dict[str, SuiteOutcome]:
+    """Per suite module: passed count, failed test names, skip reasons (from pytest's JUnit XML)."""
+    suites: dict[str, SuiteOutcome] = defaultdict(SuiteOutcome)
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        suite = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("test_")
+        name = case.get("name", "")
+        if (skip := case.find("skipped")) is not None:
+            reason = (skip.get("message") or "").split(": ", 1)[-1] if "Skipped" in (skip.get("message") or "") else ""
+            suites[suite].skipped.append(reason or skip.get("message") or "")
+        elif case.find("failure") is not None or case.find("error") is not None:
+            suites[suite].failed.append(name)
+        else:
+            suites[suite].passed += 1
+    return dict(suites)
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each architecture's tiny model, easy data and profile, built in the test."""
+    return write_all(tmp_path_factory.mktemp("families"))
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("families-cache")
+
+
+RESULTS: dict[str, ArchRun] = {}
+
+
+def run_all_suites(profile: Path, cache: Path, folder: Path) -> ArchRun:
+    """``pytest --pyargs harness.suites -m "not slow"`` on ``profile``, as the README tells a user to run it."""
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    junit = folder / "junit.xml"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "harness.suites", "-m",
+               "not slow", "--harness-config", str(profile), "--harness-cache", str(cache), "--junitxml", str(junit),
+               "-q", "-rs"]  # fmt: skip
+    env = os.environ | {"HYPOTHESIS_PROFILE": "harness-ci"}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900, env=env)
+    outcome = Outcome(done.returncode, done.stdout, done.stderr)
+    suites = by_suite(junit) if junit.exists() else {}
+    return ArchRun(outcome, suites, time.perf_counter() - started)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table(tmp_path_factory: pytest.TempPathFactory):
+    """Print (and keep) the architecture x suite table once every architecture has run."""
+    yield
+    if not RESULTS:
+        return
+    lines = ["| architecture | " + " | ".join(SUITES) + " | seconds |", "|---" * (len(SUITES) + 2) + "|"]
+    for arch, run in RESULTS.items():
+        cells = [run.suites.get(s, SuiteOutcome()).cell() for s in SUITES]
+        lines.append(f"| {arch} | " + " | ".join(cells) + f" | {run.seconds:.0f} |")
+    text = "\n".join(lines)
+    (tmp_path_factory.getbasetemp() / "architectures.md").write_text(text + "\n", encoding="utf-8")
+    print("\n" + text)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_suite_passes_on_each_architecture(arch: str, families, cache, tmp_path: Path) -> None:
+    run = run_all_suites(families[arch], cache, tmp_path / "run")
+    RESULTS[arch] = run
+    assert run.suites, run.outcome.tail()
+    assert set(run.suites) == set(SUITES), (sorted(run.suites), run.outcome.tail())
+    failed = {name for s in run.suites.values() for name in s.failed}
+    assert failed == EXPECTED_FAILURES.get(arch, set()), run.outcome.tail(8000)
+    skipped = {(suite, reason) for suite, s in run.suites.items() for reason in s.skipped}
+    unmodelled = {(suite, reason) for suite, reason in skipped if reason.startswith(UNMODELLED)}
+    if arch in UNMODELLED_NORMALISER:  # round_trip and offsets, until harness/tokenization.py models the family
+        assert {suite for suite, _ in unmodelled} == {"tokenization"} and len(run.suites["tokenization"].skipped) == 2
+    else:
+        assert not unmodelled, unmodelled  # no skipped tokenizer property
+    assert skipped - unmodelled == EXPECTED_SKIPS[arch], skipped
+    assert all(s.passed for name, s in run.suites.items() if name != "baseline"), run.suites
+
+
+def test_gpt2_loaded_as_transformers_loads_it_breaks_padding_invariance(families, cache, tmp_path: Path) -> None:
+    """Planted: the fine-tuned GPT-2 as plain ``from_pretrained`` gives it, without the harness's position ids from
+    the attention mask. Left padding then shifts a text's positions by its batch mates' lengths: the property fails.
+    (Runs after the passing run, so the fine-tune is reused from the shared cache.)"""
+    planted = CONFTEST_PLAIN_DECODER
+    outcome = run_suites(
+        tmp_path / "run",
+        ["test_behaviour.py::test_padding_does_not_change_logits"],
+        "--harness-config", str(families["gpt2"]), "--harness-cache", str(cache),
+        conftest=planted,
+    )  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    assert outcome.says("rule: logits alone == logits in a padded batch"), outcome.tail()
+
+
+CONFTEST_PLAIN_DECODER = '''"""Planted fault: the decoder as transformers loads it (positions from column 0)."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def harness_model(harness_run):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from harness.training import model_folder
+
+    folder = model_folder(harness_run.finetuned)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    return model.eval(), harness_run.finetuned_model[1]
+'''

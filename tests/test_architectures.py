@@ -25,7 +25,6 @@ from fixtures.suites import Outcome, run_suites
 SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
 NO_BASELINE = "no --harness-baseline given: nothing to compare with"
 NOT_LOWERCASED = "upper_case: not an invariance for this tokenizer (it does not lowercase)"
-UNMODELLED = "round-trip and offset rules need a modelled normaliser"
 
 # Skips every architecture has for reasons outside it: no baseline file was given, and upper-casing changes the
 # input of every tokenizer that does not lowercase (all but BERT's uncased WordPiece).
@@ -34,14 +33,6 @@ EXPECTED_SKIPS: dict[str, set[tuple[str, str]]] = {
     | ({("behaviour", NOT_LOWERCASED)} if arch not in ("bert", "distilbert") else set())
     for arch in ARCHITECTURES
 }
-# TO SHRINK TO EMPTY: harness/tokenization.py models only BertNormalizer, so round_trip and offsets skip for every
-# other family. Its generalisation (another change, in progress) removes these; then "no skipped tokenizer
-# property" holds for every architecture and this dict goes.
-UNMODELLED_NORMALISER = {"roberta", "xlm-roberta", "gpt2", "llama"}
-# TO SHRINK TO EMPTY: harness/tokenization.py's truncation rule demands [CLS] first and [SEP] last; GPT-2 adds no
-# special tokens and Llama only <s> first, so the rule (not the tokenizer) fails there. Same change as above.
-EXPECTED_FAILURES = {"gpt2": {"test_truncation_keeps_max_length_and_special_tokens"},
-                     "llama": {"test_truncation_keeps_max_length_and_special_tokens"}}  # fmt: skip
 
 
 @dataclass
@@ -104,7 +95,7 @@ def run_all_suites(profile: Path, cache: Path, folder: Path) -> ArchRun:
     junit = folder / "junit.xml"
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "harness.suites", "-m",
                "not slow", "--harness-config", str(profile), "--harness-cache", str(cache), "--junitxml", str(junit),
-               "-q", "-rs"]  # fmt: skip
+               "-q", "-rs", "-n", "2"]  # fmt: skip
     env = os.environ | {"HYPOTHESIS_PROFILE": "harness-ci"}
     started = time.perf_counter()
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900, env=env)
@@ -135,14 +126,10 @@ def test_every_suite_passes_on_each_architecture(arch: str, families, cache, tmp
     assert run.suites, run.outcome.tail()
     assert set(run.suites) == set(SUITES), (sorted(run.suites), run.outcome.tail())
     failed = {name for s in run.suites.values() for name in s.failed}
-    assert failed == EXPECTED_FAILURES.get(arch, set()), run.outcome.tail(8000)
+    assert not failed, run.outcome.tail(8000)
     skipped = {(suite, reason) for suite, s in run.suites.items() for reason in s.skipped}
-    unmodelled = {(suite, reason) for suite, reason in skipped if reason.startswith(UNMODELLED)}
-    if arch in UNMODELLED_NORMALISER:  # round_trip and offsets, until harness/tokenization.py models the family
-        assert {suite for suite, _ in unmodelled} == {"tokenization"} and len(run.suites["tokenization"].skipped) == 2
-    else:
-        assert not unmodelled, unmodelled  # no skipped tokenizer property
-    assert skipped - unmodelled == EXPECTED_SKIPS[arch], skipped
+    assert skipped == EXPECTED_SKIPS[arch], skipped  # so no tokenizer property is skipped on any architecture
+    assert run.suites["tokenization"].passed == 9, run.suites["tokenization"]
     assert all(s.passed for name, s in run.suites.items() if name != "baseline"), run.suites
 
 

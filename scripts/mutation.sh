@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 JOBS=${JOBS:-2}
+# one thread each: the workers are forked from a process that already ran torch, and an OpenMP pool does not
+# survive a fork (the child hangs in its first parallel region); the ONNX Runtime sessions are made after it
+export OMP_NUM_THREADS=1
 mapfile -t GLOBS < <("$PYTHON" scripts/mutation_report.py globs)
 
 rm -rf mutants

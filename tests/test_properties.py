@@ -6,10 +6,10 @@ import types
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from fixtures.faults import IgnoresAttentionMask
+from fixtures.faults import IgnoresAttentionMask, violation_of
 from fixtures.tiny import easy_rows
 from harness import behaviour as bh
 from harness import strategies as hs
@@ -33,17 +33,7 @@ def rule(tokenizer):
 
 def fails_under_hypothesis(strategy, check):
     """Run ``check`` as a hypothesis property and return the violation it finds (or None)."""
-
-    @FAST
-    @given(strategy)
-    def prop(value):
-        check(value)
-
-    try:
-        prop()
-    except PropertyViolation as violation:
-        return violation
-    return None
+    return violation_of(strategy, check, FAST)
 
 
 TEXT = hs.text_without(

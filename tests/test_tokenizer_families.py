@@ -49,16 +49,7 @@ def text_for(tokenizer) -> st.SearchStrategy[str]:
 
 
 def violation_of(strategy, check, config=QUICK) -> PropertyViolation | None:
-    @config
-    @given(strategy)
-    def prop(value):
-        check(value)
-
-    try:
-        prop()
-    except PropertyViolation as violation:
-        return violation
-    return None
+    return faults.violation_of(strategy, check, config)
 
 
 def checks(tokenizer, pad_id: int, reloaded=None):

@@ -186,7 +186,10 @@ def test_a_broken_tokenizer_json_fails_round_trip(folders, family, tmp_path):
     what, change, seen = TOKENIZER_JSON_FAULTS[family]
     broken = AutoTokenizer.from_pretrained(_edit(folders[family], tmp_path / "broken", change))
     rule = tk.rule_for(broken)
-    violation = violation_of(text_for(broken), lambda t: tk.check_round_trip(broken, t, rule))
+    # the two hand-written texts (accents, CJK, symbols, space runs) are always among the inputs, so finding the
+    # fault does not rest on what the generated ones happen to contain
+    texts = st.one_of(st.sampled_from(TEXTS[-2:]), text_for(broken))
+    violation = violation_of(texts, lambda t: tk.check_round_trip(broken, t, rule))
     assert violation is not None and seen in violation.observed, (what, violation)
 
 

@@ -146,7 +146,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = [
         pytest.param((c.name, v), id=c.test_id(v), marks=[getattr(pytest.mark, m) for m in c.markers])
         for c in registry.checks(marker.args[0], "gate")
-        for v in registry.variants(c, providers)
+        for v in registry.variants(c, providers, session.run.profile if session else None)
     ]
     metafunc.parametrize("check", params)
 

@@ -56,6 +56,8 @@ class HarnessRun(Protocol):
 
 Measure = Callable[[HarnessRun, str], GateResult]
 PROVIDERS = "providers"  # variants of a check run once per ONNX Runtime provider of the run
+# variants read from the profile (one per configured class, slice or expectations file): none configured, no test
+ProfileVariants = Callable[[Profile], tuple[str, ...]]
 
 
 class NotApplicable(Exception):
@@ -75,7 +77,7 @@ class Check:
     rule: str  # how it is compared, one line
     fix: str
     measure: Measure | None = None
-    variants: tuple[str, ...] | str = ()  # names, or PROVIDERS
+    variants: tuple[str, ...] | str | ProfileVariants = ()  # names, PROVIDERS, or read from the profile
     # the harness test that plants the fault this check guards against and watches it fail, run through the
     # check's suite: "tests/test_x.py::test_name" or "...::test_name[param id]" (tests/test_registry.py finds it)
     shown_failing_by: str = ""
@@ -158,7 +160,7 @@ def _parity(metric: str) -> Measure:
 
 
 def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
-          fix: str, measure: Measure, variants: tuple[str, ...] | str = (), *,
+          fix: str, measure: Measure, variants: tuple[str, ...] | str | ProfileVariants = (), *,
           shown_failing_by: str) -> Check:  # fmt: skip
     return Check(name, "gate", suite, markers, reads, measures, rule, fix, measure, variants, shown_failing_by)
 
@@ -323,10 +325,13 @@ def checks(suite: str | None = None, kind: str | None = None) -> Iterator[Check]
     return (c for c in CHECKS if (suite is None or c.suite == suite) and (kind is None or c.kind == kind))
 
 
-def variants(check: Check, providers: list[str]) -> list[str]:
-    """The variants a check runs as: one per provider, per declared name, or just itself ("")."""
+def variants(check: Check, providers: list[str], profile: Profile | None = None) -> list[str]:
+    """The variants a check runs as: one per provider, per declared name, per profile entry (none without a
+    profile, or where the profile configures none), or just itself ("")."""
     if check.variants == PROVIDERS:
         return list(providers)
+    if callable(check.variants):
+        return list(check.variants(profile)) if profile is not None else []
     return list(check.variants) or [""]
 
 
@@ -338,6 +343,7 @@ def gate_table_markdown() -> str:
     ]
     for c in CHECKS:
         name = f"`{c.name}`" + (" (per provider)" if c.variants == PROVIDERS else "")
+        name += " (per profile entry)" if callable(c.variants) else ""
         name += f" ({', '.join(c.variants)})" if isinstance(c.variants, tuple) and c.variants else ""
         reads = ", ".join(f"`{key}`" for key in c.reads) or "none"
         cells = (name, c.kind, ", ".join(c.markers), c.measures, c.rule, reads, f"`{c.shown_failing_by}`")

@@ -28,7 +28,7 @@ import numpy as np
 
 from harness.behaviour import PERTURBATIONS
 from harness.data import _check_bytes
-from harness.errors import DataError, DataMissingError
+from harness.errors import DataError
 from harness.gates import threshold_gate
 from harness.profile import Expectation, Profile
 from harness.result import GateResult, fmt
@@ -95,14 +95,17 @@ def read_file(entry: Expectation, label_names: list[str], phrase: str) -> Expect
 def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None]:
     """((row, record) of a CSV or JSON lines file, the CSV header or None)."""
     if not path.exists():
-        raise DataMissingError(f"{path}: expectations file not found")
+        raise DataError(f"{path}: expectations file not found")  # never a skip, as a missing shared dataset is
     if not path.is_file():
         raise DataError(f"{path}: not a regular file (a folder, device or pipe)")
     _check_bytes(path)  # UTF-8 throughout, no endless line
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        records = [(row, {k: v for k, v in record.items() if k is not None}) for row, record in enumerate(reader, 1)]
+        try:
+            records = [(row, {k: v for k, v in rec.items() if k is not None}) for row, rec in enumerate(reader, 1)]
+        except csv.Error as error:  # a NUL byte, a field over the csv module's size limit
+            raise DataError(f"{path}: line {reader.line_num}: not readable as CSV ({error})") from None
         header = list(reader.fieldnames or [])
         _check_columns(path, header, 0)
     else:

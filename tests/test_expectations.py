@@ -10,6 +10,8 @@ respiratory, stomach/vomit/liver -> digestive; the files below are written in th
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 import typing
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from fixtures.suites import Outcome, run_suites
 from fixtures.tiny import TINY_LABELS, write_profile
 from harness.behaviour import PERTURBATIONS
 from harness.errors import ProfileError
-from harness.expectations import SHOWN, check, load_expectations, read_file
-from harness.profile import Expectation, default_profile_path, load_profile
+from harness.expectations import SHOWN, check, load_expectations
+from harness.profile import Expectation, default_profile_path, load_profile, validate_profile
 
 FAILED, USAGE = pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.USAGE_ERROR
 LABELS = {"labels": TINY_LABELS}  # [data] labels: cardiac, respiratory, digestive
@@ -244,12 +246,17 @@ def test_the_profile_names_exactly_the_behaviour_perturbations():
     )
 
 
-def test_the_shipped_examples_read_against_the_embedded_labels():
-    """fixtures/expectations/ (the README's worked example) reads against the embedded default's five labels."""
-    folder = Path(__file__).resolve().parents[1] / "fixtures" / "expectations"
-    names = json.loads((default_profile_path().parent / "labels.json").read_text())
-    sizes = {}
-    for path, kind in [("triage_mft.csv", "mft"), ("triage_inv.jsonl", "inv"), ("triage_dir.csv", "dir")]:
-        entry = Expectation(file=str(folder / path), kind=kind, name=Path(path).stem)
-        sizes[entry.name] = len(read_file(entry, [names[str(i)] for i in range(5)], "Further details to follow.").cases)
-    assert sizes == {"triage_mft": 10, "triage_inv": 10, "triage_dir": 5}
+def test_the_readme_example_reads_the_shipped_files_against_the_embedded_labels():
+    """The README's worked example (its first TOML block after the heading) is a valid profile beside
+    fixtures/expectations/, and every file there reads against the embedded default's five labels."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Example expectations \(CheckList-style\)\n.*?```toml\n(.*?)```", readme, re.S).group(1)
+    embedded = default_profile_path().parent
+    raw = tomllib.loads(block) | {"data": {"train": str(embedded / "train.csv"), "validation": "v.csv"}}
+    profile = validate_profile(raw, root / "fixtures" / "expectations" / "profile.toml")
+    labels = json.loads((embedded / "labels.json").read_text())
+    loaded = load_expectations(profile, [labels[str(i)] for i in range(5)])
+    sizes = {name: len(expected.cases) for name, expected in loaded.items()}
+    assert sizes == {"triage_mft": 10, "triage_inv": 10, "triage_suffix": 10, "triage_dir": 5}
+    assert loaded["triage_suffix"].cases[0].rewrite.endswith(" Further details to follow.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
@@ -265,6 +266,24 @@ class BaselineSection(Section):
     alpha: float = setting(0.05, low=1e-6, high=0.5, why="significance level of the paired tests")
 
 
+@dataclass(frozen=True)
+class Expectation(Section):
+    """``[[expectations]]``: a file of examples the model once got wrong, each a gate on its failure rate.
+
+    CheckList's MFT, INV and DIR tests; ``harness.expectations`` reads and judges the file. One table per file."""
+
+    file: str = setting(why="CSV or JSON lines (.jsonl), relative to this file")
+    kind: Literal["mft", "inv", "dir"] = setting()
+    name: str = setting("", why="the gate is expectations:<name>; default: the file's stem")
+    fail_max: float = setting(0.0, low=0.0, high=1.0, why="largest allowed share of failing examples or pairs")
+    perturbation: Literal["upper_case", "whitespace_runs", "neutral_suffix"] | None = setting(
+        None, toml=str, why="inv: the rewrite of each text, in place of the file's rewrites"
+    )
+    margin: float = setting(
+        0.0, low=0.0, high=1.0, why="dir: the label's probability must move by more than this; a margin column wins"
+    )
+
+
 # TOML section -> (Profile attribute, dataclass); the order is the order problems are reported in.
 SECTIONS: dict[str, tuple[str, type[Section]]] = {
     "model": ("model", ModelSection),
@@ -316,6 +335,11 @@ def _schema(section: type[Section]) -> dict[str, Field]:
 
 SCHEMA: dict[str, dict[str, Field]] = {name: _schema(section) for name, (_, section) in SECTIONS.items()}
 
+# arrays of tables (``[[expectations]]``): name -> (Profile attribute, the dataclass of one entry)
+ARRAYS: dict[str, tuple[str, type[Section]]] = {"expectations": ("expectations", Expectation)}
+ARRAY_SCHEMA: dict[str, dict[str, Field]] = {name: _schema(entry) for name, (_, entry) in ARRAYS.items()}
+EXPECTATION_SUFFIXES = (".csv", ".jsonl", ".json")
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -330,6 +354,7 @@ class Profile:
     tokenization: TokenizationSection = field(default_factory=TokenizationSection)
     baseline: BaselineSection = field(default_factory=BaselineSection)
     onnx: OnnxSection = field(default_factory=OnnxSection)
+    expectations: tuple[Expectation, ...] = ()  # [[expectations]], files resolved to absolute paths
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -343,7 +368,9 @@ class Profile:
     def as_dict(self) -> dict[str, Any]:
         """Resolved values of every section as plain dicts, for reports and cache keys."""
         sections = ("model", "data", "training", "behaviour", "tokenization", "gates", "baseline", "onnx")
-        return {name: getattr(self, name).as_dict() for name in sections}
+        return {name: getattr(self, name).as_dict() for name in sections} | {
+            "expectations": [entry.as_dict() for entry in self.expectations]
+        }
 
 
 def default_profile_path() -> Path:
@@ -370,6 +397,8 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     """Check ``raw`` against SCHEMA and fill defaults; raise one ProfileError listing every problem."""
     raw = _flatten_subtables(raw)
     sections, problems = _check_sections(raw)
+    expectations, found = _check_expectations(raw.get("expectations", []))
+    problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
     if problems:
@@ -393,6 +422,10 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         attribute: section(**{key: tuple(v) if isinstance(v, list) else v for key, v in sections[name].items()})
         for name, (attribute, section) in SECTIONS.items()
     }
+    for i, entry in enumerate(expectations, 1):
+        _refuse_symlink_escape(profile_path, f"[[expectations]] #{i} file", entry["file"])
+        entry["file"] = str((base / entry["file"]).resolve())
+    typed["expectations"] = tuple(Expectation(**entry) for entry in expectations)
     return Profile(path=profile_path, raw=raw, **typed)
 
 
@@ -401,8 +434,8 @@ def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], lis
     problems: list[str] = []
     sections: dict[str, dict[str, Any]] = {}
     for section in raw:
-        if section not in SCHEMA:
-            problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA)}")
+        if section not in SCHEMA and section not in ARRAYS:
+            problems.append(f"unknown section [{section}]{_did_you_mean(section, SCHEMA | ARRAYS)}")
     for section, specs in SCHEMA.items():
         given = raw.get(section, {})
         if not isinstance(given, dict):
@@ -431,6 +464,45 @@ def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], lis
                 values[key] = list(spec.default) if isinstance(spec.default, list) else spec.default
         sections[section] = values
     return sections, problems
+
+
+def _check_expectations(given: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """(each ``[[expectations]]`` table, defaults and name filled in; every problem with them): keys and values
+    as any section's, plus what only makes sense together (a perturbation for inv, a margin for dir, one name
+    per gate). The files themselves are read with the data (``harness.expectations``)."""
+    if not isinstance(given, list) or not all(isinstance(entry, dict) for entry in given):
+        kind = type(given).__name__
+        return [], [f"[expectations] must be an array of tables, each under a [[expectations]] header, got {kind}"]
+    specs, entries, problems = ARRAY_SCHEMA["expectations"], [], []
+    for i, table in enumerate(given, 1):
+        where, entry = f"[[expectations]] #{i}", {}
+        for key, value in table.items():
+            if key not in specs:
+                problems.append(f"unknown key {where} {key}{_did_you_mean(key, specs)}")
+            elif problem := _check_value(specs[key], value):
+                close = difflib.get_close_matches(str(value), specs[key].choices or (), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"{where} {key} = {value!r}: must be {problem}{hint}")
+            else:
+                entry[key] = float(value) if specs[key].kind is NUMBER else value
+        problems += [f"missing required key {where} {key}" for key, spec in specs.items()
+                     if spec.required and key not in table]  # fmt: skip
+        if "file" not in entry or "kind" not in entry:
+            continue
+        entry = {key: spec.default for key, spec in specs.items()} | entry
+        entry["name"] = entry["name"] or Path(entry["file"]).stem
+        if Path(entry["file"]).suffix.lower() not in EXPECTATION_SUFFIXES:
+            problems.append(f"{where} file = {entry['file']!r}: must be a .csv or .jsonl (JSON lines) file")
+        if entry["perturbation"] is not None and entry["kind"] != "inv":
+            problems.append(f"{where} perturbation: only kind = 'inv' rewrites texts by a perturbation")
+        if "margin" in table and entry["kind"] != "dir":
+            problems.append(f"{where} margin: only kind = 'dir' has a margin")
+        if not re.fullmatch(r"[\w.-]+", entry["name"]):
+            problems.append(f"{where} name = {entry['name']!r}: letters, digits, '_', '.' and '-' only (a test id)")
+        if entry["name"] in [e["name"] for e in entries]:
+            problems.append(f"{where} name = {entry['name']!r}: already the name of another entry; set name = ...")
+        entries.append(entry)
+    return entries, problems
 
 
 def _refuse_symlink_escape(profile_path: Path, key: str, value: str) -> None:

@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness import gates, onnx_checks, onnx_perf, tokenization
+from harness import expectations, gates, onnx_checks, onnx_perf, tokenization
 from harness.baseline import compare_accuracy, compare_loss, example_ids
 from harness.behaviour import PERTURBATIONS, PerturbationResult
 from harness.data import DataBundle
 from harness.evaluation import SplitMetrics
-from harness.onnx_parity import parity_gates
+from harness.expectations import ExpectationFile
+from harness.onnx_parity import parity_gates, predict
 from harness.onnx_run import OnnxStage
 from harness.profile import Profile
 from harness.result import GateResult
@@ -52,6 +53,9 @@ class HarnessRun(Protocol):
     def tokenizer(self) -> Any: ...
     @property
     def domain_report(self) -> dict[str, dict[str, float]]: ...
+    @property
+    def expectations(self) -> dict[str, ExpectationFile]: ...
+    def tuned_logits(self, texts: list[str]) -> Any: ...
 
 
 Measure = Callable[[HarnessRun, str], GateResult]
@@ -159,6 +163,23 @@ def _parity(metric: str) -> Measure:
     return measure
 
 
+def _expectations(onnx: bool) -> Measure:
+    """One ``[[expectations]]`` file judged on the fine-tuned PyTorch model, or on the ONNX bundle (CPU)."""
+
+    def measure(run: HarnessRun, name: str) -> GateResult:
+        def onnx_logits(texts: list[str]) -> Any:
+            return predict(run.onnx.runner("cpu"), run.onnx.tokenizer, texts)
+
+        logits, gate = (onnx_logits, "onnx_expectations") if onnx else (run.tuned_logits, "expectations")
+        return expectations.check(run.expectations[name], logits, run.profile.gates.confidence_level, gate)
+
+    return measure
+
+
+def _expectation_names(profile: Profile) -> tuple[str, ...]:
+    return tuple(entry.name for entry in profile.expectations)
+
+
 def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
           fix: str, measure: Measure, variants: tuple[str, ...] | str | ProfileVariants = (), *,
           shown_failing_by: str) -> Check:  # fmt: skip
@@ -176,6 +197,11 @@ MODE = ("[gates] mode", "[gates] confidence_level", "[gates] split")
 MAX_LENGTH = ("[training] max_length",)
 SKIPPABLE = (*MAX_LENGTH, "[tokenization] skip")  # may not apply to a tokenizer the rules do not model
 BASELINE_KEYS = ("[gates.baseline] alpha",)
+EXPECTATION_KEYS = tuple(f"[[expectations]] {key}" for key in ("file", "kind", "fail_max", "perturbation", "margin"))
+FIX_EXPECTATIONS = (
+    "train on examples like the failing ones (or fix the model's shortcut); if an expectation itself is wrong, "
+    "fix the file in review, never by raising fail_max"
+)
 FIX_BASELINE = (
     "find what changed since the baseline (data, profile, base model); save a new baseline only for an intended change"
 )
@@ -184,6 +210,7 @@ FIX_TOKENIZER = "use the tokenizer the base model was trained with, or fix its f
 T_SUITES = "tests/test_suite_faults.py::"  # the release, tokenization and behaviour suites on planted faults
 T_ONNX = "tests/test_onnx_suite.py::"
 T_PLUGIN = "tests/test_plugin.py::"
+T_EXPECTATIONS = "tests/test_expectations.py::"
 PLANTED_BUNDLE = T_ONNX + "test_planted_bundle_faults_fail_with_the_right_message"
 OTHER_MODEL_BUNDLE = T_ONNX + "test_a_bundle_of_another_model_fails_accuracy_alone_and_parity"
 TOKENIZER_FAULT = T_SUITES + "test_planted_tokenizer_faults_fail_their_property"
@@ -235,6 +262,14 @@ CHECKS: tuple[Check, ...] = (
           "add such variants to the training data (augmentation) or check the tokenizer settings",
           _perturbation, tuple(PERTURBATIONS),
           shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate"),
+    _gate("expectations", "behaviour", BEHAVIOUR, EXPECTATION_KEYS,
+          "share of an [[expectations]] file's examples (mft) or pairs (inv, dir) the fine-tuned model gets wrong, "
+          "Wilson interval", "failure rate <= fail_max", FIX_EXPECTATIONS, _expectations(onnx=False),
+          _expectation_names, shown_failing_by=T_EXPECTATIONS + "test_planted_failures_fail_naming_each_example"),
+    _gate("onnx_expectations", "onnx", ONNX, EXPECTATION_KEYS,
+          "the same on the ONNX bundle (CPU), with the bundle's tokenizer", "failure rate <= fail_max",
+          FIX_EXPECTATIONS, _expectations(onnx=True), _expectation_names,
+          shown_failing_by=T_EXPECTATIONS + "test_the_onnx_bundle_is_held_to_the_same_expectations"),
     _gate("onnx_checker", "onnx", ONNX, (), "onnx.checker.check_model on the bundle's graph", "errors <= 0",
           "re-export with a supported opset ([onnx] opset)",
           lambda run, _: onnx_checks.check_onnx_checker(run.onnx.bundle),

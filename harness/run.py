@@ -24,7 +24,8 @@ from harness.baseline import load_baseline, save_baseline
 from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
-from harness.evaluation import SplitMetrics, evaluate_splits
+from harness.evaluation import SplitMetrics, evaluate_splits, predict_logits
+from harness.expectations import ExpectationFile, load_expectations
 from harness.models import (
     ModelSource,
     check_label_head,
@@ -64,6 +65,7 @@ class HarnessRun:
         self.resolved_profile  # noqa: B018 - max_length = "auto" becomes a number here
         self.device  # noqa: B018 - honours require_gpu
         self.baseline  # noqa: B018 - refuses a baseline made on other data
+        self.expectations  # noqa: B018 - reads every [[expectations]] file, refusing a bad row
         if self.onnx_bundle_path is not None:
             self.onnx.bundle  # noqa: B018 - refuses a folder that is not a readable bundle
         if self.model_dir is not None:
@@ -209,6 +211,17 @@ class HarnessRun:
             model, tokenizer, texts, self.max_length, cfg.neutral_phrase, training.eval_batch_size
         )
         return self.record.perturbations
+
+    @cached_property
+    def expectations(self) -> dict[str, ExpectationFile]:
+        """The profile's ``[[expectations]]`` files, read and checked, by entry name."""
+        return load_expectations(self.profile, self.data.label_names)
+
+    def tuned_logits(self, texts: list[str]) -> Any:
+        """The fine-tuned model's logits for any texts, batched and truncated as evaluation does."""
+        model, tokenizer = self.finetuned_model
+        batch_size = self.resolved_profile.training.eval_batch_size
+        return predict_logits(model, tokenizer, texts, self.max_length, batch_size, self.device.kind)
 
     # stage: ONNX export, parity and measurements
     @cached_property

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.profile import SCHEMA, SECTIONS, Field, default_profile_path, load_profile
+from harness.profile import ARRAY_SCHEMA, ARRAYS, SCHEMA, SECTIONS, Field, default_profile_path, load_profile
 
 PROFILE = "harness.toml"
 DATA_FILES = ("train.csv", "validation.csv", "test.csv", "labels.json")
@@ -78,6 +78,12 @@ def starter_profile() -> str:
         for key, spec in SCHEMA[name].items():
             lines.append(f"# {key}: {spec.describe()}")
             lines.append(_assignment(key, spec, values))
+    for name, specs in ARRAY_SCHEMA.items():  # arrays of tables: none by default, so every line is commented
+        doc = (ARRAYS[name][1].__doc__ or "").strip().splitlines()[0].split(": ", 1)[-1]
+        lines += ["", f"# [[{name}]]   (one table per entry)", f"# {doc}"]
+        for key, spec in specs.items():
+            line = _assignment(key, spec, {})
+            lines += [f"# {key}: {spec.describe()}", line if line.startswith("#") else f"# {line}"]
     return "\n".join(lines) + "\n"
 
 

@@ -168,6 +168,17 @@ def _damage_onnx(how: str) -> Callable[[Case], None]:
     return plant
 
 
+def _expectations(name: str, kind: str, content: str | None, extra: str = "") -> Callable[[Case], None]:
+    """An ``[[expectations]]`` entry for ``name`` (written with ``content``; None: no file) appended to the profile."""
+
+    def plant(case: Case) -> None:
+        if content is not None:
+            (case.folder / name).write_text(content, encoding="utf-8")
+        case.profile_text += f'\n[[expectations]]\nfile = "{name}"\nkind = "{kind}"\n{extra}'
+
+    return plant
+
+
 CATALOGUE: list[Row] = [
     # data files
     Row("missing-file", "data", "train file does not exist", lambda c: c.train.unlink(),
@@ -307,6 +318,34 @@ CATALOGUE: list[Row] = [
     Row("onnx-manifest-escapes", "onnx", "manifest.json lists `../train.csv` (outside the bundle)",
         _bundle_naming_outside,
         r"bundle/manifest\.json: names files outside the bundle folder: \['\.\./train\.csv'\]; refusing it", "file"),
+    # [[expectations]] entries and files
+    Row("expectations-kind-typo", "expectations", "kind = \"mtf\"",
+        _expectations("mft.csv", "mtf", "text,label\nheart,0\n"),
+        r"\[\[expectations\]\] #1 kind = 'mtf': must be one of 'mft', 'inv', 'dir' \(did you mean 'mft'\?\)", "key"),
+    Row("expectations-key-typo", "expectations", "fail_mx = 0.1 in an entry",
+        _expectations("mft.csv", "mft", "text,label\nheart,0\n", "fail_mx = 0.1\n"),
+        r"unknown key \[\[expectations\]\] #1 fail_mx \(did you mean 'fail_max'\?\)", "key"),
+    Row("expectations-missing-file", "expectations", "the entry's file does not exist",
+        _expectations("mft.csv", "mft", None), r"mft\.csv: expectations file not found", "file"),
+    Row("expectations-unknown-label", "expectations", "an MFT label that is neither a name nor an id",
+        _expectations("mft.csv", "mft", "text,label\nheart murmur,0\nmild cough,7\n"),
+        r"mft\.csv: row 2: label '7' is neither a label name nor an id 0\.\.2", "row"),
+    Row("expectations-missing-column", "expectations", "a DIR file without its direction column",
+        _expectations("dir.csv", "dir", "text,rewrite,label\nheart,heart murmur,0\n"),
+        r"dir\.csv: missing column\(s\) \['direction'\]; found \['text', 'rewrite', 'label'\]", "file"),
+    Row("expectations-direction-typo", "expectations", "direction = dwn",
+        _expectations("dir.csv", "dir", "text,rewrite,label,direction\nheart,heart murmur,0,dwn\n"),
+        r"dir\.csv: row 1: direction = 'dwn': must be 'up' or 'down' \(did you mean 'down'\?\)", "row"),
+    Row("expectations-column-typo", "expectations", "an INV column spelled rewite",
+        _expectations("inv.csv", "inv", "text,rewite\nheart,heart murmur\n"),
+        r"inv\.csv: column 'rewite' is not a known column \(did you mean 'rewrite'\?\)", "file"),
+    Row("expectations-no-rewrite", "expectations", "an INV JSON line without rewrites",
+        _expectations("inv.jsonl", "inv", '{"text": "heart", "rewrites": ["a heart"]}\n{"text": "cough"}\n'),
+        r"inv\.jsonl: row 2: no rewrite", "row"),
+    Row("expectations-not-json-lines", "expectations", "a .jsonl file that is not JSON lines",
+        _expectations("inv.jsonl", "inv", "{oops\n"), r"inv\.jsonl: line 1: not a JSON object", "row"),
+    Row("expectations-empty", "expectations", "header only", _expectations("mft.csv", "mft", "text,label\n"),
+        r"mft\.csv: no examples", "file"),
     # baselines (--harness-baseline)
     Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
         _baseline_sharing_nothing,

@@ -1,4 +1,5 @@
-"""Model behaviour: padding, batching and harmless perturbations must not change predictions.
+"""Model behaviour: padding, batching and harmless perturbations must not change predictions, and the examples of
+the profile's ``[[expectations]]`` files (CheckList's MFT, INV, DIR) must hold.
 
 Needs the fine-tuned model (trained once and cached), hence also marked ``gpu``.
 """
@@ -53,5 +54,6 @@ def test_tokenizer_saved_with_the_model_matches_the_profile(harness_tokenizer, h
     tk.check_reload_identical(harness_tokenizer, texts, harness_run.max_length, harness_model[1])
 
 
-def test_harmless_perturbations_rarely_flip_predictions(harness_gate, check):
+def test_behaviour_gate(harness_gate, check):
+    """The perturbation gates, and one gate per ``[[expectations]]`` file of the profile (none configured: none)."""
     harness_gate(check)

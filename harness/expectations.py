@@ -1,0 +1,259 @@
+"""Example expectations (CheckList's MFT, INV and DIR): files of examples a model once got wrong, each a gate.
+
+- MFT (minimum functionality), rows ``text,label``: the model must classify the text as the label.
+- INV (invariance), rows ``text,rewrite`` (JSON lines: ``rewrites``, a list) or only ``text`` with the profile's
+  ``perturbation``: the predicted label must not change from text to rewrite.
+- DIR (directional), rows ``text,rewrite,label,direction`` (and an optional ``margin``): the probability of the
+  label must rise (``up``) or fall (``down``) from text to rewrite by more than the margin.
+
+Files are read with the csv and json modules when the run's inputs are validated, so a bad row is one
+``DataError`` naming the file and row (exit 4) before any model is loaded. ``check`` judges a file with any
+logits function (the fine-tuned PyTorch model, or the ONNX bundle): both by the same rule on the same examples.
+Rows are numbered from 1 over records, header excluded, as in harness.data.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.behaviour import PERTURBATIONS
+from harness.data import _check_bytes
+from harness.errors import DataError
+from harness.gates import threshold_gate
+from harness.profile import Expectation, Profile
+from harness.result import GateResult, fmt
+from harness.stats import wilson
+
+COLUMNS = {  # kind -> the columns every row needs (inv with a perturbation: text alone)
+    "mft": ("text", "label"),
+    "inv": ("text", "rewrite"),
+    "dir": ("text", "rewrite", "label", "direction"),
+}
+KNOWN = {"text", "label", "rewrite", "rewrites", "direction", "margin"}
+DIRECTIONS = ("up", "down")
+SHOWN = 10  # failing examples listed in a failure message
+RULES = {
+    "mft": "each text must be classified as its label",
+    "inv": "the predicted label must not change from text to rewrite",
+    "dir": "the label's probability must move from text to rewrite as the row's direction says",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example (MFT) or pair (INV, DIR) of a file, from its row ``row``."""
+
+    row: int
+    text: str
+    rewrite: str = ""
+    label: int = -1  # mft, dir: class index
+    direction: str = ""  # dir: "up" or "down"
+    margin: float = 0.0  # dir
+
+
+@dataclass(frozen=True)
+class ExpectationFile:
+    """A validated ``[[expectations]]`` file: its profile entry, cases and the run's label names."""
+
+    entry: Expectation
+    cases: tuple[Case, ...]
+    label_names: tuple[str, ...]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.entry.file)
+
+
+def load_expectations(profile: Profile, label_names: list[str]) -> dict[str, ExpectationFile]:
+    """Every ``[[expectations]]`` file of the profile, read and checked, by entry name."""
+    phrase = profile.behaviour.neutral_phrase
+    return {entry.name: read_file(entry, label_names, phrase) for entry in profile.expectations}
+
+
+def read_file(entry: Expectation, label_names: list[str], phrase: str) -> ExpectationFile:
+    """The cases of one file; raises ``DataError`` naming the file and row of the first bad one."""
+    path = Path(entry.file)
+    records, header = _records(path)
+    required = ("text",) if entry.perturbation else COLUMNS[entry.kind]
+    if header is not None and (missing := [c for c in required if c not in header]):
+        raise DataError(f"{path}: missing column(s) {missing}; found {header}; a {entry.kind} file has the columns "
+                        f"{', '.join(required)}")  # fmt: skip
+    cases = [case for row, record in records for case in _cases(path, row, record, entry, label_names, phrase)]
+    return ExpectationFile(entry, tuple(cases), tuple(label_names))
+
+
+def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None]:
+    """((row, record) of a CSV or JSON lines file, the CSV header or None)."""
+    if not path.exists():
+        raise DataError(f"{path}: expectations file not found")  # never a skip, as a missing shared dataset is
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a folder, device or pipe)")
+    _check_bytes(path)  # UTF-8 throughout, no endless line
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            records = [(row, {k: v for k, v in rec.items() if k is not None}) for row, rec in enumerate(reader, 1)]
+        except csv.Error as error:  # a NUL byte, a field over the csv module's size limit
+            raise DataError(f"{path}: line {reader.line_num}: not readable as CSV ({error})") from None
+        header = list(reader.fieldnames or [])
+        _check_columns(path, header, 0)
+    else:
+        records, header = [], None
+        for line_number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: line {line_number}: not a JSON object ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {line_number}: not a JSON object, got {type(record).__name__}")
+            records.append((len(records) + 1, record))
+            _check_columns(path, list(record), len(records))
+    if not records:
+        raise DataError(f"{path}: no examples (an empty file, or a header alone)")
+    return records, header
+
+
+def _check_columns(path: Path, columns: list[str], row: int) -> None:
+    """A column that is almost a known one (``rewites``) is a typo, not an extra column to ignore."""
+    for column in columns:
+        close = difflib.get_close_matches(str(column), KNOWN, n=1, cutoff=0.75) if column not in KNOWN else []
+        if close:
+            where = f"row {row}: key" if row else "column"
+            raise DataError(f"{path}: {where} {column!r} is not a known column (did you mean {close[0]!r}?)")
+
+
+def _cases(
+    path: Path, row: int, record: dict[str, Any], entry: Expectation, names: list[str], phrase: str
+) -> list[Case]:
+    """The cases one row gives: one, or one per rewrite of an INV row."""
+    where = f"{path}: row {row}"
+    text = _text(where, record, "text")
+    if entry.kind == "mft":
+        return [Case(row, text, label=_label(where, record.get("label"), names))]
+    if entry.kind == "inv":
+        return [Case(row, text, rewrite) for rewrite in _rewrites(where, record, entry, text, phrase)]
+    direction = str(record.get("direction") or "").strip().lower()
+    if direction not in DIRECTIONS:
+        close = difflib.get_close_matches(direction, DIRECTIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"{where}: direction = {record.get('direction')!r}: must be 'up' or 'down'{hint}")
+    label, margin = _label(where, record.get("label"), names), _margin(where, record.get("margin"), entry.margin)
+    return [Case(row, text, _text(where, record, "rewrite"), label, direction, margin)]
+
+
+def _text(where: str, record: dict[str, Any], column: str) -> str:
+    value = record.get(column)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: empty or missing {column} ({value!r})")
+    return value
+
+
+def _rewrites(where: str, record: dict[str, Any], entry: Expectation, text: str, phrase: str) -> list[str]:
+    given = [c for c in ("rewrite", "rewrites") if record.get(c) not in (None, "")]
+    if entry.perturbation is not None:
+        if given:
+            raise DataError(f"{where}: has a {given[0]}, but the profile rewrites every text by perturbation = "
+                            f"{entry.perturbation!r}; use one or the other")  # fmt: skip
+        return [PERTURBATIONS[entry.perturbation](text, phrase)]
+    if "rewrites" in given:
+        rewrites = record["rewrites"]
+        if not isinstance(rewrites, list) or not rewrites:
+            raise DataError(f"{where}: rewrites must be a non-empty list of texts, got {rewrites!r}")
+        return [_text(f"{where}: rewrites[{i}]", {"text": r}, "text") for i, r in enumerate(rewrites)]
+    if not given:
+        raise DataError(f"{where}: no rewrite (a rewrite column, in JSON lines rewrites = [...], or the profile's "
+                        "perturbation = ...)")  # fmt: skip
+    return [_text(where, record, "rewrite")]
+
+
+def _label(where: str, value: Any, names: list[str]) -> int:
+    """A label by name (as in labels.json) or by id."""
+    text = "" if value is None or isinstance(value, bool) else str(value).strip()
+    if text in names:
+        return names.index(text)
+    if re.fullmatch(r"\d+", text) and int(text) < len(names):
+        return int(text)
+    if not text:
+        raise DataError(f"{where}: missing label")
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"names: {names}"
+    raise DataError(f"{where}: label {value!r} is neither a label name nor an id 0..{len(names) - 1} ({hint})")
+
+
+def _margin(where: str, value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        margin = float(value)
+    except (TypeError, ValueError):
+        margin = -1.0
+    if not 0.0 <= margin <= 1.0 or isinstance(value, bool):
+        raise DataError(f"{where}: margin = {value!r}: must be a number in 0..1 (a change of probability)")
+    return margin
+
+
+def check(
+    expected: ExpectationFile, logits_of: Callable[[list[str]], np.ndarray], level: float, gate: str = "expectations"
+) -> GateResult:
+    """The file's failure rate against its ``fail_max`` (Wilson interval shown; the rate itself decides: a bound
+    never reaches the usual fail_max of 0). ``logits_of`` gives a model's logits for a list of texts."""
+    from scipy.special import softmax
+
+    cases, entry = expected.cases, expected.entry
+    texts = sorted({t for case in cases for t in (case.text, case.rewrite) if t})
+    probabilities = dict(zip(texts, softmax(logits_of(texts).astype(np.float64), axis=-1), strict=True))
+    failing = [(case, why) for case in cases if (why := _failure(case, probabilities, expected.label_names, entry))]
+    failing.sort(key=lambda item: (len(item[0].text) + len(item[0].rewrite), item[0].row))
+    unit = "examples" if entry.kind == "mft" else "pairs"
+    details = [f"{len(failing)} of {len(cases)} {unit} failed; {entry.kind}: {RULES[entry.kind]}"]
+    details += [why for _, why in failing[:SHOWN]]
+    if len(failing) > SHOWN:
+        details.append(f"... and {len(failing) - SHOWN} more failing {unit}")
+    k, n = len(failing), len(cases)
+    interval = wilson(k, n, level)  # its bound at 0 or n is the rate itself, not a rounding error off it
+    interval = replace(interval, low=0.0 if k == 0 else interval.low, high=1.0 if k == n else interval.high)
+    return threshold_gate(
+        f"{gate}:{entry.name}", f"{entry.kind.upper()} failure rate", expected.path.name, k / n, entry.fail_max,
+        "<=", n, interval, "point", details,
+    )  # fmt: skip
+
+
+def _failure(case: Case, probabilities: dict[str, np.ndarray], names: tuple[str, ...], entry: Expectation) -> str:
+    """Why ``case`` fails, one line (shortest texts shown whole), or "" when it holds."""
+    before = probabilities[case.text]
+    predicted = int(before.argmax())
+    shown = f"row {case.row}: {_short(case.text)}" + (f" -> {_short(case.rewrite)}" if case.rewrite else "")
+    if entry.kind == "mft":
+        if predicted == case.label:
+            return ""
+        expected = f"expected {names[case.label]} (p={fmt(before[case.label])})"
+        return f"{shown}: {expected}, predicted {names[predicted]} (p={fmt(before[predicted])})"
+    after = probabilities[case.rewrite]
+    if entry.kind == "inv":
+        changed = int(after.argmax())
+        if changed == predicted:
+            return ""
+        return (f"{shown}: predicted {names[predicted]} (p={fmt(before[predicted])}), after the rewrite "
+                f"{names[changed]} (p={fmt(after[changed])})")  # fmt: skip
+    move = after[case.label] - before[case.label]
+    if (move if case.direction == "up" else -move) > case.margin:
+        return ""
+    return (f"{shown}: p({names[case.label]}) {fmt(before[case.label])} -> {fmt(after[case.label])}, expected "
+            f"{case.direction} by more than {fmt(case.margin)}")  # fmt: skip
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

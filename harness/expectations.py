@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import json
 import re
@@ -68,6 +69,7 @@ class ExpectationFile:
     entry: Expectation
     cases: tuple[Case, ...]
     label_names: tuple[str, ...]
+    sha256: str = ""  # of the bytes the cases were parsed from: the verdict names what it judged
 
     @property
     def path(self) -> Path:
@@ -83,23 +85,24 @@ def load_expectations(profile: Profile, label_names: list[str]) -> dict[str, Exp
 def read_file(entry: Expectation, label_names: list[str], phrase: str) -> ExpectationFile:
     """The cases of one file; raises ``DataError`` naming the file and row of the first bad one."""
     path = Path(entry.file)
-    records, header = _records(path)
+    records, header, sha256 = _records(path)
     required = ("text",) if entry.perturbation else COLUMNS[entry.kind]
     if header is not None and (missing := [c for c in required if c not in header]):
         raise DataError(f"{path}: missing column(s) {missing}; found {header}; a {entry.kind} file has the columns "
                         f"{', '.join(required)}")  # fmt: skip
     cases = [case for row, record in records for case in _cases(path, row, record, entry, label_names, phrase)]
-    return ExpectationFile(entry, tuple(cases), tuple(label_names))
+    return ExpectationFile(entry, tuple(cases), tuple(label_names), sha256)
 
 
-def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None]:
-    """((row, record) of a CSV or JSON lines file, the CSV header or None)."""
+def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None, str]:
+    """((row, record) of a CSV or JSON lines file, the CSV header or None, the SHA-256 of the bytes parsed)."""
     if not path.exists():
         raise DataError(f"{path}: expectations file not found")  # never a skip, as a missing shared dataset is
     if not path.is_file():
         raise DataError(f"{path}: not a regular file (a folder, device or pipe)")
     _check_bytes(path)  # UTF-8 throughout, no endless line
-    text = path.read_text(encoding="utf-8-sig")
+    raw = path.read_bytes()  # hashed and parsed from the same bytes
+    text = raw.decode("utf-8-sig")
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
@@ -123,7 +126,7 @@ def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | 
             _check_columns(path, list(record), len(records))
     if not records:
         raise DataError(f"{path}: no examples (an empty file, or a header alone)")
-    return records, header
+    return records, header, hashlib.sha256(raw).hexdigest()
 
 
 def _check_columns(path: Path, columns: list[str], row: int) -> None:
@@ -219,6 +222,7 @@ def check(
     failing.sort(key=lambda item: (len(item[0].text) + len(item[0].rewrite), item[0].row))
     unit = "examples" if entry.kind == "mft" else "pairs"
     details = [f"{len(failing)} of {len(cases)} {unit} failed; {entry.kind}: {RULES[entry.kind]}"]
+    details.append(f"file {expected.path.name} sha256 {expected.sha256}")
     details += [why for _, why in failing[:SHOWN]]
     if len(failing) > SHOWN:
         details.append(f"... and {len(failing) - SHOWN} more failing {unit}")

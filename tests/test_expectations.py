@@ -9,6 +9,7 @@ respiratory, stomach/vomit/liver -> digestive; the files below are written in th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -162,6 +163,8 @@ def test_failures_are_listed_shortest_first_and_capped(tiny_bundle_entry, tmp_pa
     assert len(shown) == SHOWN and result.details[-1] == "... and 3 more failing examples"
     lengths = [len(line.split("'")[1]) for line in shown]
     assert lengths == sorted(lengths) and all("expected digestive (p=" in line for line in shown)
+    digest = hashlib.sha256((tmp_path / "all_wrong.csv").read_bytes()).hexdigest()
+    assert f"file all_wrong.csv sha256 {digest}" in result.details  # the verdict names the bytes it judged
 
 
 BAD_FILES = [

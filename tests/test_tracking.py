@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -150,3 +151,26 @@ def test_gate_names_become_keys_mlflow_accepts():
     assert key_name("onnx[cpu]_logits") == "onnx.cpu_logits"
     assert key_name("perturbation:upper_case") == "perturbation.upper_case"
     assert key_name("validation.class.a/b (x)") == "validation.class.a_b _x_"
+
+
+def test_report_to_sends_the_trainers_curve_to_the_teams_own_tracker(tiny_model_dir, tmp_path):
+    """``[training] report_to = ["mlflow"]``: the Trainer's own MLflow callback, configured by its environment
+    variables, logs the training loss while ``harness train`` fine-tunes (a subprocess: the callback sets MLflow's
+    process-wide tracking URI)."""
+    from mlflow import MlflowClient
+
+    profile = write_profile(tmp_path / "profile", tiny_model_dir, training={"epochs": 1, "report_to": ["mlflow"]})
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "team-curves"}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "train", "--config", str(profile), "--output", str(tmp_path / "model"),
+         "--cache", str(tmp_path / "cache")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=os.environ | env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("team-curves").experiment_id])
+    history = json.loads((tmp_path / "model" / "entry.json").read_text())["history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert [p.value for p in client.get_metric_history(run.info.run_id, "loss")] == pytest.approx(losses)
+    assert run.data.params["learning_rate"] == "0.001"  # the Trainer logs its own arguments

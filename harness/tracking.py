@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -267,13 +268,16 @@ def _log_files(client: Any, run_id: str, metrics: dict[str, Any], files: Sequenc
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    """MLflow and Alembic announce every table they create at INFO; keep the gate run's output readable."""
+    """MLflow and Alembic announce every table they create at INFO, and MLflow's store warns of SQLAlchemy
+    deprecations that are MLflow's to fix; keep the gate run's output to what the user can act on."""
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)

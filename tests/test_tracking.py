@@ -141,6 +141,19 @@ def test_without_mlflow_the_option_is_a_usage_error_naming_the_extra(tiny_model_
     assert not (tmp_path / "cache").exists()  # nothing was trained or cached first
 
 
+def test_a_store_that_refuses_the_run_turns_a_pass_into_a_usage_error(tiny_model_dir, tmp_path):
+    """The leakage gate alone (no training) passes; the store's folder is a file, so the database cannot be made."""
+    profile = write_profile(tmp_path / "profile", tiny_model_dir)
+    (tmp_path / "blocker").write_text("a file where the store's folder would be")
+    uri = f"sqlite:///{tmp_path / 'blocker' / 'mlflow.db'}"
+    options = ["-k", "leakage", "--harness-config", str(profile), "--harness-cache", str(tmp_path / "cache"),
+               "--harness-report", str(tmp_path / "report"), f"--harness-mlflow={uri}"]  # fmt: skip
+    outcome = run_suites(tmp_path / "run", ["test_release_gates.py"], *options, env=NO_ENV)
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR and "1 passed" in outcome.summary, outcome.tail()
+    assert outcome.has(f"MLflow NOT logged: MLflow store {uri}: *"), outcome.tail()
+    assert (tmp_path / "report" / "metrics.json").is_file()  # the report was written all the same
+
+
 def test_a_test_path_taken_as_the_uri_is_refused(tmp_path):
     with pytest.raises(TrackingError, match=r"'suites/' is not a tracking URI .* write --harness-mlflow=URI"):
         store_for("suites/", tmp_path)

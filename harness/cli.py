@@ -140,7 +140,9 @@ def _check(args: argparse.Namespace) -> int:
     for name, split in found["data"]["splits"].items():
         print(f"  {name}: {split['rows']} rows, sha256 {split['sha256']}, {split['path']}")
     print(f"  labels: {', '.join(found['data']['label_names'])}")
-    print(f"  model: {found['model']['base']} (weights sha256 {found['model']['base_weights_sha256']})")
+    model = found["model"]
+    pinned = f" at revision {model['revision']} (commit {model['commit']})" if model["revision"] else ""
+    print(f"  model: {model['base']}{pinned} (weights sha256 {model['base_weights_sha256']})")
     print(f"  max_length: {run.max_length}" + (" (auto)" if run.record.max_length_choice else ""))
     if found["model"]["finetuned_content"]:
         print(f"  model folder: {args.model} (content {found['model']['finetuned_content']})")

@@ -1,6 +1,7 @@
 """Load and validate the profile's splits before anything is trained on them.
 
-Files are read through ``datasets`` (CSV, or JSON lines for ``.jsonl``/``.json``).
+Files are read through ``datasets``: CSV, JSON lines (``.jsonl``/``.json``), Parquet (``.parquet``), or a
+folder written by ``Dataset.save_to_disk`` (its hash covers every file in it, see ``folder_sha256``).
 Problems that make training meaningless (missing columns, empty texts, labels a
 split has that train lacks, conflicting duplicates) raise ``DataError`` naming the
 file and the row. Leakage between train and the evaluation splits is *not* raised:
@@ -29,6 +30,7 @@ from harness.profile import Profile
 SPLITS = ("train", "validation", "test")
 MAX_LINE_BYTES = 8 << 20  # no classifier text is 8 MiB; a longer line is a broken or binary file
 MISSING_LABELS = {"nan", "na", "n/a", "null", "none"}
+BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # the datasets builder by suffix; else CSV
 
 
 @dataclass
@@ -156,10 +158,30 @@ def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
 
 
 def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any], str]:
-    """(texts, labels, SHA-256) of one data file, parsed from the very bytes that are hashed: no cache keyed
-    by path and modification time stands between the recorded hash and the rows trained on."""
+    """(texts, labels, SHA-256) of one data file or ``save_to_disk`` folder, parsed from the very bytes that are
+    hashed: no cache keyed by path and modification time stands between the recorded hash and the rows trained on."""
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
+    if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
+        table, digest = _read_saved_dataset(path)
+    else:
+        table, digest = _read_file(path)
+    columns = list(table.column_names)
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        text_file = path.suffix.lower() not in (".parquet", "") and not path.is_dir()
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {columns}. "
+            "Set [data] text_column / label_column in the profile if the names differ."
+            + (_layout_hint(columns) if len(missing) == 2 and text_file else "")
+        )
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no data rows")
+    return list(table[text_column]), list(table[label_column]), digest
+
+
+def _read_file(path: Path) -> tuple[Any, str]:
+    """(table, SHA-256) of a CSV, JSON lines or Parquet file, parsed from a private copy of the hashed bytes."""
     if path.is_dir() or not os.access(path, os.R_OK):
         raise DataError(f"{path}: cannot read data file (a folder, or no read permission)")
     if not path.resolve().is_file():
@@ -167,24 +189,78 @@ def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list
         raise DataError(f"{path}: not a regular file{via}; a device or pipe would never end")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (no header, no rows)")
-    _check_bytes(path)
+    if path.suffix.lower() != ".parquet":  # Parquet is binary: its own footer and checksums say if it is whole
+        _check_bytes(path)
     with tempfile.TemporaryDirectory(prefix="harness-data-") as scratch:
         snapshot = Path(scratch) / f"snapshot{path.suffix.lower()}"
         blob = path.read_bytes()
         snapshot.write_bytes(blob)
         table = _load_table(snapshot, path, Path(scratch) / "datasets-cache")
-    digest = hashlib.sha256(blob).hexdigest()
-    columns = list(table.column_names)
-    missing = [c for c in (text_column, label_column) if c not in columns]
-    if missing:
+    return table, hashlib.sha256(blob).hexdigest()
+
+
+def folder_sha256(files: list[tuple[str, str]]) -> str:
+    """One SHA-256 for a folder: of the lines ``<sha256>  <relative path>``, sorted by path, as ``sha256sum``
+    prints them, so ``find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum`` run
+    inside the folder gives the same digest. Any file added, removed, renamed or changed changes it."""
+    listing = "".join(f"{digest}  {name}\n" for name, digest in sorted(files))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def _read_saved_dataset(folder: Path) -> tuple[Any, str]:
+    """(table, folder SHA-256) of a ``Dataset.save_to_disk`` folder: every file is copied while it is hashed and
+    the copy is read with ``load_from_disk`` into memory, so the rows are those of the hashed bytes (the Arrow files
+    are not memory-mapped from the user's folder, where they could change after hashing)."""
+    if (folder / "dataset_dict.json").is_file():
+        try:
+            splits = list(json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            splits = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        example = folder / (splits[0] if splits else "train")
         raise DataError(
-            f"{path}: missing column(s) {missing}; found {columns}. "
-            "Set [data] text_column / label_column in the profile if the names differ."
-            + (_layout_hint(columns) if len(missing) == 2 else "")
+            f"{folder}: a DatasetDict folder (splits {splits}), not one split; point each of [data] train / "
+            f"validation / test at one split's folder, e.g. {example}"
         )
-    if table.num_rows == 0:
-        raise DataError(f"{path}: no data rows")
-    return list(table[text_column]), list(table[label_column]), digest
+    if not (folder / "state.json").is_file():
+        raise DataError(
+            f"{folder}: cannot read data file: a folder, but not one written by datasets' Dataset.save_to_disk "
+            "(no state.json); point the profile at a CSV, JSON lines or Parquet file or a save_to_disk folder"
+        )
+    files = sorted(p for p in folder.rglob("*") if not p.is_dir())
+    with tempfile.TemporaryDirectory(prefix="harness-data-") as scratch:
+        snapshot, hashed = Path(scratch) / "dataset", []
+        for path in files:
+            if not path.is_file():
+                raise DataError(f"{path}: not a regular file (in the dataset folder {folder}); a pipe would never end")
+            name = path.relative_to(folder).as_posix()
+            hashed.append((name, _copy_hashing(path, snapshot / name)))
+        table = _load_saved(snapshot, folder)
+    return table, folder_sha256(hashed)
+
+
+def _copy_hashing(source: Path, target: Path, chunk: int = 1 << 20) -> str:
+    """Copy ``source`` to ``target`` and return the SHA-256 of the bytes written (one read of each byte)."""
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        while block := reader.read(chunk):
+            digest.update(block)
+            writer.write(block)
+    return digest.hexdigest()
+
+
+def _load_saved(snapshot: Path, folder: Path) -> Any:
+    from datasets import Dataset, load_from_disk
+
+    try:
+        loaded = load_from_disk(str(snapshot), keep_in_memory=True)
+    except Exception as error:  # a damaged state.json or Arrow file: name the folder, not datasets' internals
+        raise DataError(
+            f"{folder}: cannot load as a datasets save_to_disk folder: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(loaded, Dataset):
+        raise DataError(f"{folder}: holds a {type(loaded).__name__}, not one split; point the profile at one split")
+    return loaded
 
 
 def _check_bytes(path: Path) -> None:
@@ -229,6 +305,16 @@ def _header_only(path: Path) -> bool:
         return not handle.read(1 << 20).strip()
 
 
+def _parquet_rows(path: Path) -> int | None:
+    """The row count a Parquet file's footer records, or None when it has no readable footer."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # not Parquet at all: the parse error says so
+        return None
+
+
 def _layout_hint(columns: list[str]) -> str:
     if len(columns) == 1:
         for name, sep in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
@@ -244,8 +330,7 @@ def _load_table(snapshot: Path, path: Path, cache_dir: Path) -> Any:
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    suffix = snapshot.suffix.lower()
-    builder = "json" if suffix in (".jsonl", ".json") else "csv"
+    builder = BUILDERS.get(snapshot.suffix.lower(), "csv")
     options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]} if builder == "csv" else {}
     logger = logging.getLogger("datasets")
     level = logger.level
@@ -256,6 +341,8 @@ def _load_table(snapshot: Path, path: Path, cache_dir: Path) -> Any:
     except Exception as error:  # datasets wraps parser errors in many types; name the file instead
         if builder == "csv" and _header_only(path):
             raise DataError(f"{path}: no data rows (only a header line)") from None
+        if builder == "parquet" and _parquet_rows(snapshot) == 0:  # datasets cannot read a Parquet file of 0 rows
+            raise DataError(f"{path}: no data rows") from None
         cause = error.__cause__ or error
         raise DataError(f"{path}: cannot parse as {builder.upper()}: {type(cause).__name__}: {cause}") from None
     finally:

@@ -42,3 +42,8 @@ class BundleError(HarnessError):
 
 class CacheWriteError(HarnessError):
     """The cache cannot be written (disk full, quota, file-size limit); the cache is left as it was."""
+
+
+class TrackingError(HarnessError):
+    """Experiment tracking cannot be used: MLflow not installed, a tracking URI that is not one, or a store that
+    refuses the run."""

@@ -54,18 +54,27 @@ class ModelSource:
     name: str
     folder: Path
     weights_sha256: str
+    revision: str = ""  # the hub revision asked for ([model] revision), where one was
+    commit: str = ""  # the hub commit the files came from (a hub id only)
 
 
-def resolve_model(name_or_path: str) -> ModelSource:
-    """Turn a profile's ``name_or_path`` into a verified local folder."""
+def resolve_model(name_or_path: str, revision: str = "") -> ModelSource:
+    """Turn a profile's ``name_or_path`` (at ``revision``, for a hub id) into a verified local folder."""
+    folder = Path(name_or_path).expanduser()
+    local = name_or_path.startswith("packaged:") or folder.is_dir() or folder.is_absolute() or name_or_path[:1] == "."
+    if revision and local:
+        kind = "the packaged model" if name_or_path.startswith("packaged:") else "a local folder"
+        raise ModelSourceError(
+            f"[model] revision = {revision!r} applies to a Hugging Face hub id, but {name_or_path} is {kind}, which "
+            "has no revisions; remove the key (the weights' SHA-256 in metrics.json pins the folder's content)"
+        )
     if name_or_path.startswith("packaged:"):
         return _packaged(name_or_path.removeprefix("packaged:"))
-    folder = Path(name_or_path).expanduser()
     if folder.is_dir():
         return ModelSource(name_or_path, folder.resolve(), check_model_folder(folder))
     if folder.is_absolute() or name_or_path.startswith("."):
         raise ModelSourceError(f"{folder}: model folder not found")
-    return _from_hub(name_or_path)
+    return _from_hub(name_or_path, revision)
 
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
@@ -169,21 +178,24 @@ def _packaged(key: str) -> ModelSource:
     return ModelSource(f"packaged:{key}", folder, digest)
 
 
-def _from_hub(repo_id: str) -> ModelSource:
-    """Download (or reuse the local hub cache) with short timeouts; never hang offline."""
+def _from_hub(repo_id: str, revision: str = "") -> ModelSource:
+    """Download (or reuse the local hub cache) with short timeouts; never hang offline. Model, config and
+    tokenizer are then all loaded from this one snapshot folder, so ``revision`` pins all three: it is what
+    ``from_pretrained(repo_id, revision=...)`` would resolve, but resolved once and verified before loading."""
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
     from huggingface_hub import snapshot_download
 
+    at = f" at revision {revision!r}" if revision else ""
     try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
+        folder = Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=HUB_PATTERNS))
     except Exception as error:  # hub errors come in many types: all mean "could not get it"
         raise ModelSourceError(
-            f"model '{repo_id}' is not a local folder and could not be fetched from the Hugging Face hub "
+            f"model '{repo_id}'{at} is not a local folder and could not be fetched from the Hugging Face hub "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Offline, use a local "
             "folder or packaged:minilm-l6."
         ) from None
-    return ModelSource(repo_id, folder, check_model_folder(folder))
+    return ModelSource(repo_id, folder, check_model_folder(folder), revision, folder.name)
 
 
 def load_tokenizer(source: ModelSource) -> Any:

@@ -60,11 +60,15 @@ OPTIONS = (  # (flag, dest, metavar or None for a switch, help); the ones in INI
      "comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers"),
     ("--harness-require-gpu", "harness_require_gpu", None,
      "fail instead of running on the CPU when no CUDA device exists"),
+    ("--harness-mlflow", "harness_mlflow", "URI",
+     "log the gate run to MLflow: to URI, or without one to $MLFLOW_TRACKING_URI, else a SQLite store in the "
+     "report folder (REPORT/mlflow/mlflow.db); needs the [mlflow] extra"),
 )  # fmt: skip
+OPTIONAL_VALUE = {"harness_mlflow": "local"}  # options whose value may be left out: dest -> the value then
 # options that [tool.pytest.ini_options] (or pytest.ini) may set; the command line wins; paths are relative to
 # the ini file's folder
 INI = ("harness_config", "harness_report", "harness_cache", "harness_baseline", "harness_onnx_providers",
-       "harness_require_gpu")  # fmt: skip
+       "harness_require_gpu", "harness_mlflow")  # fmt: skip
 INI_PATHS = ("harness_config", "harness_report", "harness_cache", "harness_baseline")
 
 
@@ -73,6 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, dest, metavar, text in OPTIONS:
         if metavar is None:
             group.addoption(flag, dest=dest, action="store_true", help=text)
+        elif dest in OPTIONAL_VALUE:
+            group.addoption(flag, dest=dest, metavar=metavar, nargs="?", const=OPTIONAL_VALUE[dest], help=text)
         else:
             group.addoption(flag, dest=dest, metavar=metavar, help=text)
         if dest in INI:
@@ -312,6 +318,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     part = gate_session.finish(worker=hasattr(config, "workerinput"))
     if part is not None:
         config.workeroutput["harness"] = part  # type: ignore[attr-defined]
+    if gate_session.tracking_error and session.exitstatus == 0:  # the gates passed, but the record of it is lost
+        session.exitstatus = EXIT_USAGE
 
 
 class _XdistHooks:
@@ -341,7 +349,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         files = ", ".join(str(folder / name) for name in ("metrics.json", "report.html", "report.md"))
         terminalreporter.write_line(f"report: {files}")
     for line in session.notices:
-        terminalreporter.write_line(line, red=line.startswith("baseline NOT"))
+        terminalreporter.write_line(line, red=line.startswith(("baseline NOT", "MLflow NOT")))
 
 
 def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:

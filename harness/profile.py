@@ -144,12 +144,26 @@ def _check_skips(value: Any) -> list[str]:
     return problems
 
 
+def _check_revision(value: Any) -> list[str]:
+    """A hub revision: a branch, tag or commit name, one word (the hub's refs have no spaces)."""
+    if value == "":
+        return []  # the default: no revision (the hub's main branch)
+    if not isinstance(value, str) or not re.fullmatch(r"[\w][\w./-]{0,254}", value) or ".." in value:
+        return [f'{value!r} is not a branch, tag or commit of a hub model (one word, e.g. "v1.0" or a 40-hex commit)']
+    return []
+
+
 @dataclass(frozen=True)
 class ModelSection(Section):
     """``[model]``: the base model."""
 
     name_or_path: str = setting("packaged:minilm-l6")
     replace_head: bool = setting(False, why="true: a classification head for other labels is replaced")
+    revision: str = setting(
+        "", toml=str, check=_check_revision,
+        why="a hub id's branch, tag or commit (a 40-hex commit pins the bytes; a branch can move); not for a "
+        "local folder or packaged model",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,9 +181,22 @@ class DataSection(Section):
     shared: bool = setting(False, why="data lives in ../shared: skip when absent, fail under CI=true")
 
 
+# transformers' Trainer integrations (INTEGRATION_TO_CALLBACK, plus "all" and "none"); not imported here, so a
+# profile is checked in a second (tests/test_profile.py keeps the two in step)
+REPORT_TO = ("azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte", "kubeflow", "mlflow",
+             "neptune", "swanlab", "tensorboard", "trackio", "wandb", "all", "none")  # fmt: skip
+
+
+def _check_report_to(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return [f'{value!r} must be a list of Trainer integration names (e.g. ["mlflow"]; [] for none)']
+    unknown = [v for v in value if v not in REPORT_TO]
+    return [f"{v!r} is not a Trainer integration{_did_you_mean(v, dict.fromkeys(REPORT_TO))}" for v in unknown]
+
+
 @dataclass(frozen=True)
 class TrainingSection(Section):
-    """``[training]``: the fine-tune (every key but ``truncation_max`` is in the cache key)."""
+    """``[training]``: the fine-tune (every key but ``truncation_max`` and ``report_to`` is in the cache key)."""
 
     epochs: int = setting(4, low=1, high=9, why="fine-tuning, not training from scratch")
     learning_rate: float = setting(5e-5, low=1e-7, high=1e-2)
@@ -193,6 +220,11 @@ class TrainingSection(Section):
     calibration_fraction: float = setting(
         0.1, low=0.02, high=0.5, why="calibration = 'temperature': stratified share of train held out to fit it"
     )
+    report_to: tuple[str, ...] = setting(
+        (), toml=list, check=_check_report_to,
+        why="Trainer integrations that get the training curves, e.g. [\"mlflow\"] (configured by their own "
+        "environment variables); not in the fine-tune cache key: logging does not change the weights",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

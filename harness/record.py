@@ -26,6 +26,8 @@ class ModelRecord:
 
     base: str
     base_weights_sha256: str
+    revision: str | None = None  # [model] revision of a hub id, where one was asked for
+    commit: str | None = None  # the hub commit the base model's files came from
     finetuned_cache_key: str | None = None  # the key the fine-tune was trained (or recorded) under
     finetuned_content: str | None = None  # content key of its files on disk: what evaluation is bound to
     finetuned_from_cache: bool | None = None

@@ -52,6 +52,8 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
         "model": {
             "base": model.base if model else None,
             "base_weights_sha256": model.base_weights_sha256 if model else None,
+            "revision": model.revision if model else None,
+            "commit": model.commit if model else None,
             "finetuned_cache_key": model.finetuned_cache_key if model else None,
             "finetuned_content": model.finetuned_content if model else None,
             "finetuned_from_cache": model.finetuned_from_cache if model else None,

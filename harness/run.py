@@ -43,6 +43,11 @@ from harness.tokenization import general_english, max_length_choice, vocabulary_
 from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
 
+def base_record(source: ModelSource) -> ModelRecord:
+    """The model record's base: name, weights' SHA-256 and, for a hub id, the revision asked for and its commit."""
+    return ModelRecord(source.name, source.weights_sha256, source.revision or None, source.commit or None)
+
+
 @dataclass
 class HarnessRun:
     profile: Profile
@@ -89,9 +94,9 @@ class HarnessRun:
     # stage: model
     @cached_property
     def source(self) -> ModelSource:
-        source = resolve_model(self.profile.model.name_or_path)
+        source = resolve_model(self.profile.model.name_or_path, self.profile.model.revision)
         check_label_head(source.folder, self.data.label_names, self.profile.model.replace_head)
-        self.record.model = ModelRecord(source.name, source.weights_sha256)
+        self.record.model = base_record(source)
         return source
 
     @cached_property
@@ -138,7 +143,7 @@ class HarnessRun:
                     profile, self.data, self.source, self.device, self.cache_dir, self.retrain, self.progress
                 )
         self.record.model = dataclasses.replace(
-            self.record.model or ModelRecord(self.source.name, self.source.weights_sha256),
+            self.record.model or base_record(self.source),
             finetuned_cache_key=result.key, finetuned_content=self.finetuned_content(result),
             finetuned_from_cache=result.from_cache, best_epoch=result.best_epoch,
             train_seconds=result.train_seconds, history=result.history, temperature=result.calibration,

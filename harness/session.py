@@ -41,6 +41,7 @@ class Settings:
     onnx_bundle: Path | None = None
     onnx_providers: tuple[str, ...] = ()
     require_gpu: bool = False
+    mlflow: str | None = None  # --harness-mlflow: a tracking URI, or "local" (harness.tracking.store_for)
 
     @classmethod
     def from_options(cls, options: Any, rootdir: Path) -> Settings:
@@ -49,8 +50,10 @@ class Settings:
 
         cache = options.harness_cache or os.environ.get("HARNESS_CACHE_DIR") or rootdir / ".harness_cache"
         providers = (options.harness_onnx_providers or "").split(",")
+        mlflow = getattr(options, "harness_mlflow", None) or None
+        report = options.harness_report or (rootdir / "harness-report" if mlflow else None)  # MLflow logs the report
         return cls(
-            config=options.harness_config, report=Path(options.harness_report) if options.harness_report else None,
+            config=options.harness_config, report=Path(report) if report else None, mlflow=mlflow,
             cache=Path(cache).resolve(), retrain=options.harness_retrain,
             save_baseline=Path(options.harness_save_baseline) if options.harness_save_baseline else None,
             save_failing_baseline=options.harness_save_failing_baseline,
@@ -72,6 +75,7 @@ class GateSession:
     skip_reason: str | None = None  # shared data absent outside CI: every harness test skips with this
     worker_parts: list[dict[str, Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # lines for the end of the terminal summary
+    tracking_error: str | None = None  # the gate run could not be logged to MLflow (--harness-mlflow)
 
     @classmethod
     def start(cls, settings: Settings, progress: Callable[[str], None]) -> GateSession:
@@ -84,6 +88,12 @@ class GateSession:
 
     def validate(self) -> None:
         """Check every input before the first test; a shared dataset missing outside CI becomes a skip."""
+        if self.settings.mlflow:  # refused before any training, not after it
+            from harness.tracking import require_mlflow, store_for
+
+            require_mlflow()
+            if self.settings.mlflow != "local":
+                store_for(self.settings.mlflow, self.settings.report or Path("."))
         try:
             self.run.validate_inputs()
         except DataMissingError as error:
@@ -125,8 +135,26 @@ class GateSession:
         if worker:
             return json.dumps({"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}, default=str)
         write_json_atomic(folder / "metrics.json", metrics)
-        write_documents(results, metrics, images, folder)
+        documents = write_documents(results, metrics, images, folder)
+        if self.settings.mlflow:
+            self._log_to_mlflow(metrics, [folder / "metrics.json", *documents])
         return None
+
+    def _log_to_mlflow(self, metrics: dict[str, Any], files: list[Path]) -> None:
+        """One MLflow run for the gate run (the controller's merged report under xdist); a failure is kept for the
+        plugin to report, as the report itself was written."""
+        from harness.errors import TrackingError
+        from harness.tracking import log_gate_run, store_for
+
+        assert self.settings.mlflow and self.settings.report
+        try:
+            uri, location = store_for(self.settings.mlflow, self.settings.report)
+            logged = log_gate_run(metrics, uri, files, artifact_location=location)
+        except TrackingError as error:
+            self.tracking_error = str(error)
+            self.notices.append(f"MLflow NOT logged: {error}")
+            return
+        self.notices.append(f"mlflow: run {logged.run_id} (experiment {logged.experiment_id}) in {uri}")
 
     def _save_baseline(self, path: Path) -> None:
         """Store this run as the baseline, unless a gate failed (a failing candidate must not become the bar

@@ -62,6 +62,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
     inputs = {
         "format": CACHE_FORMAT,
         "weights": source.weights_sha256,
+        **({"revision": profile.model.revision} if profile.model.revision else {}),  # absent: older keys unchanged
         "tokenizer": _tokenizer_digest(source.folder),
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data.text_column, profile.data.label_column],
@@ -76,9 +77,10 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
 
 
 def _training_key(cfg: TrainingSection) -> dict[str, Any]:
-    """The plain values that change the weights: truncation_max only chose max_length (resolved by now), and
-    without calibration its keys change nothing (so models trained before they existed keep their key)."""
-    values = {k: v for k, v in cfg.as_dict().items() if k != "truncation_max"}
+    """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
+    report_to only says where the Trainer sends its logs, and without calibration its keys change nothing (so
+    models trained before they existed keep their key)."""
+    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to")}
     if cfg.calibration == "none":
         del values["calibration"], values["calibration_fraction"]
     return values
@@ -291,7 +293,7 @@ def _training_arguments(cfg: TrainingSection, device: Device, output_dir: Path, 
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 4),
         train_sampling_strategy="group_by_length",
-        report_to=[],
+        report_to=list(cfg.report_to),  # [] unless the profile names integrations (their own env configures them)
         disable_tqdm=True,
         use_cpu=device.kind == "cpu",
         bf16=device.precision == "bf16",

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,6 +153,28 @@ def _baseline_sharing_nothing(case: Case) -> None:
     case.baseline.write_text(json.dumps(stored))
 
 
+def _as_parquet(case: Case, frame: Any = None) -> None:
+    """train as a Parquet file written by pandas (the good rows, or ``frame``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(GOOD_TRAIN, columns=["text", "label"]) if frame is None else frame
+    frame.to_parquet(case.folder / "train.parquet")
+    case.replace('train = "train.csv"', 'train = "train.parquet"')
+
+
+def _as_saved_dataset(case: Case, whole: bool = False, damaged: bool = False) -> None:
+    """train as a folder written by datasets' ``save_to_disk``: one split, or (``whole``) a DatasetDict."""
+    import pandas as pd
+    from datasets import Dataset, DatasetDict
+
+    split = Dataset.from_pandas(pd.DataFrame(GOOD_TRAIN, columns=["text", "label"]))
+    (DatasetDict({"train": split, "validation": split}) if whole else split).save_to_disk(str(case.folder / "ds"))
+    if damaged:
+        arrow = next((case.folder / "ds").glob("*.arrow"))
+        arrow.write_bytes(arrow.read_bytes()[:100])
+    case.replace('train = "train.csv"', 'train = "ds"')
+
+
 def _damage_onnx(how: str) -> Callable[[Case], None]:
     def plant(case: Case) -> None:
         model = case.onnx_bundle() / "model.onnx"
@@ -241,6 +264,21 @@ CATALOGUE: list[Row] = [
         lambda c: (c.replace('train = "train.csv"', 'train = "train.jsonl"'),
                    (c.folder / "train.jsonl").write_text("{oops\n")),
         r"train\.jsonl: cannot parse as JSON", "file"),
+    Row("parquet", "data", "a Parquet file written by pandas (accepted)", _as_parquet, None, ""),
+    Row("parquet-missing-column", "data", "a Parquet file without the text column",
+        lambda c: _as_parquet(c, __import__("pandas").DataFrame({"sentence": ["a b", "c d"], "label": [0, 1]})),
+        r"train\.parquet: missing column\(s\) \['text'\]; found \['sentence', 'label'\]\. Set \[data\]", "file"),
+    Row("parquet-not-parquet", "data", "a CSV file named train.parquet",
+        lambda c: (_as_parquet(c), (c.folder / "train.parquet").write_text("text,label\na b,0\n")),
+        r"train\.parquet: cannot parse as PARQUET: ArrowInvalid: Parquet magic bytes not found", "file"),
+    Row("saved-dataset", "data", "a folder written by datasets' Dataset.save_to_disk (accepted)", _as_saved_dataset,
+        None, ""),
+    Row("dataset-dict-folder", "data", "a DatasetDict folder (all splits) as train",
+        lambda c: _as_saved_dataset(c, whole=True),
+        r"ds: a DatasetDict folder \(splits \['train', 'validation'\]\), not one split; point each of \[data\] "
+        r"train / validation / test at one split's folder, e.g. .*ds/train", "file"),
+    Row("saved-dataset-damaged", "data", "a save_to_disk folder whose Arrow file was cut short",
+        lambda c: _as_saved_dataset(c, damaged=True), r"ds: cannot load as a datasets save_to_disk folder: ", "file"),
     # profiles
     Row("unknown-key", "profile", "a typo in a key", lambda c: c.add("gates", "accuracy_mn = 0.9"),
         r"profile\.toml: .*unknown key \[gates\] accuracy_mn \(did you mean 'accuracy_min'\?\)", "key"),
@@ -259,6 +297,12 @@ CATALOGUE: list[Row] = [
         r"\[onnx\] batch_sizes = \[1, 0\]: must be a non-empty list", "key"),
     Row("symlink-escape", "profile", "train.csv is a symlink to a file outside the profile's folder",
         _symlink_escape, r"\[data\] train = 'train\.csv' resolves through a symlink to .*outside the profile", "key"),
+    Row("revision-not-a-word", "profile", "[model] revision with a space",
+        lambda c: c.add("model", 'revision = "main branch"'),
+        r"\[model\] revision: 'main branch' is not a branch, tag or commit of a hub model", "key"),
+    Row("report-to-unknown", "profile", "[training] report_to naming no Trainer integration",
+        lambda c: c.add("training", 'report_to = ["mlfow"]'),
+        r"\[training\] report_to: 'mlfow' is not a Trainer integration \(did you mean 'mlflow'\?\)", "key"),
     Row("not-toml", "profile", "not TOML", lambda c: setattr(c, "profile_text", "[data\ntrain = "),
         r"profile\.toml: not valid TOML", "file"),
     # model folders
@@ -298,6 +342,15 @@ CATALOGUE: list[Row] = [
         lambda c: _model_folder(c, lambda f: _edit_config(f, pad_token_id=None)),
         r"config\.json: no pad_token_id, .*; set \"pad_token_id\": 0 \(the tokenizer's pad token '\[PAD\]'\)",
         "file"),
+    Row("revision-local-folder", "model", "[model] revision with a local model folder",
+        lambda c: c.add("model", 'revision = "v1.0"'),
+        r"\[model\] revision = 'v1\.0' applies to a Hugging Face hub id, but .* is a local folder, which has no "
+        r"revisions", "key"),
+    Row("revision-packaged", "model", "[model] revision with the packaged model",
+        lambda c: (c.replace(f'name_or_path = "{c.model_dir}"', 'name_or_path = "packaged:minilm-l6"'),
+                   c.add("model", 'revision = "main"')),
+        r"\[model\] revision = 'main' applies to a Hugging Face hub id, but packaged:minilm-l6 is the packaged "
+        r"model", "key"),
     # --harness-model folders (from `harness train --output`)
     Row("trained-entry-escapes", "trained", "entry.json names `../x`",
         lambda c: _trained_folder(c, {"../x": "0" * 64}),

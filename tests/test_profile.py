@@ -131,6 +131,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert plain.pop("tokenization") == {"unk_rate_max": 0.01, "skip": []}  # added after the pin; no key hashes it
     # added after the pin; the fine-tune key leaves them out while calibration is "none"
     assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
+    # added after the pin: the fine-tune key has the revision only when one is set, and never report_to
+    assert (plain["model"].pop("revision"), plain["training"].pop("report_to")) == ("", [])
     assert content_key(plain) == "031be670dac4b2fae216c215"
     device = Device("cpu", "any", "fp32", 1)
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)

@@ -47,11 +47,10 @@ class GateResult:
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.op not in OPS or self.mode not in MODES or self.too_small not in TOO_SMALL:
-            raise ValueError(
-                f"gate {self.gate}: op {self.op!r} must be one of {OPS}, mode {self.mode!r} of {MODES}, "
-                f"too_small {self.too_small!r} of {TOO_SMALL}"
-            )
+        if self.op not in OPS or self.mode not in MODES:
+            raise ValueError(f"gate {self.gate}: op {self.op!r} must be one of {OPS}, mode {self.mode!r} of {MODES}")
+        if self.too_small not in TOO_SMALL:
+            raise ValueError(f"gate {self.gate}: too_small {self.too_small!r} must be one of {TOO_SMALL}")
         if self.interval is not None and not isinstance(self.interval, list):
             object.__setattr__(self, "interval", self.interval.as_list())
         object.__setattr__(self, "passed", self._decide())

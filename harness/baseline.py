@@ -4,7 +4,7 @@ A baseline file holds what a later comparison needs: metrics, and per example
 (keyed by a stable id: the hash of the normalised text) the label, prediction,
 correctness and loss, plus the data hashes and model hash it was made from. A
 comparison fails only when the drop is larger than allowed *and* significant by a
-paired test (exact McNemar for correctness, paired bootstrap for loss), so two
+paired test (exact McNemar for correctness, paired bootstrap for loss, macro-F1 and a class's recall), so two
 equally good runs with different seeds are not flagged.
 """
 
@@ -24,7 +24,7 @@ from harness.evaluation import SplitMetrics
 from harness.profile import BaselineSection
 from harness.report import write_json_atomic
 from harness.result import GateResult
-from harness.stats import mcnemar_exact, paired_bootstrap_worse
+from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
 
 FORMAT = 1
 
@@ -143,6 +143,50 @@ def compare_loss(
     return _paired_gate(
         "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, len(keep), p, cfg, details
     )
+
+
+def compare_macro_f1(
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+) -> GateResult:
+    """Fail only if macro-F1 dropped by more than allowed and a paired bootstrap over the shared examples (the
+    baseline's and the candidate's predictions resampled together) says it is real."""
+    base_pred, keep = _aligned(baseline, candidate.split, ids, "prediction")
+    labels, cand_pred, classes = candidate.labels[keep], candidate.predictions[keep], len(candidate.per_class)
+    base_f1, cand_f1 = float(macro_f1(labels, base_pred, classes)), float(macro_f1(labels, cand_pred, classes))
+
+    def drop(y: np.ndarray, before: np.ndarray, now: np.ndarray, axis: int = -1) -> np.ndarray:
+        return macro_f1(y, before, classes, axis) - macro_f1(y, now, classes, axis)
+
+    p = paired_bootstrap_drop((labels, base_pred, cand_pred), drop, seed)
+    details = [
+        f"baseline macro-F1 {base_f1:.4f} -> candidate {cand_f1:.4f} on {len(keep)} shared examples",
+        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
+    ]
+    allowed = cfg.macro_f1_drop_abs or 0.0
+    return _paired_gate("baseline_macro_f1", "macro-F1 drop vs baseline", candidate.split, base_f1 - cand_f1,
+                        allowed, len(keep), p, cfg, details)  # fmt: skip
+
+
+def compare_recall(
+    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], k: int, allowed: float, cfg: BaselineSection,
+    seed: int = 0,
+) -> GateResult:  # fmt: skip
+    """Fail only if class ``k``'s recall dropped by more than ``allowed`` and a paired bootstrap over the shared
+    examples of the class says it is real."""
+    base_pred, keep = _aligned(baseline, candidate.split, ids, "prediction")
+    of_class = candidate.labels[keep] == k
+    before, now = base_pred[of_class] == k, candidate.predictions[keep][of_class] == k
+    n, name = len(before), list(candidate.per_class)[k]
+    drop = (int(before.sum()) - int(now.sum())) / n if n else 0.0  # rounded once, as the accuracy drop
+    p = paired_bootstrap_drop((before, now), lambda b, c, axis=-1: b.mean(axis) - c.mean(axis), seed) if n else 1.0
+    details = [
+        f"baseline recall of {name} {before.mean() if n else 0:.4f} -> candidate {now.mean() if n else 0:.4f} on "
+        f"{n} shared {name} examples: {int(np.sum(before & ~now))} right before and wrong now, "
+        f"{int(np.sum(~before & now))} wrong before and right now",
+        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
+    ]
+    return _paired_gate(f"baseline_recall:{name}", f"recall of {name} drop vs baseline", candidate.split, drop,
+                        allowed, n, p, cfg, details)  # fmt: skip
 
 
 def _paired_gate(

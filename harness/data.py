@@ -12,6 +12,7 @@ Rows are numbered from 1 over data rows, header excluded (row 1 is the first rec
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, DataMissingError
-from harness.profile import Profile
+from harness.profile import Profile, refuse_unknown_labels
 
 SPLITS = ("train", "validation", "test")
 MAX_LINE_BYTES = 8 << 20  # no classifier text is 8 MiB; a longer line is a broken or binary file
@@ -42,6 +43,7 @@ class Split:
     sha256: str
     texts: list[str]
     labels: list[int]
+    slice_column: list[str] | None = None  # the gate split's [gates.slices] column, one value per row
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -90,13 +92,18 @@ def load_data(profile: Profile) -> DataBundle:
     """Read every split the profile names, validate them together, measure leakage."""
     cfg = profile.data
     raw: dict[str, tuple[Path, list[Any], list[Any], str]] = {}
+    kept: dict[str, list[str]] = {}
     for split in SPLITS:
         path = profile.data_path(split)
         if path is None:
             continue
-        texts, labels, digest = _read_columns(path, cfg.text_column, cfg.label_column)
+        column = profile.slices.column if split == profile.gates.split else None
+        texts, labels, digest, values = _read_columns(path, cfg.text_column, cfg.label_column, column)
         raw[split] = (path, texts, labels, digest)
+        if values is not None:
+            kept[split] = values
     label_names = _label_names(cfg.labels, raw)
+    refuse_unknown_labels(profile, label_names)
     declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
     splits = {}
     for split, (path, texts, labels, digest) in raw.items():
@@ -106,7 +113,7 @@ def load_data(profile: Profile) -> DataBundle:
         _check_texts(path, texts)
         if not cfg.allow_duplicates:
             _check_duplicates(path, texts, indices)
-        splits[split] = Split(split, path, digest, [str(t) for t in texts], indices)
+        splits[split] = Split(split, path, digest, [str(t) for t in texts], indices, kept.get(split))
     train = splits["train"]
     seen = set(train.labels)
     for split in splits.values():
@@ -128,8 +135,9 @@ def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Spli
         drop = {leak.row for leak in leaks if leak.split == name}
         split = splits[name]
         keep = [i for i in range(len(split)) if i + 1 not in drop]
+        column = [split.slice_column[i] for i in keep] if split.slice_column is not None else None
         out[name] = Split(
-            name, split.path, split.sha256, [split.texts[i] for i in keep], [split.labels[i] for i in keep]
+            name, split.path, split.sha256, [split.texts[i] for i in keep], [split.labels[i] for i in keep], column
         )
     return out
 
@@ -157,9 +165,12 @@ def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
     return leaks
 
 
-def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any], str]:
-    """(texts, labels, SHA-256) of one data file or ``save_to_disk`` folder, parsed from the very bytes that are
-    hashed: no cache keyed by path and modification time stands between the recorded hash and the rows trained on."""
+def _read_columns(
+    path: Path, text_column: str, label_column: str, slice_column: str | None = None
+) -> tuple[list[Any], list[Any], str, list[str] | None]:
+    """(texts, labels, SHA-256, the slice column's values as text or None) of one data file or ``save_to_disk``
+    folder, parsed from the very bytes that are hashed: no cache keyed by path and modification time stands between
+    the recorded hash and the rows trained on."""
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
     if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
@@ -177,7 +188,14 @@ def _read_columns(path: Path, text_column: str, label_column: str) -> tuple[list
         )
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
-    return list(table[text_column]), list(table[label_column]), digest
+    if slice_column and slice_column not in columns:
+        close = difflib.get_close_matches(slice_column, columns, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(
+            f"{path}: [gates.slices] column = {slice_column!r} is not a column of the gate split{hint}; found {columns}"
+        )
+    values = ["" if v is None else str(v) for v in table[slice_column]] if slice_column else None
+    return list(table[text_column]), list(table[label_column]), digest, values
 
 
 def _read_file(path: Path) -> tuple[Any, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.stats import Interval, bootstrap, wilson
+from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class SplitMetrics:
     macro_f1: float
     per_class: dict[str, dict[str, float]]
     confusion_matrix: list[list[int]]
+    ece: float | None = None  # expected calibration error over CALIBRATION_BINS equal-width confidence bins
     intervals: dict[str, Interval] = field(default_factory=dict)
     # per example, in split order: kept out of metrics.json, used by baselines and plots
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
@@ -110,7 +111,8 @@ def texts_digest(texts: list[str]) -> str:
 def split_metrics(
     split: str, logits: np.ndarray, labels: list[int], label_names: list[str], level: float = 0.95, seed: int = 0
 ) -> SplitMetrics:
-    """Metrics with intervals: Wilson for accuracy, bootstrap over examples for loss and macro-F1."""
+    """Metrics with intervals: Wilson for accuracy, bootstrap over examples for loss, macro-F1 and the expected
+    calibration error."""
     from scipy.special import log_softmax
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -120,6 +122,7 @@ def split_metrics(
     log_probs = log_softmax(logits.astype(np.float64), axis=-1)
     losses = -log_probs[np.arange(len(y_true)), y_true]
     loss = float(losses.mean())
+    confidence = np.exp(log_probs.max(axis=-1))
 
     def macro_f1(t: np.ndarray, p: np.ndarray) -> float:
         return float(f1_score(t, p, labels=classes, average="macro", zero_division=0))
@@ -131,6 +134,7 @@ def split_metrics(
             "recall": float(recall[i]),
             "f1": float(f1[i]),
             "support": int(support[i]),
+            "predicted": int(np.sum(y_pred == i)),  # the denominator of precision (its Wilson interval's n)
         }
         for i, name in enumerate(label_names)
     }
@@ -142,17 +146,25 @@ def split_metrics(
         macro_f1=macro_f1(y_true, y_pred),
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        ece=float(calibration_error(confidence, y_true == y_pred, CALIBRATION_BINS)),
         intervals={
             "accuracy": wilson(int((y_true == y_pred).sum()), len(y_true), level),
             "eval_loss": bootstrap((losses,), np.mean, level, seed, vectorized=True),
             "macro_f1": bootstrap(
                 (y_true, y_pred), partial(vector_f1, classes=len(classes)), level, seed, vectorized=True
             ),
+            "ece": bootstrap(
+                (confidence, y_true == y_pred),
+                partial(calibration_error, bins=CALIBRATION_BINS),
+                level,
+                seed,
+                vectorized=True,
+            ),
         },
         labels=y_true,
         predictions=y_pred,
         losses=losses,
-        confidence=np.exp(log_probs.max(axis=-1)),
+        confidence=confidence,
     )
 
 

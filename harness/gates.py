@@ -7,11 +7,17 @@ field as a JUnit property. Scripts can call the same checks without pytest.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
-from harness.evaluation import SplitMetrics
+from harness.evaluation import CALIBRATION_BINS, SplitMetrics
 from harness.result import GateResult, fmt
-from harness.stats import Interval, bootstrap
+from harness.stats import Interval, bootstrap, class_f1, wilson
 
 
 def threshold_gate(
@@ -102,4 +108,91 @@ def check_unk_rate(fit: dict[str, float], maximum: float, split: str, unknown: l
         details.append("first read as unknown: " + ", ".join(repr(word) for word in unknown))
     return threshold_gate(
         "unk_rate", "unknown-token rate", split, fit["unk_rate"], maximum, "<=", tokens, details=details
+    )
+
+
+# --- macro-F1, calibration and per-class floors ([gates] macro_f1_min, ece_max; [gates.per_class]) ---------------
+
+
+def check_macro_f1(metrics: SplitMetrics, minimum: float, mode: str = "point") -> GateResult:
+    """Macro-F1 with its bootstrap interval; the details name the weakest classes, which pull it down."""
+    weakest = sorted(metrics.per_class.items(), key=lambda item: item[1]["f1"])[:3]
+    details = ["weakest classes by F1: " + ", ".join(f"{name} {fmt(c['f1'])}" for name, c in weakest)]
+    return threshold_gate(
+        "macro_f1", "macro-F1", metrics.split, metrics.macro_f1, minimum, ">=", metrics.n,
+        metrics.intervals.get("macro_f1"), mode, details,
+    )  # fmt: skip
+
+
+def check_ece(metrics: SplitMetrics, maximum: float, mode: str = "point") -> GateResult:
+    """Expected calibration error with its bootstrap interval; the details say which way the model is off."""
+    confidence, accuracy = float(metrics.confidence.mean()), metrics.accuracy
+    side = "overconfident" if confidence > accuracy else "underconfident"
+    details = [
+        f"mean confidence {fmt(confidence)} vs accuracy {fmt(accuracy)}: {side} by {fmt(abs(confidence - accuracy))} "
+        f"({CALIBRATION_BINS} equal-width confidence bins, as the reliability diagram)"
+    ]
+    return threshold_gate(
+        "ece", "expected calibration error", metrics.split, float(metrics.ece or 0.0), maximum, "<=", metrics.n,
+        metrics.intervals.get("ece"), mode, details,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Examples:
+    """The per-example labels and predictions a per-class gate reads: the gate split's, or a slice's."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    label_names: list[str]
+    where: str = ""  # "" for the whole split, else " in slice <name>"
+
+
+def per_class_value(
+    metric: str, k: int, examples: Examples, level: float, seed: int
+) -> tuple[float, Interval | None, int]:
+    """(value, interval, n) of one class's precision or recall (Wilson over the predicted / true examples of the
+    class) or F1 (bootstrap over the examples); no interval where n is 0."""
+    truth, guess = examples.labels == k, examples.predictions == k
+    hits = int(np.sum(truth & guess))
+    if metric == "f1":
+        n = len(examples.labels)
+        value = float(class_f1(examples.labels, examples.predictions, k))
+        interval = bootstrap(
+            (examples.labels, examples.predictions), partial(class_f1, k=k), level, seed, vectorized=True
+        )
+        return value, interval if n else None, n
+    n = int(np.sum(guess if metric == "precision" else truth))
+    return (hits / n, wilson(hits, n, level), n) if n else (0.0, None, 0)
+
+
+def per_class_details(metric: str, k: int, examples: Examples) -> list[str]:
+    """Where a class's errors went: for recall the classes its texts were predicted as, for precision the true
+    classes of the texts predicted as it."""
+    names, truth, guess = examples.label_names, examples.labels == k, examples.predictions == k
+    name = names[k]
+    if metric == "precision":
+        wrong, counted, what = guess & ~truth, examples.labels, f"texts predicted {name} were in truth"
+        head = f"{int(np.sum(truth & guess))} of {int(np.sum(guess))} texts predicted {name} are {name}"
+    else:
+        wrong, counted, what = truth & ~guess, examples.predictions, f"{name} texts were predicted as"
+        head = f"{int(np.sum(truth & guess))} of {int(np.sum(truth))} {name} texts are predicted {name}"
+    if metric == "precision" and not np.any(guess):
+        head = f"the model predicted {name} for none of the {len(guess)} texts"
+    where = Counter(names[int(c)] for c in counted[wrong]).most_common(3)
+    lines = [head + examples.where]
+    if where:
+        lines.append(f"the other {what}: " + ", ".join(f"{other} {count}" for other, count in where))
+    return lines
+
+
+def check_per_class(
+    metric: str, k: int, examples: Examples, minimum: float, mode: str, level: float, seed: int, split: str,
+    gate: str,
+) -> GateResult:  # fmt: skip
+    """One class's precision, recall or F1 against its floor (``[gates.per_class]``)."""
+    value, interval, n = per_class_value(metric, k, examples, level, seed)
+    subject = f"{metric if metric != 'f1' else 'F1'} of {examples.label_names[k]}{examples.where}"
+    return threshold_gate(
+        gate, subject, split, value, minimum, ">=", n, interval, mode, per_class_details(metric, k, examples)
     )

@@ -152,7 +152,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = [
         pytest.param((c.name, v), id=c.test_id(v), marks=[getattr(pytest.mark, m) for m in c.markers])
         for c in registry.checks(marker.args[0], "gate")
-        for v in registry.variants(c, providers, session.run.profile if session else None)
+        for v in registry.variants(
+            c, providers, session.run.profile if session else None, session.run if session else None
+        )
     ]
     metafunc.parametrize("check", params)
 
@@ -257,6 +259,10 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Cal
             pytest.skip(str(reason))
         harness_run.record.register(result)
         request.node.user_properties.extend(result.junit_properties())
+        if result.verdict == "too small":  # shown, not judged: [gates.slices] too_small = "report"
+            pytest.skip(
+                f"{result.gate}: {result.summary()}; reported, not judged ([gates.slices] too_small = 'report')"
+            )
         if not result.passed:
             pytest.fail(result.message(harness_run.reproduce_hint()), pytrace=False)
 

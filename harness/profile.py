@@ -13,11 +13,13 @@ nested dicts (lists, not tuples) that reports and cache keys hash.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import itertools
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -270,6 +272,10 @@ class GatesSection(Section):
     uplift_min: float = setting(0.10, low=-1.0, high=1.0)
     mode: Literal["point", "confident"] = setting("point", why="confident: the interval's bound decides")
     confidence_level: float = setting(0.95, low=0.5, high=0.999)
+    macro_f1_min: float | None = setting(None, low=0.0, high=1.0, toml=NUMBER, why="unset: no macro-F1 gate")
+    ece_max: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER, why="expected calibration error, 10 equal-width bins; unset: no gate"
+    )
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,140 @@ class OnnxSection(Section):
     latency_runs: int = setting(30, low=1, high=100000, why="timed runs per engine and batch size")
 
 
+# --- per-class and slice gates: [gates.per_class], [gates.slices] ----------------------------------------------
+PER_CLASS_METRICS = ("precision", "recall", "f1")
+SLICE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_per_label(value: Any) -> list[str]:
+    """A number in 0..1 (every class) or a non-empty table of label name -> number in 0..1 (label names are
+    checked against the data's once they are known: ``label_problems``)."""
+
+    def bad(number: Any) -> bool:
+        return isinstance(number, bool) or not isinstance(number, int | float) or not 0.0 <= number <= 1.0
+
+    if isinstance(value, dict):
+        if not value:
+            return ["an empty table: name at least one label, e.g. { cardiology = 0.9 }"]
+        return [f"{label} = {v!r} is not a number in 0..1" for label, v in value.items() if bad(v)]
+    if bad(value):
+        return [f"{value!r} is not a number in 0..1 (every class) or a table of label name -> number"]
+    return []
+
+
+def _check_lengths(value: Any) -> list[str]:
+    """Word-count cuts, strictly increasing integers >= 1 (empty: no length slices)."""
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        return [f"{value!r} is not a list of integers >= 1 (word counts where a length slice ends)"]
+    if any(b <= a for a, b in itertools.pairwise(value)):
+        return [f"{value!r} is not strictly increasing"]
+    return []
+
+
+def _check_patterns(value: Any) -> list[str]:
+    """A table of slice name -> Python regular expression, each compiling."""
+    if not isinstance(value, dict):
+        return [f"{value!r} is not a table of slice name -> regular expression, e.g. {{ negated = '\\bno\\b' }}"]
+    problems = []
+    for name, pattern in value.items():
+        if not SLICE_NAME.fullmatch(name):
+            problems.append(f"slice name {name!r}: use letters, digits, '_' and '-'")
+        if not isinstance(pattern, str):
+            problems.append(f"{name} = {pattern!r} is not a regular expression (a string)")
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            problems.append(f"{name} = {pattern!r} is not a valid regular expression: {error}")
+    return problems
+
+
+@dataclass(frozen=True)
+class PerClassSection(Section):
+    """``[gates.per_class]``: per-class floors on the gate split, each a number (every class) or a table by label."""
+
+    precision_min: float | Mapping[str, float] | None = setting(
+        None, toml=(int, float, dict), check=_check_per_label,
+        why="a number in 0..1 (every class) or a table of label name -> number; Wilson interval; unset: no gate",
+    )  # fmt: skip
+    recall_min: float | Mapping[str, float] | None = setting(
+        None, toml=(int, float, dict), check=_check_per_label,
+        why="a number in 0..1 (every class) or a table of label name -> number; Wilson interval; unset: no gate",
+    )  # fmt: skip
+    f1_min: float | Mapping[str, float] | None = setting(
+        None, toml=(int, float, dict), check=_check_per_label,
+        why="a number in 0..1 (every class) or a table of label name -> number; bootstrap interval; unset: no gate",
+    )  # fmt: skip
+
+    def floors(self, metric: str, labels: list[str]) -> dict[str, float]:
+        """Label -> floor of ``metric`` (precision, recall or f1), in label order; empty where unset."""
+        return per_label(getattr(self, f"{metric}_min"), labels)
+
+
+@dataclass(frozen=True)
+class SlicesSection(Section):
+    """``[gates.slices]``: accuracy (and, with per_class, the per-class gates) on slices of the gate split."""
+
+    column: str | None = setting(None, toml=str, why="a column of the gate split's file: one slice per value")
+    length_words: tuple[int, ...] = setting(
+        (), toml=list, check=_check_lengths,
+        why="strictly increasing word counts (whitespace-separated words), e.g. [12, 40]: slices <12, 12-39, >=40",
+    )  # fmt: skip
+    patterns: Mapping[str, str] | None = setting(
+        None, toml=dict, check=_check_patterns,
+        why="a table of slice name -> Python regular expression; a text is in the slice where re.search finds it",
+    )  # fmt: skip
+    accuracy_min: float | None = setting(None, low=0.0, high=1.0, toml=NUMBER, why="unset: [gates] accuracy_min")
+    per_class: bool = setting(False, why="true: the [gates.per_class] floors apply in every slice too")
+    max_interval_width: float = setting(
+        0.30, low=0.0, high=1.0, why="a slice whose interval is wider is too small to decide"
+    )
+    too_small: Literal["fail", "report"] = setting(
+        "fail", why="report: a too-small slice is shown as such and does not fail the run"
+    )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.column or self.length_words or self.patterns)
+
+
+def per_label(value: float | Mapping[str, float] | None, labels: list[str]) -> dict[str, float]:
+    """A per-class setting resolved against the data's labels: a number for every label, a table for its
+    labels (label order), nothing where unset."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {label: float(value[label]) for label in labels if label in value}
+    return dict.fromkeys(labels, float(value))
+
+
+PER_LABEL_KEYS = (("gates.per_class", "precision_min"), ("gates.per_class", "recall_min"),
+                  ("gates.per_class", "f1_min"), ("gates.baseline", "recall_drop_abs"))  # fmt: skip
+
+
+def label_problems(sections: Mapping[str, Mapping[str, Any]], labels: list[str]) -> list[str]:
+    """Every label a per-class table names that the data does not have, each with a did-you-mean
+    (``sections``: section name -> its values, as validated or as ``Section.as_dict`` gives them)."""
+    known = dict.fromkeys(labels)
+    return [
+        f"[{section}] {key}: unknown label {label!r}{_did_you_mean(str(label), known)}"
+        for section, key in PER_LABEL_KEYS
+        if isinstance(table := sections[section][key], dict)
+        for label in table
+        if label not in known
+    ]
+
+
+def refuse_unknown_labels(profile: Profile, labels: list[str]) -> None:
+    """The profile error a per-class table naming a label the data lacks gets, once the data's labels are known
+    (labels declared in ``[data] labels`` are checked with the rest of the profile, in ``validate_profile``)."""
+    sections = {"gates.per_class": profile.per_class.as_dict(), "gates.baseline": profile.baseline.as_dict()}
+    problems = label_problems(sections, labels)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ProfileError(f"{profile.path}: invalid profile:\n{lines}")
+
+
 @dataclass(frozen=True)
 class BaselineSection(Section):
     """``[gates.baseline]``: how much worse than the recorded baseline a candidate may be."""
@@ -296,6 +436,14 @@ class BaselineSection(Section):
     eval_loss_rise_abs: float = setting(0.05, low=0.0, high=100.0)
     eval_loss_rise_rel: float = setting(0.0, low=0.0, high=10.0)
     alpha: float = setting(0.05, low=1e-6, high=0.5, why="significance level of the paired tests")
+    macro_f1_drop_abs: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER, why="allowed drop in macro-F1; unset: no macro-F1 comparison"
+    )
+    recall_drop_abs: float | Mapping[str, float] | None = setting(
+        None, toml=(int, float, dict), check=_check_per_label,
+        why="allowed drop in a class's recall: a number in 0..1 (every class) or a table of label name -> number; "
+        "unset: no recall comparison",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -326,6 +474,8 @@ SECTIONS: dict[str, tuple[str, type[Section]]] = {
     "gates": ("gates", GatesSection),
     "onnx": ("onnx", OnnxSection),
     "gates.baseline": ("baseline", BaselineSection),
+    "gates.per_class": ("per_class", PerClassSection),
+    "gates.slices": ("slices", SlicesSection),
 }
 
 
@@ -386,6 +536,8 @@ class Profile:
     tokenization: TokenizationSection = field(default_factory=TokenizationSection)
     baseline: BaselineSection = field(default_factory=BaselineSection)
     onnx: OnnxSection = field(default_factory=OnnxSection)
+    per_class: PerClassSection = field(default_factory=PerClassSection)
+    slices: SlicesSection = field(default_factory=SlicesSection)
     expectations: tuple[Expectation, ...] = ()  # [[expectations]], files resolved to absolute paths
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -399,7 +551,8 @@ class Profile:
 
     def as_dict(self) -> dict[str, Any]:
         """Resolved values of every section as plain dicts, for reports and cache keys."""
-        sections = ("model", "data", "training", "behaviour", "tokenization", "gates", "baseline", "onnx")
+        sections = ("model", "data", "training", "behaviour", "tokenization", "gates", "baseline", "onnx",
+                    "per_class", "slices")  # fmt: skip
         return {name: getattr(self, name).as_dict() for name in sections} | {
             "expectations": [entry.as_dict() for entry in self.expectations]
         }
@@ -433,6 +586,9 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
+    if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded
+        with contextlib.suppress(ProfileError):  # malformed labels are refused below, with their own message
+            problems += label_problems(sections, _normalise_labels(sections["data"]["labels"], profile_path))
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ProfileError(f"{profile_path}: invalid profile:\n{lines}")

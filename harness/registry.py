@@ -17,15 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness import expectations, gates, onnx_checks, onnx_perf, tokenization
-from harness.baseline import compare_accuracy, compare_loss, example_ids
+import numpy as np
+
+from harness import expectations, gates, onnx_checks, onnx_perf, slices, tokenization
+from harness.baseline import compare_accuracy, compare_loss, compare_macro_f1, compare_recall, example_ids
 from harness.behaviour import PERTURBATIONS, PerturbationResult
 from harness.data import DataBundle
+from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
 from harness.expectations import ExpectationFile
 from harness.onnx_parity import parity_gates, predict
 from harness.onnx_run import OnnxStage
-from harness.profile import Profile
+from harness.profile import Profile, per_label
 from harness.result import GateResult
 
 
@@ -64,6 +67,15 @@ PROVIDERS = "providers"  # variants of a check run once per ONNX Runtime provide
 ProfileVariants = Callable[[Profile], tuple[str, ...]]
 
 
+@dataclass(frozen=True)
+class FromRun:
+    """Variants known once the run's data is loaded (a class's name, a column's values): one test per name, none
+    where the profile configures none. ``shown`` says in the README's table what they are."""
+
+    names: Callable[[HarnessRun], tuple[str, ...]]
+    shown: str
+
+
 class NotApplicable(Exception):
     """A check that does not apply to this run (no baseline given, a perturbation the tokenizer undoes)."""
 
@@ -81,7 +93,7 @@ class Check:
     rule: str  # how it is compared, one line
     fix: str
     measure: Measure | None = None
-    variants: tuple[str, ...] | str | ProfileVariants = ()  # names, PROVIDERS, or read from the profile
+    variants: tuple[str, ...] | str | ProfileVariants | FromRun = ()  # names, PROVIDERS, from the profile or run
     # the harness test that plants the fault this check guards against and watches it fail, run through the
     # check's suite: "tests/test_x.py::test_name" or "...::test_name[param id]" (tests/test_registry.py finds it)
     shown_failing_by: str = ""
@@ -180,8 +192,81 @@ def _expectation_names(profile: Profile) -> tuple[str, ...]:
     return tuple(entry.name for entry in profile.expectations)
 
 
+# --- macro-F1, calibration, per-class, slice and their baseline gates ([gates], [gates.per_class], [gates.slices])
+def _when_set(setting: Callable[[Profile], object]) -> FromRun:
+    """One test where the profile sets the threshold, none where it does not (existing profiles are unchanged)."""
+    return FromRun(lambda run: ("",) if setting(run.profile) is not None else (), "when set")
+
+
+def _macro_f1(run: HarnessRun, _: str) -> GateResult:
+    cfg = run.profile.gates
+    return gates.check_macro_f1(run.tuned_metrics[run.gate_split], cfg.macro_f1_min or 0.0, cfg.mode)
+
+
+def _ece(run: HarnessRun, _: str) -> GateResult:
+    cfg = run.profile.gates
+    return gates.check_ece(run.tuned_metrics[run.gate_split], cfg.ece_max or 0.0, cfg.mode)
+
+
+def _slices(run: HarnessRun) -> list[slices.Slice]:
+    cfg = run.profile.slices
+    return slices.define_slices(cfg, run.data.splits[run.gate_split]) if cfg.configured else []
+
+
+def _per_class_names(metric: str) -> FromRun:
+    """One test per class with a floor; with ``[gates.slices] per_class``, also one per (class, slice)."""
+
+    def names(run: HarnessRun) -> tuple[str, ...]:
+        if getattr(run.profile.per_class, f"{metric}_min") is None:
+            return ()  # decided from the profile alone: the data is not loaded to list no test
+        floors = run.profile.per_class.floors(metric, run.data.label_names)
+        in_slices = _slices(run) if run.profile.slices.per_class else []
+        return (*floors, *(f"{label}@{piece.name}" for piece in in_slices for label in floors))
+
+    return FromRun(names, "per class, and per slice with [gates.slices] per_class")
+
+
+def _per_class(metric: str) -> Measure:
+    def measure(run: HarnessRun, variant: str) -> GateResult:
+        split, labels, cfg = run.gate_split, run.data.label_names, run.profile.gates
+        floors, metrics = run.profile.per_class.floors(metric, labels), run.tuned_metrics[split]
+        label, piece = next((label, p) for p in [None, *_slices(run)] for label in floors
+                            if variant == (f"{label}@{p.name}" if p else label))  # fmt: skip
+        rows = piece.rows(run.data.splits[split]) if piece else np.arange(metrics.n)
+        where = f" in slice {piece.name}" if piece else ""
+        examples = gates.Examples(metrics.labels[rows], metrics.predictions[rows], labels, where)
+        seed, name = run.profile.training.seed, f"{metric}:{variant}"
+        result = gates.check_per_class(metric, labels.index(label), examples, floors[label], cfg.mode,
+                                       cfg.confidence_level, seed, split, name)  # fmt: skip
+        return slices.too_small(result, run.profile.slices, cfg.confidence_level, metric != "f1") if piece else result
+
+    return measure
+
+
+def _slice(run: HarnessRun, name: str) -> GateResult:
+    split, cfg, gates_cfg = run.gate_split, run.profile.slices, run.profile.gates
+    piece = next(p for p in _slices(run) if p.name == name)
+    correct = run.tuned_metrics[split].correct[piece.rows(run.data.splits[split])]
+    minimum = gates_cfg.accuracy_min if cfg.accuracy_min is None else cfg.accuracy_min
+    return slices.check_slice_accuracy(piece, correct, split, minimum, cfg, gates_cfg.mode, gates_cfg.confidence_level)
+
+
+def _baseline_recall_names(run: HarnessRun) -> tuple[str, ...]:
+    allowed = run.profile.baseline.recall_drop_abs
+    return tuple(per_label(allowed, run.data.label_names)) if allowed is not None else ()
+
+
+def _baseline_recall(run: HarnessRun, label: str) -> GateResult:
+    if run.baseline is None:
+        raise NotApplicable("no --harness-baseline given: nothing to compare with")
+    labels, cfg = run.data.label_names, run.profile.baseline
+    ids = example_ids(run.data.splits[run.gate_split].texts)
+    allowed = per_label(cfg.recall_drop_abs, labels)[label]
+    return compare_recall(run.baseline, run.tuned_metrics[run.gate_split], ids, labels.index(label), allowed, cfg)
+
+
 def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
-          fix: str, measure: Measure, variants: tuple[str, ...] | str | ProfileVariants = (), *,
+          fix: str, measure: Measure, variants: tuple[str, ...] | str | ProfileVariants | FromRun = (), *,
           shown_failing_by: str) -> Check:  # fmt: skip
     return Check(name, "gate", suite, markers, reads, measures, rule, fix, measure, variants, shown_failing_by)
 
@@ -217,6 +302,9 @@ TOKENIZER_FAULT = T_SUITES + "test_planted_tokenizer_faults_fail_their_property"
 MODEL_FAULT = T_SUITES + "test_planted_model_faults_fail_their_property"
 SHUFFLED_LABELS = T_PLUGIN + "test_shuffled_labels_fail_accuracy_and_uplift_with_the_numbers"
 BASELINE_LIFECYCLE = T_PLUGIN + "test_baseline_lifecycle_through_the_options"
+T_METRIC = "tests/test_metric_gates.py::"  # macro-F1, ECE, per-class and slice gates through the release suite
+LOST_CLASS = T_METRIC + "test_a_model_that_never_predicts_one_class_fails_its_class_macro_f1_and_slice_gates"
+LOST_CLASS_BASELINE = T_METRIC + "test_a_candidate_that_lost_a_class_fails_baseline_macro_f1_and_that_recall"
 
 
 def _tokenizer_property(name: str, measures: str, rule: str, reads: tuple[str, ...] = MAX_LENGTH) -> Check:
@@ -254,6 +342,43 @@ CHECKS: tuple[Check, ...] = (
           "eval_loss rise against the stored baseline on shared examples, paired bootstrap",
           "rise <= allowance, or p >= alpha",
           FIX_BASELINE, _baseline(compare_loss), shown_failing_by=BASELINE_LIFECYCLE),
+    # [gates] macro_f1_min and ece_max, [gates.per_class], [gates.slices] and their baseline comparisons: none runs
+    # where the profile does not set it
+    _gate("macro_f1", "release", GPU, ("[gates] macro_f1_min", *MODE),
+          "macro-averaged F1 on the gate split, bootstrap interval", ">= macro_f1_min",
+          "more or cleaner training data for the weakest classes the message names; check their labels", _macro_f1,
+          _when_set(lambda p: p.gates.macro_f1_min), shown_failing_by=LOST_CLASS),
+    _gate("ece", "release", GPU, ("[gates] ece_max", *MODE),
+          "expected calibration error (10 equal-width confidence bins) on the gate split, bootstrap interval",
+          "<= ece_max", 'calibrate ([training] calibration = "temperature"); check label noise; change [gates] '
+          "ece_max only if the bar changed", _ece, _when_set(lambda p: p.gates.ece_max),
+          shown_failing_by=T_METRIC + "test_an_overconfident_model_fails_ece_while_the_model_itself_passes"),
+    *(_gate(metric, "release", GPU, (f"[gates.per_class] {metric}_min", "[gates.slices] per_class", *MODE),
+            f"a class's {measures} on the gate split, {interval} interval",
+            f">= {metric}_min (the class's)", f"the message names the classes {whom}; add training data that tells "
+            "them apart, or check their labels", _per_class(metric), _per_class_names(metric),
+            shown_failing_by=LOST_CLASS)
+      for metric, measures, interval, whom in (
+          ("precision", "precision (of the texts predicted as it)", "Wilson", "its false positives belong to"),
+          ("recall", "recall (of its texts)", "Wilson", "its texts were predicted as"),
+          ("f1", "F1", "bootstrap", "it is confused with"))),
+    _gate("slice", "release", GPU, ("[gates.slices] column", "[gates.slices] length_words", "[gates.slices] patterns",
+          "[gates.slices] accuracy_min", "[gates.slices] max_interval_width", "[gates.slices] too_small",
+          "[gates] accuracy_min", *MODE),
+          "accuracy on each slice of the gate split (a column's value, a length in words, a pattern), Wilson interval",
+          ">= accuracy_min, on an interval at most max_interval_width wide",
+          "add training data like the slice's texts (the message gives its rule); a slice too small to decide: add "
+          'examples of it to the gate split, merge it with another, or set [gates.slices] too_small = "report"',
+          _slice, FromRun(lambda run: tuple(p.name for p in _slices(run)), "per slice"),
+          shown_failing_by=LOST_CLASS),
+    _gate("baseline_macro_f1", "baseline", GPU, ("[gates.baseline] macro_f1_drop_abs", *BASELINE_KEYS),
+          "macro-F1 drop against the stored baseline on shared examples, paired bootstrap",
+          "drop <= allowance, or p >= alpha", FIX_BASELINE, _baseline(compare_macro_f1),
+          _when_set(lambda p: p.baseline.macro_f1_drop_abs), shown_failing_by=LOST_CLASS_BASELINE),
+    _gate("baseline_recall", "baseline", GPU, ("[gates.baseline] recall_drop_abs", *BASELINE_KEYS),
+          "a class's recall drop against the stored baseline on its shared examples, paired bootstrap",
+          "drop <= allowance, or p >= alpha", FIX_BASELINE, _baseline_recall,
+          FromRun(_baseline_recall_names, "per class"), shown_failing_by=LOST_CLASS_BASELINE),
     # shown failing on neutral_suffix: behind a lowercasing BERT normaliser upper_case and whitespace_runs give the
     # model the same ids (bar letters like ß -> SS), so no model fault can flip them; they guard other tokenizers
     _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
@@ -360,11 +485,18 @@ def checks(suite: str | None = None, kind: str | None = None) -> Iterator[Check]
     return (c for c in CHECKS if (suite is None or c.suite == suite) and (kind is None or c.kind == kind))
 
 
-def variants(check: Check, providers: list[str], profile: Profile | None = None) -> list[str]:
-    """The variants a check runs as: one per provider, per declared name, per profile entry (none without a
-    profile, or where the profile configures none), or just itself ("")."""
+def variants(
+    check: Check, providers: list[str], profile: Profile | None = None, run: HarnessRun | None = None
+) -> list[str]:
+    """The variants a check runs as: one per provider, per declared name, per profile entry or per name the run's
+    data gives (none without a profile or run, or where the profile configures none), or just itself ("")."""
     if check.variants == PROVIDERS:
         return list(providers)
+    if isinstance(check.variants, FromRun):
+        try:
+            return list(check.variants.names(run)) if run is not None else []
+        except HarnessError:  # bad data or profile: the run's validation reports it before any test runs
+            return []
     if callable(check.variants):
         return list(check.variants(profile)) if profile is not None else []
     return list(check.variants) or [""]
@@ -379,6 +511,7 @@ def gate_table_markdown() -> str:
     for c in CHECKS:
         name = f"`{c.name}`" + (" (per provider)" if c.variants == PROVIDERS else "")
         name += " (per profile entry)" if callable(c.variants) else ""
+        name += f" ({c.variants.shown})" if isinstance(c.variants, FromRun) else ""
         name += f" ({', '.join(c.variants)})" if isinstance(c.variants, tuple) and c.variants else ""
         reads = ", ".join(f"`{key}`" for key in c.reads) or "none"
         cells = (name, c.kind, ", ".join(c.markers), c.measures, c.rule, reads, f"`{c.shown_failing_by}`")

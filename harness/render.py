@@ -242,9 +242,9 @@ def gates_section(results: list[GateResult]) -> Section | None:
         for r in results
     ]  # fmt: skip
     notes: list[Block] = [
-        Note(f"{r.gate}: {r.summary()}", [*r.details, *([f"fix: {r.fix}"] if r.fix else [])], failing=True)
+        Note(f"{r.gate}: {r.summary()}", [*r.details, *([f"fix: {r.fix}"] if r.fix else [])], failing=not r.passed)
         for r in results
-        if not r.passed
+        if not r.passed or r.too_small  # a too-small slice shown, not judged, says why too
     ]
     return Section("Gates", [Table(GATE_HEADER, rows), *notes])
 
@@ -259,7 +259,8 @@ def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Secti
     for split in [*tuned_all, *(s for s in base_all if s not in tuned_all)]:
         tuned, base = tuned_all.get(split, {}), base_all.get(split, {})
         n = tuned.get("n", base.get("n"))
-        for key in ("accuracy", "eval_loss", "macro_f1"):
+        calibrated = ["ece"] if tuned.get("ece") is not None or base.get("ece") is not None else []  # since #16
+        for key in ("accuracy", "eval_loss", "macro_f1", *calibrated):
             cells = [f"{split} (n={n})", key, _num(base.get(key), ".4f"), _interval(base.get("intervals", {}).get(key))]
             cells += [_num(tuned.get(key), ".4f"), _interval(tuned.get("intervals", {}).get(key))]
             rows.append(Row(cells, failing=(split, key) in failing))

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 MODES = ("point", "confident", "paired", "property")
+TOO_SMALL = ("", "fail", "report")
 OPS = (">=", "<=")
 
 
@@ -22,6 +23,10 @@ class GateResult:
     ``mode``: "point" (the value decides), "confident" (the interval's bound on the threshold's
     side decides), "paired" (a baseline comparison: fails only when the value breaks the
     threshold *and* ``p_value < alpha``), "property" (value = counterexamples found).
+
+    ``too_small``: set (to ``[gates.slices] too_small``) when the sample behind the value is too small for its
+    interval to decide (a slice). Then the value decides nothing: "fail" fails, "report" passes with the
+    verdict "too small", so the gates table and ``metrics.json`` never show it as a pass.
     """
 
     gate: str
@@ -38,16 +43,21 @@ class GateResult:
     alpha: float | None = None  # significance level of the paired test
     kind: str = "gate"  # "gate" or "property"
     fix: str = ""  # how to fix a failure (from the check's declaration in harness.registry)
+    too_small: str = ""  # "", or "fail" / "report": the sample is too small to decide (see above)
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
         if self.op not in OPS or self.mode not in MODES:
             raise ValueError(f"gate {self.gate}: op {self.op!r} must be one of {OPS}, mode {self.mode!r} of {MODES}")
+        if self.too_small not in TOO_SMALL:
+            raise ValueError(f"gate {self.gate}: too_small {self.too_small!r} must be one of {TOO_SMALL}")
         if self.interval is not None and not isinstance(self.interval, list):
             object.__setattr__(self, "interval", self.interval.as_list())
         object.__setattr__(self, "passed", self._decide())
 
     def _decide(self) -> bool:
+        if self.too_small:
+            return self.too_small == "report"
         within = self.decisive >= self.threshold if self.op == ">=" else self.decisive <= self.threshold
         if self.mode == "paired":  # worse than allowed only counts when the paired test says it is real
             return within or self.p_value is None or self.alpha is None or self.p_value >= self.alpha
@@ -55,6 +65,8 @@ class GateResult:
 
     @property
     def verdict(self) -> str:
+        if self.too_small == "report":
+            return "too small"
         return "pass" if self.passed else "FAIL"
 
     @property
@@ -68,6 +80,10 @@ class GateResult:
         """``accuracy 0.812 [0.771, 0.848] < 0.85 on validation (n=400)`` (the operator shows the outcome)."""
         shown = self.op if self.passed else {">=": "<", "<=": ">"}[self.op]
         interval = f" [{fmt(self.interval[0])}, {fmt(self.interval[1])}]" if self.interval else ""
+        if self.too_small:
+            return (
+                f"{self.metric} {fmt(self.value)}{interval} on {self.split} (n={self.n}): too small a sample to decide"
+            )
         if self.mode == "confident" and self.interval:
             bound = "lower" if self.op == ">=" else "upper"
             return (

@@ -271,8 +271,12 @@ class HarnessRun:
         return self.record.register(dataclasses.replace(result, fix=declared.fix, kind=declared.kind))
 
     def gate_results(self) -> list[GateResult]:
-        """The release suite's gates (leakage, accuracy, eval_loss, uplift)."""
-        return [self.check(c.name) for c in registry.checks("release")]
+        """The release suite's gates (leakage, accuracy, eval_loss, uplift, and those the profile configures)."""
+        return [
+            self.check(c.name, v)
+            for c in registry.checks("release")
+            for v in registry.variants(c, [], self.profile, self)
+        ]
 
     def reproduce_hint(self) -> str:
         train = self.data.splits["train"]

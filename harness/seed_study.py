@@ -52,7 +52,7 @@ def seed_study(
         for check in registry.checks(kind="gate"):
             if wanted is not None and check.suite not in wanted:
                 continue
-            for variant in registry.variants(check, list(profile.onnx.providers), profile):
+            for variant in registry.variants(check, list(profile.onnx.providers), profile, run):
                 try:
                     result = run.check(check.name, variant)
                 except registry.NotApplicable:

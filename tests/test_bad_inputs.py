@@ -85,6 +85,11 @@ class Row:
     loads_base: bool = False  # found when the base classifier is loaded (fine-tune, base evaluation), not before
 
 
+def _section(case: Case, section: str, line: str) -> None:
+    """Add a ``[section]`` with one line (before ``[onnx]``)."""
+    case.replace("[onnx]\n", f"[{section}]\n{line}\n\n[onnx]\n")
+
+
 def _symlink_escape(case: Case) -> None:
     outside = case.folder.parent / f"{case.folder.name}-outside"
     outside.mkdir(exist_ok=True)
@@ -305,6 +310,26 @@ CATALOGUE: list[Row] = [
         r"\[training\] report_to: 'mlfow' is not a Trainer integration \(did you mean 'mlflow'\?\)", "key"),
     Row("not-toml", "profile", "not TOML", lambda c: setattr(c, "profile_text", "[data\ntrain = "),
         r"profile\.toml: not valid TOML", "file"),
+    Row("per-class-unknown-label", "profile", "a per-class floor for a label the declared labels lack",
+        lambda c: (c.add("data", 'labels = ["cardiac", "respiratory", "digestive"]'),
+                   _section(c, "gates.per_class", "recall_min = { cardiak = 0.9 }")),
+        r"profile\.toml: invalid profile:.*\[gates\.per_class\] recall_min: unknown label 'cardiak' \(did you mean "
+        r"'cardiac'\?\)", "key"),
+    Row("per-class-label-not-in-data", "profile", "a per-class floor for a label train does not have (no labels "
+        "declared: checked when the data is loaded)",
+        lambda c: _section(c, "gates.per_class", 'f1_min = { "7" = 0.9 }'),
+        r"profile\.toml: invalid profile:.*\[gates\.per_class\] f1_min: unknown label '7' \(allowed: 0, 1, 2\)", "key"),
+    Row("per-class-unknown-key", "profile", "a typo in a per-class key",
+        lambda c: _section(c, "gates.per_class", "recal_min = 0.9"),
+        r"unknown key \[gates\.per_class\] recal_min \(did you mean 'recall_min'\?\)", "key"),
+    Row("slice-bad-pattern", "profile", "a slice pattern that is not a regular expression",
+        lambda c: _section(c, "gates.slices", 'patterns = { negated = "(no|not" }'),
+        r"\[gates\.slices\] patterns: negated = '\(no\|not' is not a valid regular expression: missing \)", "key"),
+    Row("slice-unknown-column", "data", "[gates.slices] column names a column the gate split lacks",
+        lambda c: (write_csv(c.validation, [(t, y, "web") for t, y in GOOD_VALIDATION], ("text", "label", "source")),
+                   _section(c, "gates.slices", 'column = "sourc"')),
+        r"validation\.csv: \[gates\.slices\] column = 'sourc' is not a column of the gate split \(did you mean "
+        r"'source'\?\); found \['text', 'label', 'source'\]", "file"),
     # model folders
     Row("model-without-weights", "model", "config but no weights",
         lambda c: _model_folder(c, lambda f: [w.unlink() for w in f.glob("*.safetensors")]),

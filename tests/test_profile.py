@@ -55,6 +55,30 @@ def test_relative_paths_resolve_against_the_profile_file(tmp_path):
         ('[tokenization]\nskip = [{ property = "offsets", reason = " " }]\n', "reason = ' ' must say why"),
         ('[tokenization]\nskip = [{ property = "offsets" }]\n', "must be a table with exactly the keys"),
         ('[tokenization]\nskip = "offsets"\n', "[tokenization] skip: must be a list of tables"),
+        ("[gates]\nmacro_f1_min = 1.2\n", "[gates] macro_f1_min = 1.2: must be a number in 0..1"),
+        ("[gates.per_class]\nf1_min = 1.5\n", "[gates.per_class] f1_min: 1.5 is not a number in 0..1 (every class)"),
+        ("[gates.per_class]\nrecall_min = { a = 2 }\n", "[gates.per_class] recall_min: a = 2 is not a number in 0..1"),
+        ("[gates.per_class]\nrecall_min = {}\n", "[gates.per_class] recall_min: an empty table: name at least one"),
+        (
+            "[gates.per_class]\nrecal_min = 0.9\n",
+            "unknown key [gates.per_class] recal_min (did you mean 'recall_min'?)",
+        ),
+        (
+            "[gates.slices]\nlength_words = [40, 12]\n",
+            "[gates.slices] length_words: [40, 12] is not strictly increasing",
+        ),
+        ("[gates.slices]\nlength_words = [0]\n", "[gates.slices] length_words: [0] is not a list of integers >= 1"),
+        ('[gates.slices]\npatterns = { neg = "(no" }\n', "[gates.slices] patterns: neg = '(no' is not a valid regular"),
+        ('[gates.slices]\npatterns = { "a b" = "x" }\n', "[gates.slices] patterns: slice name 'a b': use letters"),
+        ('[gates.slices]\ntoo_small = "pass"\n', "[gates.slices] too_small = 'pass': must be one of 'fail', 'report'"),
+        (
+            'labels = ["cardiology", "neurology"]\n[gates.per_class]\nrecall_min = { cardiolgy = 0.95 }\n',
+            "[gates.per_class] recall_min: unknown label 'cardiolgy' (did you mean 'cardiology'?)",
+        ),
+        (
+            'labels = ["a", "b"]\n[gates.baseline]\nrecall_drop_abs = { zzz = 0.1 }\n',
+            "[gates.baseline] recall_drop_abs: unknown label 'zzz' (allowed: a, b)",
+        ),
     ],
 )
 def test_invalid_values_name_key_and_allowed_range(tmp_path, text, expected):
@@ -133,8 +157,47 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
     # added after the pin: the fine-tune key has the revision only when one is set, and never report_to
     assert (plain["model"].pop("revision"), plain["training"].pop("report_to")) == ("", [])
+    # added after the pin (issue #16), unset by default: no gate runs, no key hashes them
+    assert (plain["gates"].pop("macro_f1_min"), plain["gates"].pop("ece_max")) == (None, None)
+    assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
+    assert plain.pop("per_class") == dict.fromkeys(("precision_min", "recall_min", "f1_min"))
+    assert plain.pop("slices") == {"column": None, "length_words": [], "patterns": None, "accuracy_min": None,
+                                   "per_class": False, "max_interval_width": 0.3, "too_small": "fail"}  # fmt: skip
     assert content_key(plain) == "031be670dac4b2fae216c215"
     device = Device("cpu", "any", "fp32", 1)
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)
     del inputs["versions"]  # torch, transformers and harness versions: the machine's, not the profile's
     assert content_key(inputs) == "efd4fda898895e3221c49377"
+
+
+def test_per_class_and_slice_sections_parse_and_resolve_against_the_labels(tmp_path):
+    text = MINIMAL + (
+        "[gates]\nmacro_f1_min = 0.8\nece_max = 0.1\n"
+        "[gates.per_class]\nprecision_min = 0.7\nrecall_min = { cardiology = 0.95, neurology = 1 }\n"
+        '[gates.slices]\ncolumn = "source"\nlength_words = [12, 40]\npatterns = { negated = "\\\\bno\\\\b" }\n'
+        "[gates.baseline]\nrecall_drop_abs = 0.05\n"
+    )
+    profile = load_profile(write(tmp_path, text))
+    labels = ["cardiology", "pulmonology", "neurology"]
+    assert profile.gates.macro_f1_min == 0.8 and profile.gates.ece_max == 0.1
+    assert profile.per_class.floors("precision", labels) == dict.fromkeys(labels, 0.7)
+    assert profile.per_class.floors("recall", labels) == {"cardiology": 0.95, "neurology": 1.0}  # label order
+    assert profile.per_class.floors("f1", labels) == {}
+    assert profile.slices.length_words == (12, 40) and profile.slices.patterns == {"negated": "\\bno\\b"}
+    assert profile.slices.configured and not load_profile(write(tmp_path, MINIMAL)).slices.configured
+    assert profile.as_dict()["slices"]["length_words"] == [12, 40]
+    assert profile.as_dict()["per_class"]["recall_min"] == {"cardiology": 0.95, "neurology": 1}
+
+
+def test_a_label_named_in_a_per_class_table_is_checked_once_the_data_gives_the_labels(tmp_path):
+    """Without [data] labels the names come from the data: the same message, raised where they are resolved."""
+    from fixtures.tiny import easy_rows, write_csv
+    from harness.data import load_data
+
+    write_csv(tmp_path / "t.csv", easy_rows(30, seed=1))
+    write_csv(tmp_path / "v.csv", easy_rows(12, seed=2, offset=1000))
+    profile = load_profile(write(tmp_path, MINIMAL + "[gates.per_class]\nrecall_min = { 1 = 0.9, 7 = 0.9 }\n"))
+    with pytest.raises(ProfileError) as error:
+        load_data(profile)
+    problem = "[gates.per_class] recall_min: unknown label '7' (allowed: 0, 1, 2)"
+    assert str(error.value) == f"{tmp_path / 'p.toml'}: invalid profile:\n  - {problem}"

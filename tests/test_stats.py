@@ -74,3 +74,46 @@ def test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval():
     fast = bootstrap((truth, guess), partial(macro_f1, classes=4), seed=1, vectorized=True)
     reference = bootstrap((truth, guess), slow, seed=1)
     assert abs(fast.low - reference.low) < 1e-9 and abs(fast.high - reference.high) < 1e-9
+
+
+def test_calibration_error_is_the_reliability_diagrams_gap_and_vectorises_for_the_bootstrap():
+    from harness.evaluation import calibration_bins
+    from harness.stats import calibration_error
+
+    rng = np.random.default_rng(4)
+    confidence = rng.uniform(0.34, 1.0, 500)
+    correct = rng.uniform(size=500) < confidence**2  # overconfident: right less often than it claims
+    bins = calibration_bins(confidence, correct)
+    counted = zip(bins["count"], bins["mean_confidence"], bins["correct"], strict=True)
+    by_hand = sum(abs(c * m - k) for c, m, k in counted if c)
+    assert float(calibration_error(confidence, correct)) == pytest.approx(by_hand / 500, abs=1e-12)
+    assert float(calibration_error(np.array([0.9] * 10), np.array([True] * 9 + [False]))) == pytest.approx(0.0)
+    stacked = calibration_error(np.stack([confidence, confidence[::-1]]), np.stack([correct, correct[::-1]]))
+    assert stacked == pytest.approx([by_hand / 500] * 2, abs=1e-12)
+    metrics = split_metrics("validation", np.log(np.array([[0.9, 0.1]] * 10)), [0] * 9 + [1], ["a", "b"])
+    assert metrics.ece == pytest.approx(0.0) and metrics.intervals["ece"].method == "bootstrap"
+
+
+def test_class_f1_equals_scikit_learn_per_class():
+    from sklearn.metrics import f1_score
+
+    from harness.stats import class_f1
+
+    rng = np.random.default_rng(5)
+    truth, guess = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    guess[guess == 2] = 0  # class 2 never predicted
+    expected = f1_score(truth, guess, labels=[0, 1, 2], average=None, zero_division=0)
+    assert [float(class_f1(truth, guess, k)) for k in range(3)] == pytest.approx(list(expected), abs=1e-12)
+
+
+def test_paired_bootstrap_drop_is_small_only_when_the_candidate_is_worse():
+    from harness.stats import paired_bootstrap_drop
+
+    def drop(before, now, axis=-1):
+        return before.mean(axis) - now.mean(axis)
+
+    before = np.array([True] * 40)
+    worse = np.array([False] * 10 + [True] * 30)
+    assert paired_bootstrap_drop((before, worse), drop) == pytest.approx(1 / 2001)  # every resample drops
+    assert paired_bootstrap_drop((before, before), drop) == 1.0  # no resample drops
+    assert paired_bootstrap_drop((worse, before), drop) == 1.0  # better: never a drop

@@ -226,7 +226,7 @@ def test_record_forms_carry_every_field_and_the_verdict():
     assert gate.as_dict() == {
         "gate": "g", "metric": "m", "split": "validation", "value": 0.05, "threshold": 0.02, "op": "<=", "n": 10,
         "details": [], "interval": [0.01, 0.09], "mode": "paired", "p_value": 0.01, "alpha": 0.05, "kind": "gate",
-        "fix": "", "passed": False, "verdict": "FAIL",
+        "fix": "", "too_small": "", "passed": False, "verdict": "FAIL",
     }  # fmt: skip
     assert gate.junit_properties() == [
         ("g.value", 0.05), ("g.threshold", 0.02), ("g.n", 10), ("g.split", "validation"), ("g.mode", "paired"),

@@ -9,6 +9,7 @@ family's convention for whitespace (``Rebuild``), read from the pre-tokenizer an
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 import unicodedata
@@ -19,6 +20,8 @@ from typing import Any
 # Rust's char::is_whitespace (Unicode White_Space), which tokenizers uses; Python's str.isspace differs (\x1c..\x1f)
 WHITE_SPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
     chr(c) for c in range(0x2000, 0x200B)))  # fmt: skip
+# symbols Unicode counts as Alphabetic (Other_Alphabetic): circled and squared Latin letters
+LETTER_SYMBOLS = ((0x24B6, 0x24E9), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189))
 CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # fmt: skip
 
@@ -74,7 +77,7 @@ def _steps(spec: dict[str, Any] | None) -> list[tuple[str, Step]]:
         pattern, content = spec["pattern"], spec["content"]
         if "String" in pattern:
             return [(f"Replace({pattern['String']!r}->{content!r})", lambda t: t.replace(pattern["String"], content))]
-        regex = re.compile(pattern["Regex"])
+        regex = _regex(pattern["Regex"])
         return [(f"Replace(/{pattern['Regex']}/->{content!r})", lambda t: regex.sub(lambda _: content, t))]
     if kind == "Prepend":  # only a non-empty text gets the prefix
         prefix = spec["prepend"]
@@ -87,6 +90,32 @@ def _steps(spec: dict[str, Any] | None) -> list[tuple[str, Step]]:
             "without running the map itself"
         )
     raise UnsupportedTokenizer(f"normaliser {kind!r} is not modelled")
+
+
+# the White_Space characters as the body of a regex character class
+_SPACE_CLASS = "".join(f"\\u{ord(c):04x}" for c in sorted(WHITE_SPACE))
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    """A Replace pattern of tokenizers (Oniguruma syntax) as a Python regex. ``\\s`` there is Unicode White_Space,
+    where Python's also matches \\x1c..\\x1f, so it is spelled out; ``\\w`` and ``\\b`` there take in combining
+    marks and more, which Python's do not, so a pattern using them is not modelled."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        escape = pattern[i + 1] if pattern[i] == "\\" and i + 1 < len(pattern) else ""
+        if escape in ("w", "W", "b", "B") or (escape == "S" and in_class):
+            raise UnsupportedTokenizer(
+                f"Replace pattern {pattern!r}: \\{escape} of tokenizers' regex engine differs from Python's"
+            )
+        if escape in ("s", "S"):
+            out.append(_SPACE_CLASS if in_class else f"[{'^' if escape == 'S' else ''}{_SPACE_CLASS}]")
+        elif escape:
+            out.append(pattern[i : i + 2])
+        else:
+            out.append(pattern[i])
+            in_class = pattern[i] != "]" if in_class else pattern[i] == "["
+        i += 2 if escape else 1
+    return re.compile("".join(out))
 
 
 def _strip(text: str, left: bool, right: bool) -> str:
@@ -231,7 +260,10 @@ class Rebuild:
         return bytes([int(byte.group(1), 16)]) if byte else token.replace(self.marker, " ").encode()
 
     def span_bytes(self, piece: str) -> bytes:
-        normalised = self.normaliser.apply(piece)
+        """The bytes a piece of the text normalises to. Strip is left out: it trims the ends of the whole text,
+        not of each piece (a byte-level token of an inner "\\xa0" stands for part of it)."""
+        inner = Normaliser(tuple(step for step in self.normaliser.steps if not step[0].startswith("Strip(")))
+        normalised = inner.apply(piece)
         return (normalised.replace(self.marker, " ") if self.marker else normalised).encode()
 
     def __str__(self) -> str:
@@ -263,8 +295,9 @@ def _split_words(text: str, splitter: str) -> list[str]:
     punctuation character a word of its own; Whitespace splits into runs of word and of other characters."""
     if splitter == "WhitespaceSplit":
         return _squeeze_split(text)
-    if splitter == "Whitespace":
-        return re.findall(r"\w+|[^\w\s]+", text)
+    if splitter == "Whitespace":  # \w+|[^\w\s]+ of Rust's regex crate, whose \w is not Python's
+        runs = itertools.groupby(text, lambda c: "space" if c in WHITE_SPACE else _word_character(c))
+        return ["".join(run) for kind, run in runs if kind != "space"]
     words, current = [], ""
     for c in text:
         if c in WHITE_SPACE or c in string.punctuation or unicodedata.category(c).startswith("P"):
@@ -274,6 +307,15 @@ def _split_words(text: str, splitter: str) -> list[str]:
         else:
             current += c
     return words + ([current] if current else [])
+
+
+def _word_character(c: str) -> bool:
+    """``\\w`` of Rust's regex crate (tokenizers' Whitespace pre-tokenizer): Alphabetic (letters, letter numbers,
+    the circled and squared letters), marks, decimal digits, connector punctuation and the joiners. Python's
+    ``\\w`` leaves out the marks (``e\\u0301`` would be two words) and takes in other numbers (``½``)."""
+    category = unicodedata.category(c)
+    return (c.isalpha() or category[0] == "M" or category in ("Nd", "Nl", "Pc") or c in "\u200c\u200d"
+            or any(lo <= ord(c) <= hi for lo, hi in LETTER_SYMBOLS))  # fmt: skip
 
 
 def _squeeze_split(text: str) -> list[str]:

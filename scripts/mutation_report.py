@@ -1,12 +1,14 @@
 """Scope and score of the mutation run (scripts/mutation.sh runs it).
 
 ``globs``: the mutmut mutant names in scope, one per line (the verdict logic; the pure functions of
-baseline.py and onnx_perf.py; the ONNX checks, parity and behaviour properties, on a real tiny model).
+baseline.py and onnx_perf.py; the ONNX checks, parity and behaviour properties, on a real tiny model; the
+tokenizer properties and the normaliser models behind them, on real tokenizers of each family).
 ``score``: killed / total per module from ``mutmut results --all true``, the survivors, and whether each is
 justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a survivor is not justified.
 ``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
-properties that decide and show every verdict, ``PerturbationResult.fail_rate`` and the context manager that
-restores a model's mode), applied to a copy of the project and run against the same tests.
+properties that decide and show every verdict, ``PerturbationResult.fail_rate``, the context manager that
+restores a model's mode and ``Normaliser.lowercases``; and it cannot judge code that runs once at import, as
+GPT-2's byte table in ``harness/normalisers.py``), applied to a copy of the project and run against the same tests.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_stats.py",
     "tests/test_bundle_verdicts.py",
     "tests/test_behaviour_verdicts.py",
+    "tests/test_tokenization_verdicts.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
 ]
 
-# module -> functions in scope (None: all of it)
+# module -> functions in scope (None: all of it; "Class.method" for a method)
 SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
     "harness/stats.py": None,
@@ -49,7 +52,57 @@ SCOPE: dict[str, list[str] | None] = {
     ],
     "harness/onnx_checks.py": None,
     "harness/behaviour.py": None,
-    # "harness/tokenization.py": None,  # once its rewrite lands (and in [tool.mutmut] only_mutate)
+    # the properties and what decides max_length; not general_english (the reference sentences of a reported,
+    # ungated vocabulary figure)
+    "harness/tokenization.py": [
+        "PropertyViolation.__init__",
+        "rule_for",
+        "normaliser_for",
+        "_spec",
+        "Frame.from_tokenizer",
+        "_frame",
+        "special_token_strings",
+        "check_round_trip",
+        "check_truncation",
+        "check_padding",
+        "check_batch_equals_single",
+        "check_offsets",
+        "_without_whitespace",
+        "check_reload_identical",
+        "reload_tokenizer",
+        "check_encodes_or_fails_clearly",
+        "vocabulary_fit",
+        "unknown_words",
+        "token_lengths",
+        "choose_max_length",
+        "max_length_choice",
+    ],
+    # all but _byte_decoder, which runs once at import, before mutmut switches a mutant on (hand mutants below)
+    "harness/normalisers.py": [
+        "Normaliser.from_spec",
+        "Normaliser.apply",
+        "Normaliser.__str__",
+        "_steps",
+        "_regex",
+        "_strip",
+        "_bert",
+        "_control",
+        "Rebuild.from_spec",
+        "Rebuild.expected",
+        "Rebuild.matches",
+        "Rebuild._spells",
+        "Rebuild.token_bytes",
+        "Rebuild.span_bytes",
+        "Rebuild.__str__",
+        "_flatten",
+        "_replacements",
+        "_unigram_unk",
+        "_split_words",
+        "_word_character",
+        "_squeeze_split",
+        "_squeeze",
+        "_with_wildcards",
+    ],
 }
 
 # (file, text, replacement): one mutant each, in what mutmut skips
@@ -75,15 +128,30 @@ HAND_MUTANTS = [
     ("harness/behaviour.py", "            module.training = training", "            module.training = False"),
     ("harness/behaviour.py", 'model.modules()] if hasattr(model, "modules") else []',
      'model.modules()] if not hasattr(model, "modules") else []'),
+    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+     'return all(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")'),
+    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+     'return any(name == "Lowercase" and name.startswith("BertNormalizer(lowercase")'),
+    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+     'return any(name == "Lowercase" or name.startswith("BertNormalizer(")'),
+    ("harness/normalisers.py", '*range(ord("!"), ord("~") + 1),', '*range(ord("!"), ord("~")),'),
+    ("harness/normalisers.py", '*range(ord("¡"), ord("¬") + 1),', '*range(ord("¡"), ord("¬")),'),
+    ("harness/normalisers.py", "            shift += 1", "            shift += 2"),
+    ("harness/normalisers.py", "chars[chr(256 + shift)] = byte", "chars[chr(255 + shift)] = byte"),
 ]  # fmt: skip
 # the tests a hand mutant of a file is run against (default: TESTS)
-HAND_TESTS = {"harness/behaviour.py": ["tests/test_behaviour_verdicts.py", "tests/test_verdicts.py"]}
+HAND_TESTS = {
+    "harness/behaviour.py": ["tests/test_behaviour_verdicts.py", "tests/test_verdicts.py"],
+    "harness/normalisers.py": ["tests/test_tokenization_verdicts.py"],
+}
 
 
 def globs_of(path: str) -> list[str]:
     """mutmut's names: ``harness.stats.x_wilson__mutmut_3``, ``harness.result.xǁGateResultǁ_decide__mutmut_1``."""
     module, functions = path.removesuffix(".py").replace("/", "."), SCOPE[path]
-    return [f"{module}.*"] if functions is None else [f"{module}.x_{f}__mutmut_*" for f in functions]
+    if functions is None:
+        return [f"{module}.*"]
+    return [f"{module}.x{'ǁ' + f.replace('.', 'ǁ') if '.' in f else '_' + f}__mutmut_*" for f in functions]
 
 
 def module_of(mutant: str) -> str | None:

@@ -8,7 +8,6 @@ under CI=true, where any skip would fail, and a tokenizer whose normaliser is no
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -145,46 +144,14 @@ def test_each_planted_fault_fails_its_property_in_every_family(folders, tokenize
     assert violation is not None, (family, prop)
 
 
-def _edit(folder: Path, target: Path, change) -> Path:
-    shutil.copytree(folder, target)
-    spec = json.loads((target / "tokenizer.json").read_text())
-    change(spec)
-    (target / "tokenizer.json").write_text(json.dumps(spec))
-    return target
-
-
-def _drop_vocab(spec, gone):
-    model = spec["model"]
-    model["vocab"] = {t: i for t, i in model["vocab"].items() if not gone(t)}
-    model["merges"] = [m for m in model.get("merges", []) if not any(gone(p) for p in m)]
-
-
-TOKENIZER_JSON_FAULTS = {
-    # family: (what is broken, how, the observation it must produce)
-    "byte-bpe": ("a byte missing from the byte-level alphabet (é reads as �)",
-                 lambda s: _drop_vocab(s, lambda t: "Ã" in t), "�"),
-    "byte-bpe-decoder": ("a ByteLevel decoder replaced by Fuse (Ġ left in the text)",
-                         lambda s: s.update(decoder={"type": "Fuse"}), "Ġ"),
-    "metaspace-unigram": ("a Metaspace decoder replaced by Fuse (▁ left in the text)",
-                          lambda s: s.update(decoder={"type": "Fuse"}), "▁"),
-    "metaspace-bpe": ("the 256 byte tokens missing, so byte fallback yields <unk>",
-                      lambda s: _drop_vocab(s, lambda t: t.startswith("<0x")), "<unk>"),
-    "wordpiece-lower": ("a WordPiece decoder told '@@' is the continuation prefix (## left in the text)",
-                        lambda s: s["decoder"].update(prefix="@@"), "##"),
-    "wordpiece-cased": ("a decoder that cuts a trailing 's' off each token ('cases' reads 'case')",
-                        lambda s: s.update(decoder={"type": "Sequence", "decoders": [
-                            s["decoder"], {"type": "Strip", "content": "s", "start": 0, "stop": 1}]}), "decoded"),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("family", list(TOKENIZER_JSON_FAULTS))
+@pytest.mark.parametrize("family", list(faults.TOKENIZER_JSON_FAULTS))
 def test_a_broken_tokenizer_json_fails_round_trip(folders, family, tmp_path):
     """Faults inside tokenizer.json that the rule cannot explain: it reads only the normaliser, pre-tokenizer and
     model type, never the decoder or the vocabulary's contents (beyond WordPiece's spelling of whole words)."""
     from transformers import AutoTokenizer
 
-    what, change, seen = TOKENIZER_JSON_FAULTS[family]
-    broken = AutoTokenizer.from_pretrained(_edit(folders[family], tmp_path / "broken", change))
+    what, change, seen = faults.TOKENIZER_JSON_FAULTS[family]
+    broken = AutoTokenizer.from_pretrained(faults.edited_tokenizer(folders[family], tmp_path / "broken", change))
     rule = tk.rule_for(broken)
     # the two hand-written texts (accents, CJK, symbols, space runs) are always among the inputs, so finding the
     # fault does not rest on what the generated ones happen to contain
@@ -200,7 +167,7 @@ def test_a_post_processor_without_its_closing_token_fails_truncation(folders, to
     def eat_sep(spec):
         spec["post_processor"] = {"type": "BertProcessing", "sep": ["<s>", 2], "cls": ["<s>", 2]}
 
-    broken = AutoTokenizer.from_pretrained(_edit(folders["byte-bpe"], tmp_path / "broken", eat_sep))
+    broken = AutoTokenizer.from_pretrained(faults.edited_tokenizer(folders["byte-bpe"], tmp_path / "broken", eat_sep))
     shipped = tk.Frame.from_tokenizer(tokenizers["byte-bpe"])
     violation = violation_of(text_for(broken), lambda t: tk.check_truncation(broken, t, MAX_LENGTH, shipped))
     assert violation is not None and "end with ['</s>']" in violation.rule
@@ -209,7 +176,7 @@ def test_a_post_processor_without_its_closing_token_fails_truncation(folders, to
 def test_an_unmodelled_normaliser_is_named(folders, tmp_path):
     from transformers import AutoTokenizer
 
-    folder = _edit(folders["metaspace-unigram"], tmp_path / "nmt", _nmt)
+    folder = faults.edited_tokenizer(folders["metaspace-unigram"], tmp_path / "nmt", _nmt)
     with pytest.raises(UnsupportedTokenizer, match="normaliser 'Nmt' is not modelled"):
         tk.rule_for(AutoTokenizer.from_pretrained(folder))
 

@@ -15,26 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.device import cpu_flags
 from harness.inference import encode
 from harness.result import GateResult
-
-INT8_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
-              "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm")  # fmt: skip
-
-
-def cpu_flags() -> list[str]:
-    """The instruction-set flags that matter to int8 and fp32 kernels, as /proc/cpuinfo reports them."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in INT8_FLAGS if flag in present]
-    except OSError:
-        pass
-    import platform
-
-    return [f"unknown ({platform.machine()})"]
 
 
 @dataclass

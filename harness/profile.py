@@ -222,6 +222,11 @@ class TrainingSection(Section):
     calibration_fraction: float = setting(
         0.1, low=0.02, high=0.5, why="calibration = 'temperature': stratified share of train held out to fit it"
     )
+    precision: Literal["auto", "fp32", "bf16"] = setting(
+        "auto",
+        why="'auto': bf16 autocast over fp32 master weights where the device computes bf16 natively (CUDA with bf16, "
+        "CPUs with AVX-512 BF16 or AMX; fp16 on older GPUs), else fp32; 'fp32' turns mixed precision off",
+    )
     report_to: tuple[str, ...] = setting(
         (), toml=list, check=_check_report_to,
         why="Trainer integrations that get the training curves, e.g. [\"mlflow\"] (configured by their own "

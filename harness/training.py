@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.cache import ContentCache, Entry, FileCache, check_folder, content_key, replacing
 from harness.data import DataBundle, sha256_file
-from harness.device import Device
+from harness.device import Device, training_precision
 from harness.models import ModelSource, load_classifier, load_tokenizer
 from harness.profile import Profile, TrainingSection
 
@@ -69,6 +69,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "labels": data.label_names,
         "training": _training_key(profile.training),
         "device": device.kind,
+        **_precision_key(training_precision(profile.training.precision, device)),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
     }
     if world()[1] > 1:  # same global batch, but another data order: not the single-process model
@@ -76,11 +77,17 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
     return inputs
 
 
+def _precision_key(precision: str) -> dict[str, str]:
+    """Mixed precision changes the weights, so it is keyed as resolved; fp32 is absent (older keys unchanged)."""
+    return {} if precision == "fp32" else {"precision": precision}
+
+
 def _training_key(cfg: TrainingSection) -> dict[str, Any]:
     """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
-    report_to only says where the Trainer sends its logs, and without calibration its keys change nothing (so
+    report_to only says where the Trainer sends its logs, precision is keyed as resolved for the device (``auto``
+    means different things on different machines), and without calibration its keys change nothing (so
     models trained before they existed keep their key)."""
-    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to")}
+    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to", "precision")}
     if cfg.calibration == "none":
         del values["calibration"], values["calibration_fraction"]
     return values
@@ -201,11 +208,13 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     _check_global_batch(job.profile)
     tokenizer, train_set, eval_set, held_out = _tokenized_splits(job)
     steps_per_epoch = max(1, -(-len(train_set) // job.cfg.batch_size))
-    args = _training_arguments(job.cfg, job.device, staging / "checkpoints", steps_per_epoch)
+    precision = training_precision(job.cfg.precision, job.device)
+    args = _training_arguments(job.cfg, job.device, staging / "checkpoints", steps_per_epoch, precision)
     trainer, collator = _build_trainer(job, args, tokenizer, train_set, eval_set)
     job.progress(
         f"harness: fine-tuning {job.source.name} on {len(train_set)} examples for up to {job.cfg.epochs} epochs "
-        f"({steps_per_epoch} steps each) on {job.device.describe()}"
+        f"({steps_per_epoch} steps each) on {job.device.kind} ({job.device.name}, {job.device.threads} threads) in "
+        f"{_precision_words(precision)}"
     )
     started = time.perf_counter()
     trainer.train()
@@ -266,9 +275,16 @@ def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any, tuple[list[str], list[i
     return tokenizer, train_set, eval_set, held_out
 
 
-def _training_arguments(cfg: TrainingSection, device: Device, output_dir: Path, steps_per_epoch: int) -> Any:
+def _precision_words(precision: str) -> str:
+    return "fp32" if precision == "fp32" else f"{precision} autocast (fp32 master weights)"
+
+
+def _training_arguments(
+    cfg: TrainingSection, device: Device, output_dir: Path, steps_per_epoch: int, precision: str
+) -> Any:
     """The profile's ``[training]`` section as ``TrainingArguments``: evaluate and checkpoint every epoch,
-    keep the best by ``best_metric``; ``batch_size`` is the global batch, split over the processes."""
+    keep the best by ``best_metric``; ``batch_size`` is the global batch, split over the processes; mixed
+    precision is the Trainer's own autocast (the weights and optimizer state stay fp32)."""
     from transformers import TrainingArguments
 
     best_metric = cfg.best_metric
@@ -296,8 +312,8 @@ def _training_arguments(cfg: TrainingSection, device: Device, output_dir: Path, 
         report_to=list(cfg.report_to),  # [] unless the profile names integrations (their own env configures them)
         disable_tqdm=True,
         use_cpu=device.kind == "cpu",
-        bf16=device.precision == "bf16",
-        fp16=device.precision == "fp16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         dataloader_num_workers=0,
     )
 

@@ -157,6 +157,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
     # added after the pin: the fine-tune key has the revision only when one is set, and never report_to
     assert (plain["model"].pop("revision"), plain["training"].pop("report_to")) == ("", [])
+    # added after the pin (issue #17): keyed as resolved for the device, and absent from the key for fp32
+    assert plain["training"].pop("precision") == "auto"
     # added after the pin (issue #16), unset by default: no gate runs, no key hashes them
     assert (plain["gates"].pop("macro_f1_min"), plain["gates"].pop("ece_max")) == (None, None)
     assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
@@ -168,6 +170,13 @@ def test_default_profile_hashes_as_before_typed_sections():
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)
     del inputs["versions"]  # torch, transformers and harness versions: the machine's, not the profile's
     assert content_key(inputs) == "efd4fda898895e3221c49377"
+    bf16 = key_inputs(
+        profile,
+        load_data(profile),
+        resolve_model(profile.model.name_or_path),
+        dataclasses.replace(device, precision="bf16"),
+    )
+    assert bf16.pop("precision") == "bf16" and bf16 | {"versions": 0} == inputs | {"versions": 0}
 
 
 def test_per_class_and_slice_sections_parse_and_resolve_against_the_labels(tmp_path):

@@ -7,4 +7,4 @@ imports pytest. Heavy libraries (torch, transformers, datasets) are imported ins
 functions so ``import harness`` and ``pytest --help`` stay fast.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

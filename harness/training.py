@@ -218,7 +218,9 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     )
     started = time.perf_counter()
     trainer.train()
-    calibration = _calibrate(job, trainer.model, tokenizer, held_out) if held_out else None
+    # mixed precision wraps forward in autocast; the temperature is fitted on the fp32 logits evaluation will see
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    calibration = _calibrate(job, model, tokenizer, held_out) if held_out else None
     entry = _save_entry(job, trainer, collator, tokenizer, staging, time.perf_counter() - started)
     return entry | {"calibration": calibration}
 

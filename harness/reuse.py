@@ -53,9 +53,9 @@ def versions(*names: str) -> dict[str, str]:
     return found
 
 
-def files_digest(paths: list[Path]) -> dict[str, str]:
-    """SHA-256 of each file's bytes, by name: an artifact's content, never a key it records about itself."""
-    return {path.name: sha256_file(path) for path in sorted(paths) if path.is_file()}
+def files_digest(paths: list[Path]) -> list[str]:
+    """The SHA-256 of each file's bytes, sorted: what the files say, wherever they are."""
+    return sorted(sha256_file(path) for path in paths if path.is_file())
 
 
 def folder_digest(folder: Path) -> str:

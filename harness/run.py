@@ -101,6 +101,11 @@ class HarnessRun:
         return source
 
     @cached_property
+    def base_digest(self) -> str:
+        """Content key of the base model folder's files (weights, config, tokenizer), hashed once per run."""
+        return model_digest(self.source.folder)
+
+    @cached_property
     def tokenizer(self) -> Any:
         """The profile's tokenizer, as the base model ships it."""
         return load_tokenizer(self.source)
@@ -175,7 +180,7 @@ class HarnessRun:
     def base_metrics(self) -> dict[str, SplitMetrics]:
         """The pretrained encoder with its untrained head: what fine-tuning starts from."""
         seed = self.profile.training.seed
-        identity = {"model": "base", "model_content": model_digest(self.source.folder), "seed": seed}
+        identity = {"model": "base", "model_content": self.base_digest, "seed": seed}
         with self.record.timed("evaluate_base"):
             self.record.base_metrics = self._evaluate(
                 lambda: (load_classifier(self.source.folder, self.data.label_names, seed), self.tokenizer), identity
@@ -229,6 +234,23 @@ class HarnessRun:
             stored = self.stored.values("perturbations", identity, measure)
         self.record.perturbations = [PerturbationResult(**p) for p in stored]
         return self.record.perturbations
+
+    def property_inputs(self, model: bool, onnx: bool) -> dict[str, Any]:
+        """What a property's outcome depends on besides its own code and hypothesis' settings: the base model's
+        files (its tokenizer), the gate split's texts, max_length and the tolerances, with ``model`` the fine-tuned
+        model's content and the device it runs on, with ``onnx`` the bundle's bytes and ONNX Runtime's settings."""
+        split = self.data.splits[self.gate_split]
+        found = {
+            "base_model": self.base_digest, "texts": texts_digest(split.texts),
+            "labels": split.labels, "max_length": self.max_length, "behaviour_atol": self.profile.behaviour.atol,
+            "tokenization_skip": [str(s) for s in self.profile.tokenization.skip], "harness": self.harness_source,
+            "versions": versions(),
+        }  # fmt: skip
+        if model:
+            found |= {"model_content": self.finetuned_digest, "device": self.device.kind}
+        if onnx:
+            found |= {"onnx": self.onnx.identity(), "atol": self.profile.onnx.atol, "rtol": self.profile.onnx.rtol}
+        return found
 
     # stored results (harness.reuse): what a warm run reuses instead of measuring again
     @cached_property

@@ -130,9 +130,12 @@ class OnnxStage:
     def reference_model(self) -> Any:
         return self.reference[0]
 
-    @property
+    @cached_property
     def model_tokenizer(self) -> Any:
-        return self.reference[1]
+        """The tokenizer saved with the fine-tuned model, loaded alone (the model is needed only to measure)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model_folder(self.inputs.finetuned()), trust_remote_code=False)
 
     def runner(self, provider: str = "cpu", int8: bool = False) -> OnnxRunner:
         key = f"{provider}:{'int8' if int8 else 'fp32'}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -239,9 +239,23 @@ def harness_tokenizer(harness_run: HarnessRun):
 
 
 @pytest.fixture(scope="session")
-def harness_model(harness_run: HarnessRun):
-    """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it."""
-    return harness_run.finetuned_model
+def harness_model(harness_run: HarnessRun) -> Sequence[Any]:
+    """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it: a pair loaded
+    when a test first reads it, so a run whose properties are all reused (``harness.reuse``) never loads it."""
+    return _LoadedOnUse(lambda: harness_run.finetuned_model)
+
+
+class _LoadedOnUse(Sequence[Any]):
+    """A (model, tokenizer) pair that ``load`` gives on first use (``model, tokenizer = pair`` or ``pair[1]``)."""
+
+    def __init__(self, load: Callable[[], tuple[Any, Any]]) -> None:
+        self._load = load
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return 2
 
 
 @pytest.fixture(scope="session")

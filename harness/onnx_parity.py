@@ -7,6 +7,7 @@ tensors go to PyTorch (eval mode, fp32) and to ONNX Runtime, bound by name.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class Parity:
     worst: dict[str, Any]
     histogram: list[tuple[str, int]]
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    torch_logits_sha256: str = ""  # the PyTorch outputs compared with (float32 bytes, batch sizes in order)
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -151,6 +153,7 @@ def compare_on_texts(
             {"example": int(ids[r]), "batch_size": where[r][1], "onnx": int(onnx_pred[r]), "torch": int(torch_pred[r])}
             for r in disagree[:5]
         ],
+        torch_logits_sha256=hashlib.sha256(np.ascontiguousarray(torch_logits_, dtype=np.float32).tobytes()).hexdigest(),
     )
 
 

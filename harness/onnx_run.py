@@ -18,15 +18,18 @@ from typing import Any
 import numpy as np
 
 from harness import onnx_perf
+from harness.data import sha256_file
+from harness.device import cpu_flags, cpu_threads
 from harness.errors import BundleError
-from harness.evaluation import SplitMetrics
+from harness.evaluation import SplitMetrics, texts_digest
 from harness.gates import threshold_gate
-from harness.models import load_finetuned, model_digest
-from harness.onnx_bundle import Bundle, cached_export, cached_int8, open_bundle
+from harness.models import load_finetuned
+from harness.onnx_bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
 from harness.onnx_parity import OnnxRunner, Parity, compare_on_texts, predict
 from harness.profile import GatesSection, OnnxSection
 from harness.record import RunRecord
 from harness.result import GateResult
+from harness.reuse import Results, folder_digest, machine, versions
 from harness.stats import wilson
 from harness.training import FineTuned, model_folder
 
@@ -47,6 +50,9 @@ class OnnxInputs:
     finetuned: Callable[[], FineTuned]
     max_length: Callable[[], int]
     tuned_metrics: Callable[[], dict[str, SplitMetrics]]
+    stored: Results  # measured values reused while their inputs are unchanged (harness.reuse)
+    harness_source: Callable[[], str]  # digest of the harness's source: part of every stored result's key
+    finetuned_digest: Callable[[], str]  # the fine-tuned model's content key (fine-tunes it if not yet done)
 
 
 @dataclass
@@ -106,7 +112,7 @@ class OnnxStage:
 
         finetuned = self.inputs.finetuned()
         return cached_export(
-            model_folder(finetuned), self.inputs.cache_dir, model_digest(model_folder(finetuned)), names,
+            model_folder(finetuned), self.inputs.cache_dir, self.inputs.finetuned_digest(), names,
             self.inputs.max_length(),
             self.cfg.opset, metrics, self.inputs.progress,
         )  # fmt: skip
@@ -124,9 +130,12 @@ class OnnxStage:
     def reference_model(self) -> Any:
         return self.reference[0]
 
-    @property
+    @cached_property
     def model_tokenizer(self) -> Any:
-        return self.reference[1]
+        """The tokenizer saved with the fine-tuned model, loaded alone (the model is needed only to measure)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model_folder(self.inputs.finetuned()), trust_remote_code=False)
 
     def runner(self, provider: str = "cpu", int8: bool = False) -> OnnxRunner:
         key = f"{provider}:{'int8' if int8 else 'fp32'}"
@@ -142,15 +151,42 @@ class OnnxStage:
             return self.bundle.int8_path
         return cached_int8(self.bundle.model_path, self.inputs.cache_dir, self.inputs.progress)
 
+    @cached_property
+    def bundle_digest(self) -> str:
+        """Content key of every file in the bundle, hashed here (never the manifest's word for them)."""
+        return folder_digest(self.bundle.folder)
+
+    def identity(self, *, torch: bool = False, int8: bool = False) -> dict[str, Any]:
+        """What an ONNX measurement depends on: the bundle's bytes, the texts and labels, ONNX Runtime's version,
+        settings and threads, the harness's source, and with ``torch`` the PyTorch model it is compared with."""
+        found = {
+            "bundle": self.bundle_digest, "texts": texts_digest(self.texts), "labels": self.labels,
+            "runtime": self.bundle.manifest.get("runtime") or RUNTIME_SETTINGS, "threads": cpu_threads(),
+            "harness": self.inputs.harness_source(), "versions": versions("onnxruntime", "onnx", "tokenizers"),
+        }  # fmt: skip
+        if torch:
+            found |= {"model_content": self.inputs.finetuned_digest(), "torch": versions("torch", "transformers")}
+        if int8:  # int8 kernels differ by instruction set (VNNI, AVX-512, AMX)
+            found |= {"int8_model": sha256_file(self.int8_path), "cpu_flags": cpu_flags()}
+        return found
+
     def parity(self, provider: str) -> Parity:
-        """ONNX Runtime against PyTorch on the gate split at every configured batch size (once per provider)."""
+        """ONNX Runtime against PyTorch on the gate split at every configured batch size (once per provider),
+        reused while the bundle, model, texts, runtime and tolerances are unchanged."""
         if provider not in self._parity:
             cfg = self.cfg
-            with self.inputs.record.timed("onnx_parity"):
-                self._parity[provider] = compare_on_texts(
+
+            def measure() -> dict[str, Any]:
+                return compare_on_texts(
                     self.runner(provider), self.reference_model, self.tokenizer, self.texts, self.labels,
                     cfg.batch_sizes, cfg.atol, cfg.rtol,
-                )  # fmt: skip
+                ).as_dict()  # fmt: skip
+
+            settings = {"provider": provider, "atol": cfg.atol, "rtol": cfg.rtol, "batch_sizes": list(cfg.batch_sizes)}
+            with self.inputs.record.timed("onnx_parity"):
+                stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
+                                                   measure)  # fmt: skip
+            self._parity[provider] = Parity(**stored)
             self.results.setdefault("parity", {})[provider] = self._parity[provider].as_dict()
         return self._parity[provider]
 
@@ -158,10 +194,18 @@ class OnnxStage:
     def fp32_logits(self) -> np.ndarray:
         return predict(self.runner("cpu"), self.tokenizer, self.texts)
 
+    @cached_property
+    def fp32_correct(self) -> int:
+        """Texts of the gate split the fp32 bundle labels correctly (reused while its inputs are unchanged)."""
+
+        def measure() -> int:
+            return int((self.fp32_logits.argmax(1) == np.asarray(self.labels)).sum())
+
+        return int(self.inputs.stored.values("onnx accuracy", self.identity(), measure))
+
     def accuracy_gate(self, gates: GatesSection) -> GateResult:
         """ONNX Runtime accuracy on the labelled gate split alone, decided like the accuracy gate."""
-        correct = int((self.fp32_logits.argmax(1) == np.asarray(self.labels)).sum())
-        n = len(self.labels)
+        correct, n = self.fp32_correct, len(self.labels)
         self.results["accuracy"] = correct / n
         return threshold_gate(
             "onnx_accuracy", "ONNX Runtime accuracy", self.split, correct / n, gates.accuracy_min, ">=", n,
@@ -171,24 +215,34 @@ class OnnxStage:
 
     @cached_property
     def int8(self) -> onnx_perf.Int8Result:
-        with self.inputs.record.timed("onnx_int8"):
+        def measure() -> dict[str, Any]:
             int8_logits = predict(self.runner("cpu", int8=True), self.tokenizer, self.texts)
-            result = onnx_perf.compare_int8(self.fp32_logits, int8_logits, self.labels)
+            return onnx_perf.compare_int8(self.fp32_logits, int8_logits, self.labels).as_dict()
+
+        with self.inputs.record.timed("onnx_int8"):
+            result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", self.identity(int8=True), measure))
         self.results["int8"] = result.as_dict()
         return result
 
     def measure(self, with_torch: bool) -> dict[str, Any]:
-        """Latency (p50/p95 at batch 1 and 32) of ONNX fp32, int8 and, when available, PyTorch eager; sizes."""
+        """Latency (p50/p95 at batch 1 and 32) of ONNX fp32, int8 and, when available, PyTorch eager; sizes.
+        Reused while the artifacts, texts, runtime and machine (CPU, threads) are unchanged."""
         from harness.onnx_parity import torch_logits
 
-        with self.inputs.record.timed("onnx_latency"):
+        def time_engines() -> dict[str, Any]:
             engines = {"onnx_fp32": self.runner("cpu"), "onnx_int8": self.runner("cpu", int8=True)}
             paths = {"onnx_fp32": self.bundle.model_path, "onnx_int8": self.int8_path}
             if with_torch:
                 engines = {"torch_eager": lambda enc: torch_logits(self.reference_model, enc)} | engines
                 paths = {"torch_safetensors": model_folder(self.inputs.finetuned())} | paths
             latency = onnx_perf.latency_table(engines, self.tokenizer, self.texts, runs=self.cfg.latency_runs)
-        self.results["latency"] = latency
-        self.results["sizes_bytes"] = onnx_perf.file_sizes(paths)
-        self.results["cpu_flags"] = onnx_perf.cpu_flags()
+            return {"latency": latency, "sizes_bytes": onnx_perf.file_sizes(paths), "cpu_flags": onnx_perf.cpu_flags()}
+
+        identity = self.identity(torch=with_torch, int8=True) | {
+            "with_torch": with_torch,
+            "runs": self.cfg.latency_runs,
+            "machine": machine(),
+        }
+        with self.inputs.record.timed("onnx_latency"):
+            self.results.update(self.inputs.stored.values("onnx latency and sizes", identity, time_engines))
         return self.results

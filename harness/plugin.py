@@ -9,9 +9,10 @@ distinct from a failed gate (exit 1).
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,14 +21,17 @@ from typing import Any, NoReturn
 import pytest
 
 from harness import registry
+from harness.cache import content_key
 from harness.errors import EXIT_USAGE, HarnessError, ProfileError
 from harness.result import GateResult
+from harness.reuse import PassedProperties, files_digest, settings_identity
 from harness.run import HarnessRun
 from harness.session import GateSession, Settings, in_ci
 
 SESSION_KEY = pytest.StashKey[GateSession]()
 ERROR_KEY = pytest.StashKey[str]()  # the profile error met when the session was to start
 USAGE_ERRORS_KEY = pytest.StashKey[list[str]]()  # bad input (HarnessError) met during a test
+PROPERTY_KEY = pytest.StashKey[tuple[str, str, dict[str, Any]]]()  # a property run: stored if it passes
 
 MARKERS = {
     "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
@@ -235,9 +239,23 @@ def harness_tokenizer(harness_run: HarnessRun):
 
 
 @pytest.fixture(scope="session")
-def harness_model(harness_run: HarnessRun):
-    """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it."""
-    return harness_run.finetuned_model
+def harness_model(harness_run: HarnessRun) -> Sequence[Any]:
+    """The fine-tuned model in eval mode on the run's device, with the tokenizer saved beside it: a pair loaded
+    when a test first reads it, so a run whose properties are all reused (``harness.reuse``) never loads it."""
+    return _LoadedOnUse(lambda: harness_run.finetuned_model)
+
+
+class _LoadedOnUse(Sequence[Any]):
+    """A (model, tokenizer) pair that ``load`` gives on first use (``model, tokenizer = pair`` or ``pair[1]``)."""
+
+    def __init__(self, load: Callable[[], tuple[Any, Any]]) -> None:
+        self._load = load
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return 2
 
 
 @pytest.fixture(scope="session")
@@ -289,6 +307,57 @@ def harness_not_applicable(harness_run: HarnessRun) -> Callable[[str, str], NoRe
     return stop
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A declared property that passed before with exactly these inputs (``harness.reuse``) is not run again:
+    returning True stands for its body, and its result is recorded like a run one. Otherwise its key is kept,
+    for a pass to be stored (a failure never is)."""
+    session = pyfuncitem.config.stash.get(SESSION_KEY, None)
+    found = _property_key(pyfuncitem, session)
+    if found is None or session is None:
+        return None
+    name, key, identity = found
+    if passed_properties(session).passed_before(name, key):
+        session.run.record.reused[f"property {name}"] = key
+        return True
+    pyfuncitem.stash[PROPERTY_KEY] = (name, key, identity)
+    return None
+
+
+def passed_properties(session: GateSession) -> PassedProperties:
+    return PassedProperties(session.run.cache_dir, session.run.progress)
+
+
+def _property_key(item: pytest.Function, session: GateSession | None) -> tuple[str, str, dict[str, Any]] | None:
+    """(property, key, identity) of a declared property whose outcome is a function of its inputs: a plain test,
+    or a hypothesis test under a derandomised profile without an example database; else None (always run)."""
+    marker = item.get_closest_marker("harness_property")
+    if marker is None or session is None or session.skip_reason or session.run.retrain:
+        return None
+    test = getattr(getattr(item.obj, "hypothesis", None), "inner_test", None) or item.obj
+    if getattr(item.obj, "is_hypothesis_test", False):
+        seed = getattr(item.obj, "_hypothesis_internal_use_seed", None)
+        drawn = settings_identity(getattr(item.obj, "_hypothesis_internal_use_settings", None), seed)
+        if drawn is None:  # fresh random examples (harness-explore): not a function of the inputs
+            return None
+    else:
+        drawn = {"plain": True}
+    name, fixtures = marker.args[0], set(item.fixturenames)
+    model = "gpu" in registry.BY_NAME[name].markers or bool({"harness_model", "harness_finetuned"} & fixtures)
+    identity = {
+        "property": name, "test": item.name, "source": inspect.getsource(test), "settings": drawn,
+        "files": files_digest([item.path, *_conftests(item.config)]),
+        "inputs": session.run.property_inputs(model=model, onnx="harness_onnx" in fixtures),
+    }  # fmt: skip
+    return name, content_key(identity), identity
+
+
+def _conftests(config: pytest.Config) -> list[Path]:
+    """The conftest.py files loaded: a planted fixture (a faulty model or tokenizer) changes a property's key."""
+    files = (getattr(plugin, "__file__", None) for plugin in config.pluginmanager.get_plugins())
+    return [Path(f) for f in files if f and Path(f).name == "conftest.py"]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A declared property's outcome becomes a result like a gate's; bad input met during a test
@@ -304,6 +373,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         failure = None if report.passed else str(call.excinfo.value if call.excinfo else report.longrepr)
         result = registry.property_result(marker.args[0], session.run.gate_split, _examples(item), failure)
         report.user_properties.extend(session.register(result).junit_properties())
+        if report.passed and report.when == "call" and PROPERTY_KEY in item.stash:  # a failure is never stored
+            passed_properties(session).store(*item.stash[PROPERTY_KEY])
     return report
 
 

@@ -54,6 +54,7 @@ class RunRecord:
     onnx: dict[str, Any] = field(default_factory=dict)  # bundle, parity, int8, latency, sizes
     baseline: dict[str, Any] | None = None  # which stored release the candidate was compared with
     timings: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)  # stored results reused (harness.reuse): what -> key
 
     def register(self, result: GateResult) -> GateResult:
         """Keep a check's verdict (the last one wins for a name) and return it."""

@@ -75,6 +75,7 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
         "device": record.device,
         "environment": {"python": platform.python_version(), "platform": platform.platform(), **library_versions()},
         "timings_seconds": dict(record.timings),
+        "reused": dict(record.reused),
     }
 
 
@@ -128,6 +129,7 @@ def merge_worker_metrics(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], d
         ]
         if metrics.get("onnx"):
             merged["onnx"] = _union(merged.get("onnx") or {}, metrics["onnx"])
+        merged["reused"] = merged.get("reused", {}) | metrics.get("reused", {})
         images = part["images"] | images
     merged["gates"] = list(gates.values())
     merged["workers"] = [

@@ -24,7 +24,7 @@ from harness.baseline import load_baseline, save_baseline
 from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
-from harness.evaluation import SplitMetrics, evaluate_splits, predict_logits
+from harness.evaluation import SplitMetrics, evaluate_splits, predict_logits, texts_digest
 from harness.expectations import ExpectationFile, load_expectations
 from harness.models import (
     ModelSource,
@@ -39,6 +39,7 @@ from harness.onnx_run import OnnxInputs, OnnxStage
 from harness.profile import Profile
 from harness.record import ModelRecord, RunRecord
 from harness.result import GateResult
+from harness.reuse import Results, source_digest, versions
 from harness.tokenization import general_english, max_length_choice, vocabulary_fit
 from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
@@ -98,6 +99,11 @@ class HarnessRun:
         check_label_head(source.folder, self.data.label_names, self.profile.model.replace_head)
         self.record.model = base_record(source)
         return source
+
+    @cached_property
+    def base_digest(self) -> str:
+        """Content key of the base model folder's files (weights, config, tokenizer), hashed once per run."""
+        return model_digest(self.source.folder)
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -174,7 +180,7 @@ class HarnessRun:
     def base_metrics(self) -> dict[str, SplitMetrics]:
         """The pretrained encoder with its untrained head: what fine-tuning starts from."""
         seed = self.profile.training.seed
-        identity = {"model": "base", "model_content": model_digest(self.source.folder), "seed": seed}
+        identity = {"model": "base", "model_content": self.base_digest, "seed": seed}
         with self.record.timed("evaluate_base"):
             self.record.base_metrics = self._evaluate(
                 lambda: (load_classifier(self.source.folder, self.data.label_names, seed), self.tokenizer), identity
@@ -185,7 +191,7 @@ class HarnessRun:
     def tuned_metrics(self) -> dict[str, SplitMetrics]:
         with self.record.timed("evaluate_finetuned"):
             self.record.tuned_metrics = self._evaluate(
-                lambda: self.finetuned_model, {"model_content": self.finetuned_content(self.finetuned)}
+                lambda: self.finetuned_model, {"model_content": self.finetuned_digest}
             )
         return self.record.tuned_metrics
 
@@ -208,14 +214,61 @@ class HarnessRun:
 
     @cached_property
     def perturbations(self) -> list[PerturbationResult]:
-        """CheckList-style invariance over the gate split's texts."""
+        """CheckList-style invariance over the gate split's texts; the flip counts are reused while the model's
+        content, the texts and the settings are unchanged (the gate compares them with its ceiling each run)."""
         cfg, training = self.profile.behaviour, self.profile.training
         texts = self.data.splits[self.gate_split].texts[: cfg.perturbation_examples]
-        model, tokenizer = self.finetuned_model
-        self.record.perturbations = perturbation_report(
-            model, tokenizer, texts, self.max_length, cfg.neutral_phrase, training.eval_batch_size
-        )
+
+        def measure() -> list[dict[str, Any]]:
+            model, tokenizer = self.finetuned_model
+            found = perturbation_report(model, tokenizer, texts, self.max_length, cfg.neutral_phrase,
+                                        training.eval_batch_size)  # fmt: skip
+            return [dataclasses.asdict(p) for p in found]
+
+        identity = {
+            "model_content": self.finetuned_digest, "texts": texts_digest(texts), "max_length": self.max_length,
+            "phrase": cfg.neutral_phrase, "batch": training.eval_batch_size, "device": self.device.kind,
+            "harness": self.harness_source, "versions": versions("torch", "transformers", "tokenizers"),
+        }  # fmt: skip
+        with self.record.timed("perturbations"):
+            stored = self.stored.values("perturbations", identity, measure)
+        self.record.perturbations = [PerturbationResult(**p) for p in stored]
         return self.record.perturbations
+
+    def property_inputs(self, model: bool, onnx: bool) -> dict[str, Any]:
+        """What a property's outcome depends on besides its own code and hypothesis' settings: the base model's
+        files (its tokenizer), the gate split's texts, max_length and the tolerances, with ``model`` the fine-tuned
+        model's content and the device it runs on, with ``onnx`` the bundle's bytes and ONNX Runtime's settings."""
+        split = self.data.splits[self.gate_split]
+        found = {
+            "base_model": self.base_digest, "texts": texts_digest(split.texts),
+            "labels": split.labels, "max_length": self.max_length, "behaviour_atol": self.profile.behaviour.atol,
+            "tokenization_skip": [str(s) for s in self.profile.tokenization.skip], "harness": self.harness_source,
+            "versions": versions(),
+        }  # fmt: skip
+        if model:
+            found |= {"model_content": self.finetuned_digest, "device": self.device.kind}
+        if onnx:
+            found |= {"onnx": self.onnx.identity(), "atol": self.profile.onnx.atol, "rtol": self.profile.onnx.rtol}
+        return found
+
+    # stored results (harness.reuse): what a warm run reuses instead of measuring again
+    @cached_property
+    def stored(self) -> Results:
+        """Measured values kept by content key; ``--harness-retrain`` measures every one again."""
+        return Results(self.cache_dir, self.progress, self.record.reused, rebuild=self.retrain)
+
+    @cached_property
+    def harness_source(self) -> str:
+        """SHA-256 of the harness's own source: part of every stored result's key."""
+        return source_digest()
+
+    @property
+    def finetuned_digest(self) -> str:
+        """The fine-tuned model's content key (its files' bytes), fine-tuning or loading it if not yet done."""
+        self.finetuned  # noqa: B018 - fills record.model.finetuned_content
+        assert self.record.model is not None and self.record.model.finetuned_content
+        return self.record.model.finetuned_content
 
     @cached_property
     def expectations(self) -> dict[str, ExpectationFile]:
@@ -237,7 +290,8 @@ class HarnessRun:
             cfg=self.profile.onnx, split=self.gate_split, texts=split.texts, labels=split.labels,
             label_names=self.data.label_names, cache_dir=self.cache_dir, bundle_path=self.onnx_bundle_path,
             progress=self.progress, record=self.record, finetuned=lambda: self.finetuned,
-            max_length=lambda: self.max_length, tuned_metrics=lambda: self.tuned_metrics,
+            max_length=lambda: self.max_length, tuned_metrics=lambda: self.tuned_metrics, stored=self.stored,
+            harness_source=lambda: self.harness_source, finetuned_digest=lambda: self.finetuned_digest,
         )  # fmt: skip
         return OnnxStage(inputs)
 

@@ -15,12 +15,22 @@ from hypothesis import strategies as st
 PROFILES = {
     # derandomised and fixed-size so CI sees the same examples every run; no deadline flakiness
     "ci": {"max_examples": 40, "derandomize": True, "deadline": None, "database": None, "print_blob": True},
-    "dev": {"max_examples": 100, "deadline": None},
+    # derandomised too: the same 100 examples every run, so a property that passed is reused while its inputs are
+    # unchanged (harness.reuse) and a warm run costs nearly nothing
+    "dev": {"max_examples": 100, "derandomize": True, "deadline": None, "database": None},
+    # fresh random examples every run (and hypothesis' example database, so a failure found is replayed): for
+    # users who want to search further; never reused, as its outcome is not a function of the inputs alone
+    "explore": {"max_examples": 100, "deadline": None},
 }
 
 
 def register_profiles() -> None:
-    """Register ``harness-ci`` and ``harness-dev`` (the pytest plugin loads one; see README)."""
+    """Register ``harness-ci``, ``harness-dev`` and ``harness-explore`` (the pytest plugin loads one; see README).
+
+    ``harness-ci`` and ``harness-dev`` are derandomised without an example database: a property's outcome is a
+    function of its inputs, and a property that passed is reused on a warm run. ``harness-explore``
+    (``--hypothesis-profile harness-explore`` or ``HYPOTHESIS_PROFILE=harness-explore``) draws fresh examples every
+    run and is never reused."""
     for name, values in PROFILES.items():
         settings.register_profile(
             f"harness-{name}", suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], **values

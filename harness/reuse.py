@@ -1,0 +1,150 @@
+"""Reuse of results that are pure functions of their inputs: measured values and passed properties.
+
+A warm run should cost what verifying its inputs costs, not what measuring them again costs. Each measurement
+(ONNX parity, ONNX accuracy, int8 agreement, latency and sizes, perturbation flip rates) is stored as JSON by
+the one cache engine (``harness.cache.FileCache``: hashed manifest, lock, atomic publish, checked on every
+reuse) under a ``content_key`` of everything it depends on, the harness's own source included. Only the
+measured values are stored: every verdict is recomputed from them, so a changed threshold is honoured at once.
+
+A hypothesis property's outcome is a pure function of its inputs only when its examples are: a passed property
+is reused only under a derandomised settings profile without an example database (``harness-ci``,
+``harness-dev``), never under ``harness-explore``, and a failure is never stored (it runs again, to show the
+shrunk example).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.cache import FileCache, content_key
+from harness.data import sha256_file
+
+Progress = Callable[[str], None]
+LIBRARIES = ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "numpy", "hypothesis")
+
+
+def source_digest() -> str:
+    """SHA-256 over the harness package's own ``.py`` files (names and bytes): a change to the code that
+    measures invalidates every stored result, which is simpler and safer than tracking which module measured."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def versions(*names: str) -> dict[str, str]:
+    """Installed versions of ``names`` (default: the libraries whose numbers a result may depend on)."""
+    found = {}
+    for name in names or LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def files_digest(paths: list[Path]) -> list[str]:
+    """The SHA-256 of each file's bytes, sorted: what the files say, wherever they are."""
+    return sorted(sha256_file(path) for path in paths if path.is_file())
+
+
+def folder_digest(folder: Path) -> str:
+    """One content key over every file under ``folder`` (relative names and bytes)."""
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return content_key({"files": files})
+
+
+def machine() -> dict[str, Any]:
+    """What a timing depends on besides the code: the CPU's name, its core count and the threads used."""
+    from harness.device import cpu_flags, cpu_threads
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return {"cpu": name, "cores": os.cpu_count(), "threads": cpu_threads(), "flags": cpu_flags()}
+
+
+@dataclass(frozen=True)
+class Results:
+    """Stored measurements under ``cache_dir/results``: ``values(what, identity, compute)`` returns the values
+    stored for ``identity`` (verified against their hash) or computes, stores and returns them. ``rebuild``
+    (``--harness-retrain``) computes every one again. ``reused`` collects what was reused, for the record."""
+
+    cache_dir: Path
+    progress: Progress
+    reused: dict[str, str]
+    rebuild: bool = False
+
+    def values(self, what: str, identity: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        key = content_key(identity | {"result": what})
+        cache = FileCache(self.cache_dir / "results", what, "measuring again", suffix=".json", progress=self.progress)
+
+        def build(path: Path) -> dict[str, Any]:
+            path.write_text(json.dumps(compute(), default=float), encoding="utf-8")
+            return {"key": key, "result": what, "identity": identity}
+
+        entry = cache.get(key, build, rebuild=self.rebuild)
+        if entry.from_cache:
+            self.progress(f"harness: reused {what} (key {key[:8]}…, its inputs unchanged)")
+            self.reused[what] = key
+        return json.loads(entry.path.read_text(encoding="utf-8"))
+
+
+# --- hypothesis properties ------------------------------------------------------------------------------------
+
+
+def settings_identity(settings: Any, seed: object = None) -> dict[str, Any] | None:
+    """The hypothesis settings that decide which examples a property tries, or None when they are not
+    reproducible (not derandomised, or an example database that can replay other examples): never reused."""
+    if settings is None or not settings.derandomize or settings.database is not None:
+        return None
+    return {
+        "max_examples": settings.max_examples,
+        "derandomize": True,
+        "phases": sorted(p.name for p in settings.phases),
+        "seed": seed,
+        "hypothesis": versions("hypothesis")["hypothesis"],
+    }
+
+
+@dataclass(frozen=True)
+class PassedProperties:
+    """Properties that passed, under ``cache_dir/properties``: one small verified JSON file per key."""
+
+    cache_dir: Path
+    progress: Progress
+
+    @property
+    def cache(self) -> FileCache:
+        return FileCache(self.cache_dir / "properties", "passed property", "running it", suffix=".json",
+                         progress=self.progress)  # fmt: skip
+
+    def passed_before(self, name: str, key: str) -> bool:
+        """Whether ``name`` passed with exactly these inputs (the stored record verified by its hash)."""
+        cache = self.cache
+        with cache.lock(key):
+            entry = cache.reuse(key)
+        if entry is None:
+            return False
+        self.progress(f"harness: reused property {name} (key {key[:8]}…, passed with these inputs; not run again)")
+        return True
+
+    def store(self, name: str, key: str, identity: dict[str, Any]) -> None:
+        def build(path: Path) -> dict[str, Any]:
+            path.write_text(json.dumps({"property": name, "passed": True, "identity": identity}, default=str))
+            return {"key": key, "property": name}
+
+        self.cache.get(key, build, rebuild=True)

@@ -478,6 +478,7 @@ def summarise(
             key: spread([r.get(key) for r in results])
             for key in ("seconds", "train_seconds", "onnx_seconds", "epochs", "peak_rss_mib")
         }
+        row["seconds_per_epoch"] = spread([r["train_seconds"] / r["epochs"] for r in results if r.get("epochs")])
         for split in SPLITS:
             for metric in ("accuracy", "loss"):
                 row[f"{split}_{metric}"] = spread([r[split][metric] for r in results if split in r])
@@ -525,15 +526,19 @@ def render(s: dict[str, Any]) -> str:
         f"commit {m['commit']}, {m['cpu']} ({m['cores']} cores, torch {m['torch']}), "
         f"matmul peak fp32 {m['matmul_peak_flops_per_s']['fp32'] / 1e9:.0f} GFLOP/s, "
         f"bf16 {m['matmul_peak_flops_per_s']['bf16'] / 1e9:.0f} GFLOP/s",
-        "| arm | end to end s | fine-tune s | ONNX stage s | epochs | test accuracy | test loss | train GFLOP/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| arm | end to end s | fine-tune s | epochs | s per epoch | ONNX stage s | test accuracy | test loss |"
+        " train GFLOP/s | eval GFLOP/s | load before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, row in s["arms"].items():
-        rate = row.get("train_flops_per_s")
-        gflops = f"{rate['median'] / 1e9:.1f}" if rate else "—"
+        rates = [row.get(k) for k in ("train_flops_per_s", "eval_flops_per_s")]
+        gflops = [f"{rate['median'] / 1e9:.1f}" if rate else "—" for rate in rates]
         lines.append(
-            f"| {arm} | {cell(row, 'seconds')} | {cell(row, 'train_seconds')} | {cell(row, 'onnx_seconds')} | "
-            f"{cell(row, 'epochs', 0)} | {cell(row, 'test_accuracy', 4)} | {cell(row, 'test_loss', 3)} | {gflops} |"
+            f"| {arm} | {cell(row, 'seconds')} | {cell(row, 'train_seconds')} | {cell(row, 'epochs', 0)} | "
+            f"{cell(row, 'seconds_per_epoch')} | {cell(row, 'onnx_seconds')} | {cell(row, 'test_accuracy', 4)} | "
+            f"{cell(row, 'test_loss', 3)} | {gflops[0]} | {gflops[1]} | "
+            + " / ".join(f"{v:.1f}" for v in row.get("load_before", []))
+            + " |"
         )
     lines.append("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in s["ratios"].items() if v is not None))
     return "\n".join(lines)

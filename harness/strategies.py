@@ -20,7 +20,9 @@ PROFILES = {
     "dev": {"max_examples": 100, "derandomize": True, "deadline": None, "database": None},
     # fresh random examples every run (and hypothesis' example database, so a failure found is replayed): for
     # users who want to search further; never reused, as its outcome is not a function of the inputs alone
-    "explore": {"max_examples": 100, "deadline": None},
+    # derandomize False said outright: registered profiles inherit hypothesis' own defaults, which under CI=true are
+    # its "ci" profile (derandomised, no database); exploring means fresh examples there too
+    "explore": {"max_examples": 100, "deadline": None, "derandomize": False},
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import settings
 
 from harness.plugin import property_settings_name
-from harness.strategies import register_profiles
+from harness.tokenizers.strategies import register_profiles
 
 pytest_plugins = ["fixtures.tiny"]
 

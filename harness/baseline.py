@@ -22,7 +22,7 @@ from harness.data import DataBundle, normalise_for_leakage
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
 from harness.profile import BaselineSection
-from harness.report import write_json_atomic
+from harness.report.metrics import write_json_atomic
 from harness.result import GateResult
 from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
 

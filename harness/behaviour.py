@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.inference import TorchEngine, batched_logits, encode, torch_logits
-from harness.tokenization import PropertyViolation
+from harness.tokenizers.properties import PropertyViolation
 
 
 def logits(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
@@ -97,7 +97,7 @@ def perturbation_report(
 
     ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
     """
-    from harness.tokenization import UnsupportedTokenizer, normaliser_for
+    from harness.tokenizers.properties import UnsupportedTokenizer, normaliser_for
 
     try:
         uncased = normaliser_for(tokenizer).lowercases

@@ -71,7 +71,7 @@ def _version() -> str:
 def _train(args: argparse.Namespace) -> int:
     """Fine-tune (DDP when launched by torchrun: every rank trains, rank 0 evaluates and writes)."""
     from harness.profile import load_profile
-    from harness.report import build_metrics
+    from harness.report.metrics import build_metrics
     from harness.run import HarnessRun
     from harness.training import check_output_folder, publish_copy, world
 
@@ -96,10 +96,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _learning_curve(args: argparse.Namespace) -> int:
-    from harness import plots
     from harness.learning_curve import learning_curve
     from harness.profile import load_profile
-    from harness.report import write_json_atomic
+    from harness.report import plots
+    from harness.report.metrics import write_json_atomic
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
@@ -121,7 +121,7 @@ def _check(args: argparse.Namespace) -> int:
     """Validate profile, data, model, baseline and bundle as a gate run would, before any training, and print
     what was found: the same sections ``metrics.json`` carries."""
     from harness.profile import load_profile
-    from harness.report import build_metrics
+    from harness.report.metrics import build_metrics
     from harness.run import HarnessRun
 
     def path(value: str | None) -> Path | None:
@@ -157,8 +157,8 @@ def _seeds(args: argparse.Namespace) -> int:
     """Every gate's value and margin on each seed (``harness.seed_study``); exit 1 when a seed fails a gate."""
     from harness import registry
     from harness.profile import load_profile
-    from harness.render import write_text_atomic
-    from harness.report import write_json_atomic
+    from harness.report.metrics import write_json_atomic
+    from harness.report.render import write_text_atomic
     from harness.seed_study import seed_study, table_markdown
 
     try:

@@ -101,7 +101,7 @@ def check_perturbation(result: PerturbationResult, maximum: float, split: str) -
 
 def check_unk_rate(fit: dict[str, float], maximum: float, split: str, unknown: list[str]) -> GateResult:
     """Share of the split's tokens that are the tokenizer's unknown token (``fit`` from
-    ``harness.tokenization.vocabulary_fit``); ``unknown`` shows the first pieces of text read as it."""
+    ``harness.tokenizers.properties.vocabulary_fit``); ``unknown`` shows the first pieces of text read as it."""
     tokens = int(fit["tokens"])
     details = [f"{round(fit['unk_rate'] * tokens)} of {tokens} tokens in {int(fit['texts'])} {split} texts are unknown"]
     if unknown:

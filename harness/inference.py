@@ -1,7 +1,7 @@
 """Batched inference over texts, shared by evaluation, behaviour checks and ONNX parity.
 
 An *engine* is any callable from a tokenizer's numpy encoding (``input_ids``, ``attention_mask``, ...)
-to logits: ``TorchEngine`` wraps a PyTorch classifier, ``harness.onnx_parity.OnnxRunner`` is an ONNX
+to logits: ``TorchEngine`` wraps a PyTorch classifier, ``harness.onnx.parity.OnnxRunner`` is an ONNX
 Runtime session. ``batched_logits`` runs one over texts with the same tokenisation and batching for both.
 """
 

@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     collected (``_gate_session``), so a pytest session without one is unchanged by this plugin."""
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    from harness.strategies import register_profiles
+    from harness.tokenizers.strategies import register_profiles
 
     register_profiles()  # named (so --hypothesis-profile harness-ci works), not loaded
     if config.pluginmanager.hasplugin("xdist"):
@@ -184,7 +184,7 @@ def harness_property(name: str) -> pytest.MarkDecorator:
         if getattr(test, "is_hypothesis_test", False):
             from hypothesis import settings
 
-            from harness.strategies import register_profiles
+            from harness.tokenizers.strategies import register_profiles
 
             register_profiles()
             test = settings(settings.get_profile(property_settings_name()))(test)
@@ -416,7 +416,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not (session.results or session.notices):
         return
-    from harness.report import gates_table
+    from harness.report.metrics import gates_table
 
     terminalreporter.section("harness gates")
     for line in gates_table(session.results):

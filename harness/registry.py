@@ -19,17 +19,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness import expectations, gates, onnx_checks, onnx_perf, slices, tokenization
+from harness import expectations, gates, slices
 from harness.baseline import compare_accuracy, compare_loss, compare_macro_f1, compare_recall, example_ids
 from harness.behaviour import PERTURBATIONS, PerturbationResult
 from harness.data import DataBundle
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
 from harness.expectations import ExpectationFile
-from harness.onnx_parity import parity_gates, predict
-from harness.onnx_run import OnnxStage
+from harness.onnx import checks as onnx_checks
+from harness.onnx import perf as onnx_perf
+from harness.onnx.parity import parity_gates, predict
+from harness.onnx.stage import OnnxStage
 from harness.profile import Profile, per_label
 from harness.result import GateResult
+from harness.tokenizers import properties as tokenization
 
 
 class HarnessRun(Protocol):

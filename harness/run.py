@@ -35,12 +35,12 @@ from harness.models import (
     model_digest,
     resolve_model,
 )
-from harness.onnx_run import OnnxInputs, OnnxStage
+from harness.onnx.stage import OnnxInputs, OnnxStage
 from harness.profile import Profile
 from harness.record import ModelRecord, RunRecord
 from harness.result import GateResult
 from harness.reuse import Results, source_digest, versions
-from harness.tokenization import general_english, max_length_choice, vocabulary_fit
+from harness.tokenizers.properties import general_english, max_length_choice, vocabulary_fit
 from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
 
@@ -284,7 +284,7 @@ class HarnessRun:
     # stage: ONNX export, parity and measurements
     @cached_property
     def onnx(self) -> OnnxStage:
-        """ONNX export (or the bundle given) and its checks; see ``harness.onnx_run``."""
+        """ONNX export (or the bundle given) and its checks; see ``harness.onnx.stage``."""
         split = self.data.splits[self.gate_split]
         inputs = OnnxInputs(
             cfg=self.profile.onnx, split=self.gate_split, texts=split.texts, labels=split.labels,

@@ -41,7 +41,7 @@ class Settings:
     onnx_bundle: Path | None = None
     onnx_providers: tuple[str, ...] = ()
     require_gpu: bool = False
-    mlflow: str | None = None  # --harness-mlflow: a tracking URI, or "local" (harness.tracking.store_for)
+    mlflow: str | None = None  # --harness-mlflow: a tracking URI, or "local" (harness.report.tracking.store_for)
 
     @classmethod
     def from_options(cls, options: Any, rootdir: Path) -> Settings:
@@ -89,7 +89,7 @@ class GateSession:
     def validate(self) -> None:
         """Check every input before the first test; a shared dataset missing outside CI becomes a skip."""
         if self.settings.mlflow:  # refused before any training, not after it
-            from harness.tracking import require_mlflow, store_for
+            from harness.report.tracking import require_mlflow, store_for
 
             require_mlflow()
             if self.settings.mlflow != "local":
@@ -117,8 +117,8 @@ class GateSession:
 
     def finish(self, worker: bool) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
-        from harness.render import write_documents, write_plots
-        from harness.report import build_metrics, merge_worker_metrics, write_json_atomic
+        from harness.report.metrics import build_metrics, merge_worker_metrics, write_json_atomic
+        from harness.report.render import write_documents, write_plots
 
         record = self.run.record
         if self.settings.save_baseline and not worker and (record.data is not None or self.worker_parts):
@@ -144,7 +144,7 @@ class GateSession:
         """One MLflow run for the gate run (the controller's merged report under xdist); a failure is kept for the
         plugin to report, as the report itself was written."""
         from harness.errors import TrackingError
-        from harness.tracking import log_gate_run, store_for
+        from harness.report.tracking import log_gate_run, store_for
 
         assert self.settings.mlflow and self.settings.report
         try:

@@ -8,7 +8,8 @@ justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a s
 ``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
 properties that decide and show every verdict, ``PerturbationResult.fail_rate``, the context manager that
 restores a model's mode and ``Normaliser.lowercases``; and it cannot judge code that runs once at import, as
-GPT-2's byte table in ``harness/normalisers.py``), applied to a copy of the project and run against the same tests.
+GPT-2's byte table in ``harness/tokenizers/normalisers.py``), applied to a copy of the project and run against the
+same tests.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MINIMUM = 0.9
 SURVIVORS_DOC = ROOT / "docs" / "mutation-survivors.md"
+NORMALISERS = "harness/tokenizers/normalisers.py"
 TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_selection
     "tests/test_verdicts.py",
     "tests/test_stats.py",
@@ -41,8 +43,8 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/stats.py": None,
     "harness/gates.py": None,
     "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_paired_gate"],
-    "harness/onnx_perf.py": ["compare_int8", "int8_gates"],
-    "harness/onnx_parity.py": [
+    "harness/onnx/perf.py": ["compare_int8", "int8_gates"],
+    "harness/onnx/parity.py": [
         "parity_gates",
         "compare_on_texts",
         "_run_both",
@@ -50,11 +52,11 @@ SCOPE: dict[str, list[str] | None] = {
         "diff_histogram",
         "check_same_outputs",
     ],
-    "harness/onnx_checks.py": None,
+    "harness/onnx/checks.py": None,
     "harness/behaviour.py": None,
     # the properties and what decides max_length; not general_english (the reference sentences of a reported,
     # ungated vocabulary figure)
-    "harness/tokenization.py": [
+    "harness/tokenizers/properties.py": [
         "PropertyViolation.__init__",
         "rule_for",
         "normaliser_for",
@@ -78,7 +80,7 @@ SCOPE: dict[str, list[str] | None] = {
         "max_length_choice",
     ],
     # all but _byte_decoder, which runs once at import, before mutmut switches a mutant on (hand mutants below)
-    "harness/normalisers.py": [
+    "harness/tokenizers/normalisers.py": [
         "Normaliser.from_spec",
         "Normaliser.apply",
         "Normaliser.__str__",
@@ -128,21 +130,21 @@ HAND_MUTANTS = [
     ("harness/behaviour.py", "            module.training = training", "            module.training = False"),
     ("harness/behaviour.py", 'model.modules()] if hasattr(model, "modules") else []',
      'model.modules()] if not hasattr(model, "modules") else []'),
-    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+    (NORMALISERS, 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
      'return all(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")'),
-    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+    (NORMALISERS, 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
      'return any(name == "Lowercase" and name.startswith("BertNormalizer(lowercase")'),
-    ("harness/normalisers.py", 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
+    (NORMALISERS, 'return any(name == "Lowercase" or name.startswith("BertNormalizer(lowercase")',
      'return any(name == "Lowercase" or name.startswith("BertNormalizer(")'),
-    ("harness/normalisers.py", '*range(ord("!"), ord("~") + 1),', '*range(ord("!"), ord("~")),'),
-    ("harness/normalisers.py", '*range(ord("¡"), ord("¬") + 1),', '*range(ord("¡"), ord("¬")),'),
-    ("harness/normalisers.py", "            shift += 1", "            shift += 2"),
-    ("harness/normalisers.py", "chars[chr(256 + shift)] = byte", "chars[chr(255 + shift)] = byte"),
+    ("harness/tokenizers/normalisers.py", '*range(ord("!"), ord("~") + 1),', '*range(ord("!"), ord("~")),'),
+    ("harness/tokenizers/normalisers.py", '*range(ord("¡"), ord("¬") + 1),', '*range(ord("¡"), ord("¬")),'),
+    ("harness/tokenizers/normalisers.py", "            shift += 1", "            shift += 2"),
+    ("harness/tokenizers/normalisers.py", "chars[chr(256 + shift)] = byte", "chars[chr(255 + shift)] = byte"),
 ]  # fmt: skip
 # the tests a hand mutant of a file is run against (default: TESTS)
 HAND_TESTS = {
     "harness/behaviour.py": ["tests/test_behaviour_verdicts.py", "tests/test_verdicts.py"],
-    "harness/normalisers.py": ["tests/test_tokenization_verdicts.py"],
+    "harness/tokenizers/normalisers.py": ["tests/test_tokenization_verdicts.py"],
 }
 
 

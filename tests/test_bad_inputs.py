@@ -437,7 +437,7 @@ def bundle_source(tmp_path_factory, tiny_model_dir):
     from transformers import AutoTokenizer
 
     from harness.models import load_classifier
-    from harness.onnx_bundle import export_bundle
+    from harness.onnx.bundle import export_bundle
 
     folder = tmp_path_factory.mktemp("classifier")
     load_classifier(tiny_model_dir, ["0", "1", "2"], seed=0).save_pretrained(folder)
@@ -513,7 +513,7 @@ def render_doc() -> str:
 
     from harness.models import build_tiny_bert
     from harness.models import load_classifier as load
-    from harness.onnx_bundle import export_bundle
+    from harness.onnx.bundle import export_bundle
 
     lines = [
         "# Bad inputs and what the harness answers",

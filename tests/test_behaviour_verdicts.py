@@ -17,7 +17,7 @@ import torch
 from fixtures.faults import IgnoresAttentionMask, planted_model
 from harness import behaviour as bh
 from harness.inference import encode, torch_logits
-from harness.tokenization import PropertyViolation
+from harness.tokenizers.properties import PropertyViolation
 
 SHORT = "heart murmur"
 LONGER = "patient seen today with mild cough and wheeze reported after review in clinic"

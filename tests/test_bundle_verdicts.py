@@ -1,5 +1,5 @@
-"""The ONNX verdicts on a real tiny model and its real bundle: the static checks of ``harness/onnx_checks.py``
-and the parity measurements of ``harness/onnx_parity.py``, each shown passing on the good bundle and failing on
+"""The ONNX verdicts on a real tiny model and its real bundle: the static checks of ``harness/onnx/checks.py``
+and the parity measurements of ``harness/onnx/parity.py``, each shown passing on the good bundle and failing on
 a planted fault with exact values and messages.
 
 The model and bundles are exported once and kept in pytest's cache (``tiny_bundle_entry`` in fixtures/tiny.py),
@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from fixtures.tiny import TINY_MAX_LENGTH, easy_rows
-from harness import onnx_checks
 from harness.inference import encode, torch_logits
-from harness.onnx_bundle import MODEL_FILE, Bundle, open_bundle, write_manifest
-from harness.onnx_parity import OnnxRunner, check_same_outputs, compare_on_texts, diff_histogram, parity_gates
-from harness.tokenization import PropertyViolation
+from harness.onnx import checks as onnx_checks
+from harness.onnx.bundle import MODEL_FILE, Bundle, open_bundle, write_manifest
+from harness.onnx.parity import OnnxRunner, check_same_outputs, compare_on_texts, diff_histogram, parity_gates
+from harness.tokenizers.properties import PropertyViolation
 
 TEXTS = [text for text, _ in easy_rows(12, seed=5)]
 LONG = "troponin raised after exertion with chest pain radiating to the left arm " * 6  # > 300 chars, > 32 tokens

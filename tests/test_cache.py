@@ -237,7 +237,7 @@ def onnx_cache(tmp_path_factory, tiny_model_dir):
     from transformers import AutoTokenizer
 
     from harness.models import load_classifier
-    from harness.onnx_bundle import cached_export
+    from harness.onnx.bundle import cached_export
 
     classifier = tmp_path_factory.mktemp("tiny-classifier")
     load_classifier(tiny_model_dir, LABELS, seed=3).save_pretrained(classifier)
@@ -250,7 +250,7 @@ def onnx_cache(tmp_path_factory, tiny_model_dir):
 def runs(path: Path) -> bool:
     import numpy as np
 
-    from harness.onnx_parity import OnnxRunner
+    from harness.onnx.parity import OnnxRunner
 
     encode = {
         "input_ids": np.array([[2, 5, 6, 3]], dtype=np.int64),
@@ -261,7 +261,7 @@ def runs(path: Path) -> bool:
 
 
 def test_junk_at_the_old_int8_location_is_not_trusted_and_a_tampered_int8_is_requantised(onnx_cache, tmp_path):
-    from harness.onnx_bundle import INT8_FILE, MANIFEST, cached_int8
+    from harness.onnx.bundle import INT8_FILE, MANIFEST, cached_int8
 
     _, _, bundle = onnx_cache
     cache_dir, lines = tmp_path / "cache", []
@@ -288,7 +288,7 @@ def test_int8_key_follows_the_bytes_of_the_model(onnx_cache, tmp_path):
 
     import onnx
 
-    from harness.onnx_bundle import cached_int8
+    from harness.onnx.bundle import cached_int8
 
     _, _, bundle = onnx_cache
     copy = tmp_path / "same.onnx"
@@ -303,7 +303,7 @@ def test_int8_key_follows_the_bytes_of_the_model(onnx_cache, tmp_path):
 
 
 def test_a_tampered_cached_bundle_is_exported_again(onnx_cache):
-    from harness.onnx_bundle import cached_export, manifest_mismatches
+    from harness.onnx.bundle import cached_export, manifest_mismatches
 
     cache_dir, classifier, bundle = onnx_cache
     lines: list[str] = []

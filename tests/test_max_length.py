@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from fixtures.tiny import easy_rows
 from harness.errors import ProfileError
 from harness.profile import load_profile
-from harness.report import build_metrics
+from harness.report.metrics import build_metrics
 from harness.run import HarnessRun
-from harness.tokenization import choose_max_length
+from harness.tokenizers.properties import choose_max_length
 
 
 @given(

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from fixtures.tiny import easy_rows
-from harness import onnx_checks, onnx_perf
 from harness.errors import BundleError
 from harness.models import load_classifier
-from harness.onnx_bundle import (
+from harness.onnx import checks as onnx_checks
+from harness.onnx import perf as onnx_perf
+from harness.onnx.bundle import (
     INT8_FILE,
     MODEL_FILE,
     RUNTIME_SETTINGS,
@@ -21,8 +22,8 @@ from harness.onnx_bundle import (
     quantize_int8,
     write_manifest,
 )
-from harness.onnx_parity import OnnxRunError, OnnxRunner, check_same_outputs, compare_on_texts, parity_gates
-from harness.tokenization import PropertyViolation
+from harness.onnx.parity import OnnxRunError, OnnxRunner, check_same_outputs, compare_on_texts, parity_gates
+from harness.tokenizers.properties import PropertyViolation
 
 LABELS = ["cardiac", "respiratory", "digestive"]
 MAX_LENGTH = 32

@@ -14,7 +14,7 @@ import pytest
 from fixtures.suites import Outcome, run_suites
 from fixtures.tiny import write_profile
 from harness.models import load_classifier
-from harness.onnx_bundle import INT8_FILE, MODEL_FILE, export_bundle
+from harness.onnx.bundle import INT8_FILE, MODEL_FILE, export_bundle
 from tests.test_onnx import reseal, swap_inputs
 
 SUITE_TESTS = 13

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from fixtures.faults import IgnoresAttentionMask, violation_of
 from fixtures.tiny import easy_rows
 from harness import behaviour as bh
-from harness import strategies as hs
-from harness import tokenization as tk
 from harness.models import load_classifier, load_tokenizer, resolve_model
-from harness.tokenization import PropertyViolation
+from harness.tokenizers import properties as tk
+from harness.tokenizers import strategies as hs
+from harness.tokenizers.properties import PropertyViolation
 
 FAST = settings(max_examples=60, derandomize=True, database=None, deadline=None)
 TEXTS = [text for text, _ in easy_rows(40, seed=5)] + ["Naïve CAFÉ   with  Spaces", "東京 clinic ✓"]

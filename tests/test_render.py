@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import plots
 from harness.evaluation import calibration_bins, split_metrics
-from harness.render import binned_examples, build_report, gate_split, render, write_documents, write_plots
+from harness.report import plots
+from harness.report.render import binned_examples, build_report, gate_split, render, write_documents, write_plots
 from harness.result import GateResult
 
 RECORD = Path(__file__).parent / "data" / "metrics_tiny.json"

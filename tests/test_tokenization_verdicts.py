@@ -1,4 +1,5 @@
-"""The tokenizer properties of ``harness/tokenization.py`` and the models of ``harness/normalisers.py`` on the six
+"""The tokenizer properties of ``harness/tokenizers/properties.py`` and the models of
+``harness/tokenizers/normalisers.py`` on the six
 real tokenizer families of fixtures/tokenizers.py (and the normalising variant), with hand-written texts: each
 property passes the real tokenizer and fails each planted fault (fixtures/faults.py: the tokenizer faults and the
 tokenizer.json faults) with the exact rule, input and observation. The normaliser model is compared with the
@@ -20,9 +21,9 @@ import pytest
 from fixtures import faults
 from fixtures.tiny import easy_rows
 from fixtures.tokenizers import FAMILIES, VARIANTS, train_tokenizer
-from harness import tokenization as tk
-from harness.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
-from harness.tokenization import PropertyViolation
+from harness.tokenizers import properties as tk
+from harness.tokenizers.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
+from harness.tokenizers.properties import PropertyViolation
 
 CORPUS = [t for t, _ in easy_rows(200, seed=1)] + ["Naïve CAFÉ   with  Spaces, don't!", "東京 clinic ✓ 12 mg"]
 MODEL_MAX = 40  # tokenizer_config's model_max_length, as real tokenizers have one (BERT's 512)

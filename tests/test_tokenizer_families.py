@@ -18,10 +18,10 @@ from fixtures import faults
 from fixtures.suites import run_suites
 from fixtures.tiny import easy_rows, write_profile
 from fixtures.tokenizers import FAMILIES, VARIANTS, model_folder_with, train_tokenizer
-from harness import strategies as hs
-from harness import tokenization as tk
-from harness.normalisers import Normaliser, UnsupportedTokenizer
-from harness.tokenization import PropertyViolation
+from harness.tokenizers import properties as tk
+from harness.tokenizers import strategies as hs
+from harness.tokenizers.normalisers import Normaliser, UnsupportedTokenizer
+from harness.tokenizers.properties import PropertyViolation
 
 QUICK = settings(max_examples=40, derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck))  # fmt: skip

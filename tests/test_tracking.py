@@ -22,7 +22,7 @@ import pytest
 from fixtures.suites import SUITES, Outcome, run_suites
 from fixtures.tiny import TINY_LABELS, write_profile
 from harness.errors import TrackingError
-from harness.tracking import INSTALL, key_name, log_gate_run, store_for
+from harness.report.tracking import INSTALL, key_name, log_gate_run, store_for
 
 NO_ENV = {"MLFLOW_TRACKING_URI": "", "MLFLOW_EXPERIMENT_NAME": ""}  # the default store, whatever this shell has
 

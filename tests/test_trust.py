@@ -137,7 +137,7 @@ def test_manifest_names_outside_their_folder_are_refused_unread(tmp_path):
 
 
 def test_a_bundle_manifest_naming_files_outside_the_bundle_is_refused(tmp_path):
-    from harness.onnx_bundle import open_bundle
+    from harness.onnx.bundle import open_bundle
 
     folder = tmp_path / "bundle"
     folder.mkdir()

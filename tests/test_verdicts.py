@@ -27,8 +27,8 @@ from harness.gates import (
     check_uplift,
     threshold_gate,
 )
-from harness.onnx_parity import Parity, parity_gates
-from harness.onnx_perf import Int8Result, compare_int8, cpu_flags, int8_gates
+from harness.onnx.parity import Parity, parity_gates
+from harness.onnx.perf import Int8Result, compare_int8, cpu_flags, int8_gates
 from harness.profile import BaselineSection
 from harness.result import MODES, OPS, GateResult, fmt
 from harness.stats import RESAMPLES, Interval, bootstrap, macro_f1, mcnemar_exact, paired_bootstrap_worse, wilson

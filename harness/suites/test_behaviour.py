@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import behaviour as bh
-from harness import strategies as hs
-from harness import tokenization as tk
 from harness.plugin import harness_property
+from harness.tokenizers import properties as tk
+from harness.tokenizers import strategies as hs
 
 pytestmark = pytest.mark.harness_suite("behaviour")  # the perturbation gates; properties carry their own markers
 

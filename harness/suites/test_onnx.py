@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import strategies as hs
-from harness import tokenization as tk
-from harness.onnx_parity import check_same_outputs
+from harness.onnx.parity import check_same_outputs
 from harness.plugin import harness_property
+from harness.tokenizers import properties as tk
+from harness.tokenizers import strategies as hs
 
 pytestmark = pytest.mark.harness_suite("onnx")
 

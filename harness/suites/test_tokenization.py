@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import strategies as hs
-from harness import tokenization as tk
 from harness.plugin import harness_property
+from harness.tokenizers import properties as tk
+from harness.tokenizers import strategies as hs
 
 pytestmark = pytest.mark.harness_suite("tokenization")  # the unk_rate gate; only a test taking `check` is parametrised
 

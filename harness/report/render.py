@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness import plots
+from harness.report import plots
 from harness.result import GateResult, fmt
 
 FAIL_MARK = "✗"
@@ -453,7 +453,7 @@ def _environment(fmt_name: str) -> Any:
     if fmt_name not in FORMATS:
         raise ValueError(f"report format {fmt_name!r}: expected one of {sorted(FORMATS)}")
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("harness", "templates"),
+        loader=jinja2.PackageLoader("harness.report", "templates"),
         autoescape=fmt_name == "html",
         trim_blocks=True,
         lstrip_blocks=True,

@@ -2,11 +2,11 @@
 
 Each ``check_*`` function states its rule, checks it on the given input, and raises
 ``PropertyViolation`` naming the rule, the offending input and what was seen. They
-need no pytest or hypothesis, so they run from scripts too; ``harness.strategies``
+need no pytest or hypothesis, so they run from scripts too; ``harness.tokenizers.strategies``
 supplies the hypothesis inputs and ``suites/test_tokenization.py`` drives them.
 
 The round-trip and offset rules are not blind equality (false for real tokenizers): they compare
-with ``harness.normalisers.Rebuild``, a plain-Python model of the tokenizer's normaliser and of how
+with ``harness.tokenizers.normalisers.Rebuild``, a plain-Python model of the tokenizer's normaliser and of how
 its family gives text back, read from the tokenizer's own ``tokenizer.json``.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
+from harness.tokenizers.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
 
 
 class PropertyViolation(AssertionError):
@@ -293,5 +293,5 @@ def general_english() -> list[str]:
     """A few dozen plain everyday English sentences (written for this project) as the reference."""
     from importlib import resources
 
-    text = (resources.files("harness") / "general_english.txt").read_text(encoding="utf-8")
+    text = (resources.files("harness.tokenizers") / "general_english.txt").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]

@@ -15,7 +15,7 @@ What is logged, so a tracker answers "which model, on which data, under which ru
 MLflow is imported only here, and only when used (``pip install 'clf-release-harness[mlflow]'``). Only
 ``MlflowClient`` is used, with the URI passed in: no global tracking URI or active run is set in the process.
 
-    from harness.tracking import log_gate_run
+    from harness.report.tracking import log_gate_run
     logged = log_gate_run(json.loads(Path("out/metrics.json").read_text()), "sqlite:///mlflow.db")
 """
 
@@ -102,7 +102,7 @@ def log_gate_run(
     under ``plots/``). ``experiment``: default ``$MLFLOW_EXPERIMENT_NAME``, else the profile's name; created (at
     ``artifact_location``, where given) when missing. Any MLflow failure is a ``TrackingError`` naming the URI."""
     if not isinstance(metrics, dict):
-        from harness.report import build_metrics
+        from harness.report.metrics import build_metrics
 
         metrics = build_metrics(metrics)
     require_mlflow()
@@ -256,7 +256,7 @@ def _log_files(client: Any, run_id: str, metrics: dict[str, Any], files: Sequenc
     for path in files:
         client.log_artifact(run_id, str(path), "plots" if path.suffix == ".png" else None)
     if not any(p.name == "metrics.json" for p in files):
-        from harness.report import write_json_atomic
+        from harness.report.metrics import write_json_atomic
 
         with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as scratch:
             write_json_atomic(Path(scratch) / "metrics.json", metrics)

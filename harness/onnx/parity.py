@@ -18,7 +18,7 @@ import numpy as np
 from harness.device import cpu_threads
 from harness.errors import BundleError
 from harness.inference import batched_logits, encode, torch_logits
-from harness.onnx_bundle import RUNTIME_SETTINGS
+from harness.onnx.bundle import RUNTIME_SETTINGS
 from harness.result import GateResult
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -249,7 +249,7 @@ def check_same_outputs(
 ) -> None:
     """Property: on one padded batch of any texts, ONNX logits equal PyTorch's within tolerance, and
     predicted labels agree except where PyTorch's top two logits are closer than the tolerance."""
-    from harness.tokenization import PropertyViolation
+    from harness.tokenizers.properties import PropertyViolation
 
     encoding = encode(tokenizer, texts)
     onnx_out, torch_out = runner(encoding), torch_logits(model, encoding)

@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from harness import onnx_perf
 from harness.data import sha256_file
 from harness.device import cpu_flags, cpu_threads
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics, texts_digest
 from harness.gates import threshold_gate
 from harness.models import load_finetuned
-from harness.onnx_bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
-from harness.onnx_parity import OnnxRunner, Parity, compare_on_texts, predict
+from harness.onnx import perf as onnx_perf
+from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
+from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict
 from harness.profile import GatesSection, OnnxSection
 from harness.record import RunRecord
 from harness.result import GateResult
@@ -227,7 +227,7 @@ class OnnxStage:
     def measure(self, with_torch: bool) -> dict[str, Any]:
         """Latency (p50/p95 at batch 1 and 32) of ONNX fp32, int8 and, when available, PyTorch eager; sizes.
         Reused while the artifacts, texts, runtime and machine (CPU, threads) are unchanged."""
-        from harness.onnx_parity import torch_logits
+        from harness.onnx.parity import torch_logits
 
         def time_engines() -> dict[str, Any]:
             engines = {"onnx_fp32": self.runner("cpu"), "onnx_int8": self.runner("cpu", int8=True)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.onnx_bundle import Bundle, manifest_mismatches
+from harness.onnx.bundle import Bundle, manifest_mismatches
 from harness.result import GateResult
 
 MAX_SHOWN = 8

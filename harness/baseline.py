@@ -10,7 +10,6 @@ equally good runs with different seeds are not flagged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import write_json_atomic
 from harness.data import DataBundle, normalise_for_leakage
+from harness.digests import sha256_bytes
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
 from harness.profile import BaselineSection
-from harness.report.metrics import write_json_atomic
 from harness.result import GateResult
 from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
 
@@ -34,7 +34,7 @@ class BaselineError(HarnessError):
 
 
 def example_ids(texts: list[str]) -> list[str]:
-    return [hashlib.sha256(normalise_for_leakage(t).encode()).hexdigest()[:16] for t in texts]
+    return [sha256_bytes(normalise_for_leakage(t).encode())[:16] for t in texts]
 
 
 def save_baseline(path: Path, data: DataBundle, metrics: dict[str, SplitMetrics], model: dict[str, Any]) -> None:

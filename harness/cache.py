@@ -20,7 +20,6 @@ use). A single-file entry (``FileCache``) is ``root/<key><suffix>`` with its man
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,17 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.data import sha256_file
+from harness.digests import sha256_file
 from harness.errors import CacheWriteError
 
 Progress = Callable[[str], None]
 Build = Callable[[Path], dict[str, Any]]  # writes the entry's files into the path it is given; returns the record
 STAGING, RETIRED = ".tmp-", ".old-"
-
-
-def content_key(identity: dict[str, Any]) -> str:
-    """24 hex digits of the SHA-256 of ``identity`` (everything the cached value depends on): the one key hash."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def file_hashes(folder: Path, manifest: str, sizes: bool = False) -> dict[str, Any]:

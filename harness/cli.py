@@ -96,10 +96,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _learning_curve(args: argparse.Namespace) -> int:
+    from harness.atomic import write_json_atomic
     from harness.learning_curve import learning_curve
     from harness.profile import load_profile
     from harness.report import plots
-    from harness.report.metrics import write_json_atomic
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
@@ -156,9 +156,8 @@ def _check(args: argparse.Namespace) -> int:
 def _seeds(args: argparse.Namespace) -> int:
     """Every gate's value and margin on each seed (``harness.seed_study``); exit 1 when a seed fails a gate."""
     from harness import registry
+    from harness.atomic import write_json_atomic, write_text_atomic
     from harness.profile import load_profile
-    from harness.report.metrics import write_json_atomic
-    from harness.report.render import write_text_atomic
     from harness.seed_study import seed_study, table_markdown
 
     try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.digests import texts_digest
 from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
 
@@ -92,20 +93,14 @@ def cached_logits(cache_dir: Path | None, identity: dict[str, Any], compute: Cal
     device, library versions). Entries are kept by ``harness.cache``: published atomically with their
     SHA-256 in a manifest beside them and recomputed when it does not match, so a corrupt entry is never trusted.
     """
-    from harness.cache import FileCache, content_key
+    from harness.cache import FileCache
+    from harness.digests import content_key
 
     if cache_dir is None:
         return compute()
     cache = FileCache(cache_dir / "eval", "evaluation logits", "recomputing", suffix=".npy")
     path = cache.get_file(content_key(identity), lambda target: np.save(target, compute(), allow_pickle=False))
     return np.load(path, allow_pickle=False)
-
-
-def texts_digest(texts: list[str]) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
 
 
 def split_metrics(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import io
 import json
 import re
@@ -28,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from harness.behaviour import PERTURBATIONS
-from harness.data import _check_bytes
+from harness.data.readers import check_bytes
+from harness.digests import sha256_bytes
 from harness.errors import DataError
-from harness.gates import threshold_gate
 from harness.profile import Expectation, Profile
-from harness.result import GateResult, fmt
+from harness.result import GateResult, fmt, threshold_gate
 from harness.stats import wilson
 
 COLUMNS = {  # kind -> the columns every row needs (inv with a perturbation: text alone)
@@ -100,7 +99,7 @@ def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | 
         raise DataError(f"{path}: expectations file not found")  # never a skip, as a missing shared dataset is
     if not path.is_file():
         raise DataError(f"{path}: not a regular file (a folder, device or pipe)")
-    _check_bytes(path)  # UTF-8 throughout, no endless line
+    check_bytes(path)  # UTF-8 throughout, no endless line
     raw = path.read_bytes()  # hashed and parsed from the same bytes
     text = raw.decode("utf-8-sig")
     if path.suffix.lower() == ".csv":
@@ -126,7 +125,7 @@ def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | 
             _check_columns(path, list(record), len(records))
     if not records:
         raise DataError(f"{path}: no examples (an empty file, or a header alone)")
-    return records, header, hashlib.sha256(raw).hexdigest()
+    return records, header, sha256_bytes(raw)
 
 
 def _check_columns(path: Path, columns: list[str], row: int) -> None:

@@ -16,19 +16,8 @@ import numpy as np
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
 from harness.evaluation import CALIBRATION_BINS, SplitMetrics
-from harness.result import GateResult, fmt
+from harness.result import GateResult, fmt, threshold_gate
 from harness.stats import Interval, bootstrap, class_f1, wilson
-
-
-def threshold_gate(
-    gate: str, metric: str, split: str, value: float, threshold: float, op: str, n: int,
-    interval: Interval | None = None, mode: str = "point", details: list[str] | None = None,
-) -> GateResult:  # fmt: skip
-    """Build a GateResult and decide it by ``mode`` (the point value, or the interval's bound)."""
-    return GateResult(
-        gate=gate, metric=metric, split=split, value=value, threshold=threshold, op=op, n=n,
-        interval=interval.as_list() if interval else None, mode=mode, details=details or [],
-    )  # fmt: skip
 
 
 def check_accuracy(metrics: SplitMetrics, minimum: float, mode: str = "point") -> GateResult:

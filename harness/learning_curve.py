@@ -7,12 +7,12 @@ key), evaluated on the full validation split with the same intervals as the gate
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.data import DataBundle
+from harness.digests import sha256_bytes
 from harness.profile import Profile
 from harness.run import HarnessRun
 
@@ -26,7 +26,7 @@ def stratified_subset(data: DataBundle, fraction: float, seed: int) -> DataBundl
     train = data.splits["train"]
     keep, _ = train_test_split(list(range(len(train))), train_size=fraction, stratify=train.labels, random_state=seed)
     keep = sorted(keep)
-    digest = hashlib.sha256(f"{train.sha256}:{fraction}:{seed}".encode()).hexdigest()
+    digest = sha256_bytes(f"{train.sha256}:{fraction}:{seed}".encode())
     subset = dataclasses.replace(
         train, sha256=digest, texts=[train.texts[i] for i in keep], labels=[train.labels[i] for i in keep]
     )

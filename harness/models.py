@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cache import content_key
-from harness.data import sha256_file
+from harness.digests import content_key, sha256_file
 from harness.errors import ModelSourceError
 
 

@@ -21,10 +21,10 @@ from typing import Any, NoReturn
 import pytest
 
 from harness import registry
-from harness.cache import content_key
+from harness.digests import content_key, files_digest
 from harness.errors import EXIT_USAGE, HarnessError, ProfileError
 from harness.result import GateResult
-from harness.reuse import PassedProperties, files_digest, settings_identity
+from harness.reuse import PassedProperties, settings_identity
 from harness.run import HarnessRun
 from harness.session import GateSession, Settings, in_ci
 

@@ -9,7 +9,10 @@ decides ``passed`` itself.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.stats import Interval
 
 MODES = ("point", "confident", "paired", "property")
 TOO_SMALL = ("", "fail", "report")
@@ -125,3 +128,14 @@ class GateResult:
 
 def fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def threshold_gate(
+    gate: str, metric: str, split: str, value: float, threshold: float, op: str, n: int,
+    interval: Interval | None = None, mode: str = "point", details: list[str] | None = None,
+) -> GateResult:  # fmt: skip
+    """Build a GateResult and decide it by ``mode`` (the point value, or the interval's bound)."""
+    return GateResult(
+        gate=gate, metric=metric, split=split, value=value, threshold=threshold, op=op, n=n,
+        interval=interval.as_list() if interval else None, mode=mode, details=details or [],
+    )  # fmt: skip

@@ -24,8 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.cache import FileCache, content_key
-from harness.data import sha256_file
+from harness.cache import FileCache
+from harness.digests import content_key
 
 Progress = Callable[[str], None]
 LIBRARIES = ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "numpy", "hypothesis")
@@ -51,17 +51,6 @@ def versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def files_digest(paths: list[Path]) -> list[str]:
-    """The SHA-256 of each file's bytes, sorted: what the files say, wherever they are."""
-    return sorted(sha256_file(path) for path in paths if path.is_file())
-
-
-def folder_digest(folder: Path) -> str:
-    """One content key over every file under ``folder`` (relative names and bytes)."""
-    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-    return content_key({"files": files})
 
 
 def machine() -> dict[str, Any]:

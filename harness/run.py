@@ -24,7 +24,8 @@ from harness.baseline import load_baseline, save_baseline
 from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
-from harness.evaluation import SplitMetrics, evaluate_splits, predict_logits, texts_digest
+from harness.digests import texts_digest
+from harness.evaluation import SplitMetrics, evaluate_splits, predict_logits
 from harness.expectations import ExpectationFile, load_expectations
 from harness.models import (
     ModelSource,

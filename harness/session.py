@@ -117,7 +117,8 @@ class GateSession:
 
     def finish(self, worker: bool) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
-        from harness.report.metrics import build_metrics, merge_worker_metrics, write_json_atomic
+        from harness.atomic import write_json_atomic
+        from harness.report.metrics import build_metrics, merge_worker_metrics
         from harness.report.render import write_documents, write_plots
 
         record = self.run.record

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.data import Split
-from harness.gates import threshold_gate
 from harness.profile import SlicesSection
-from harness.result import GateResult, fmt
+from harness.result import GateResult, fmt, threshold_gate
 from harness.stats import wilson
 
 

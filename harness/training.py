@@ -22,9 +22,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.cache import ContentCache, Entry, FileCache, check_folder, content_key, replacing
-from harness.data import DataBundle, sha256_file
+from harness.cache import ContentCache, Entry, FileCache, check_folder, replacing
+from harness.data import DataBundle
 from harness.device import Device, training_precision
+from harness.digests import content_key, sha256_file, texts_digest
 from harness.models import ModelSource, load_classifier, load_tokenizer
 from harness.profile import Profile, TrainingSection
 
@@ -444,11 +445,9 @@ class ShardRecorder:
         self.collator, self.first_epoch, self.seen = collator, first_epoch, []
 
     def __call__(self, features: list[dict[str, Any]]) -> Any:
-        import hashlib
-
         for feature in features:
             if len(self.seen) < self.first_epoch:
-                self.seen.append(hashlib.sha256(json.dumps(list(feature["input_ids"])).encode()).hexdigest()[:16])
+                self.seen.append(texts_digest(list(feature["input_ids"]))[:16])
         return self.collator(features)
 
 
@@ -499,8 +498,6 @@ def cached_tokenized(
     import datasets
     import pyarrow.parquet as pq
     import tokenizers
-
-    from harness.evaluation import texts_digest
 
     if cache_dir is None:
         return tokenize_split(tokenizer, texts, labels, identity["max_length"])

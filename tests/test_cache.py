@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import ContentCache, FileCache, check_folder, content_key
-from harness.data import sha256_file
+from harness.cache import ContentCache, FileCache, check_folder
+from harness.digests import content_key, sha256_file
 from harness.errors import CacheWriteError
 
 ROOT = Path(__file__).resolve().parents[1]

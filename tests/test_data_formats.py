@@ -9,7 +9,8 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from fixtures.tiny import easy_rows, write_csv
-from harness.data import folder_sha256, load_data
+from harness.data import load_data
+from harness.digests import folder_sha256
 from harness.errors import DataError
 from harness.profile import load_profile
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import content_key
+from harness.digests import content_key
 from harness.errors import ProfileError
 from harness.profile import SCHEMA, SECTIONS, TrainingSection, _check_value, default_profile_path, load_profile
 

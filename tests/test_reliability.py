@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from fixtures.tiny import easy_rows
-from harness.data import sha256_file
+from harness.digests import sha256_file
 from harness.profile import load_profile
 from harness.run import HarnessRun
 from harness.training import verify_entry

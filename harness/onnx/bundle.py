@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cache import ContentCache, confined, content_key, mismatches
+from harness.cache import ContentCache, confined, mismatches
 from harness.cache import write_manifest as write_hashed
-from harness.data import sha256_file
+from harness.digests import content_key, sha256_file
 from harness.errors import BundleError
 from harness.models import count_positions_from_mask
 

@@ -7,7 +7,6 @@ tensors go to PyTorch (eval mode, fp32) and to ONNX Runtime, bound by name.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.device import cpu_threads
+from harness.digests import sha256_bytes
 from harness.errors import BundleError
 from harness.inference import batched_logits, encode, torch_logits
 from harness.onnx.bundle import RUNTIME_SETTINGS
@@ -153,7 +153,7 @@ def compare_on_texts(
             {"example": int(ids[r]), "batch_size": where[r][1], "onnx": int(onnx_pred[r]), "torch": int(torch_pred[r])}
             for r in disagree[:5]
         ],
-        torch_logits_sha256=hashlib.sha256(np.ascontiguousarray(torch_logits_, dtype=np.float32).tobytes()).hexdigest(),
+        torch_logits_sha256=sha256_bytes(np.ascontiguousarray(torch_logits_, dtype=np.float32).tobytes()),
     )
 
 

@@ -17,19 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.data import sha256_file
 from harness.device import cpu_flags, cpu_threads
+from harness.digests import folder_digest, sha256_file, texts_digest
 from harness.errors import BundleError
-from harness.evaluation import SplitMetrics, texts_digest
-from harness.gates import threshold_gate
+from harness.evaluation import SplitMetrics
 from harness.models import load_finetuned
 from harness.onnx import perf as onnx_perf
 from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
 from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict
 from harness.profile import GatesSection, OnnxSection
 from harness.record import RunRecord
-from harness.result import GateResult
-from harness.reuse import Results, folder_digest, machine, versions
+from harness.result import GateResult, threshold_gate
+from harness.reuse import Results, machine, versions
 from harness.stats import wilson
 from harness.training import FineTuned, model_folder
 

@@ -6,11 +6,8 @@ The file is written to a temporary name and renamed, so a reader never sees half
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from harness.record import RunRecord
@@ -77,19 +74,6 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
         "timings_seconds": dict(record.timings),
         "reused": dict(record.reused),
     }
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(payload, out, indent=2, sort_keys=False, default=str)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def gates_table(results: list[GateResult]) -> list[str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.atomic import write_atomic
 from harness.profile import GatesSection
 
 
@@ -116,8 +116,7 @@ def learning_curve(points: list[dict[str, Any]], gates: GatesSection, title: str
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # xdist workers may write the same plot
-    fig.savefig(partial, dpi=110)
-    _pyplot().close(fig)
-    os.replace(partial, path)
-    return path
+    try:  # xdist workers may write the same plot: each writes its own file, then renames it
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        _pyplot().close(fig)

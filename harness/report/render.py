@@ -19,7 +19,6 @@ import base64
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.atomic import write_text_atomic
 from harness.report import plots
 from harness.result import GateResult, fmt
 
@@ -165,20 +165,6 @@ def render(report: Report, fmt_name: str) -> str:
     """The report in ``md`` or ``html``: the same template, with autoescape for HTML."""
     text = _environment(fmt_name).get_template("report.j2").render(report=report, fmt=fmt_name, fail_mark=FAIL_MARK)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"  # the blank lines block tags leave behind
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write to a fresh temporary file beside ``path`` and rename it over ``path``: a symlink at ``path``
-    is replaced, never followed, and a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:  # "x": O_EXCL, fails rather than follow a planted link
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def binned_examples(calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -256,7 +256,7 @@ def _log_files(client: Any, run_id: str, metrics: dict[str, Any], files: Sequenc
     for path in files:
         client.log_artifact(run_id, str(path), "plots" if path.suffix == ".png" else None)
     if not any(p.name == "metrics.json" for p in files):
-        from harness.report.metrics import write_json_atomic
+        from harness.atomic import write_json_atomic
 
         with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as scratch:
             write_json_atomic(Path(scratch) / "metrics.json", metrics)

@@ -1,0 +1,238 @@
+"""Load and validate the profile's splits before anything is trained on them.
+
+Files are read through ``datasets``: CSV, JSON lines (``.jsonl``/``.json``), Parquet (``.parquet``), or a
+folder written by ``Dataset.save_to_disk`` (its hash covers every file in it, see ``folder_sha256``).
+Problems that make training meaningless (missing columns, empty texts, labels a
+split has that train lacks, conflicting duplicates) raise ``DataError`` naming the
+file and the row. Leakage between train and the evaluation splits is *not* raised:
+it is measured here and failed by its own gate, so a report still shows the rest.
+
+Rows are numbered from 1 over data rows, header excluded (row 1 is the first record).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.data.readers import read_columns
+from harness.errors import DataError
+from harness.profile import Profile, refuse_unknown_labels
+
+SPLITS = ("train", "validation", "test")
+MISSING_LABELS = {"nan", "na", "n/a", "null", "none"}
+
+
+@dataclass
+class Split:
+    """One validated split: texts and class indices in file order."""
+
+    name: str
+    path: Path
+    sha256: str
+    texts: list[str]
+    labels: list[int]
+    slice_column: list[str] | None = None  # the gate split's [gates.slices] column, one value per row
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class LeakedRow:
+    split: str
+    row: int
+    train_row: int
+    text: str
+
+
+@dataclass
+class DataBundle:
+    """All splits of a profile with one label mapping shared by every split."""
+
+    splits: dict[str, Split]
+    label_names: list[str]
+    leaks: list[LeakedRow] = field(default_factory=list)
+    dropped: list[LeakedRow] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """File hashes, row counts and labels: what a report or cache key needs."""
+        return {
+            "label_names": self.label_names,
+            "splits": {n: {"path": str(s.path), "sha256": s.sha256, "rows": len(s)} for n, s in self.splits.items()},
+            "leaked_rows": [vars(leak) for leak in self.leaks],
+            "dropped_leaked_rows": [vars(leak) for leak in self.dropped],
+        }
+
+
+def load_data(profile: Profile) -> DataBundle:
+    """Read every split the profile names, validate them together, measure leakage."""
+    cfg = profile.data
+    raw: dict[str, tuple[Path, list[Any], list[Any], str]] = {}
+    kept: dict[str, list[str]] = {}
+    for split in SPLITS:
+        path = profile.data_path(split)
+        if path is None:
+            continue
+        column = profile.slices.column if split == profile.gates.split else None
+        texts, labels, digest, values = read_columns(path, cfg.text_column, cfg.label_column, column)
+        raw[split] = (path, texts, labels, digest)
+        if values is not None:
+            kept[split] = values
+    label_names = _label_names(cfg.labels, raw)
+    refuse_unknown_labels(profile, label_names)
+    declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
+    splits = {}
+    for split, (path, texts, labels, digest) in raw.items():
+        indices = _map_labels(path, labels, label_names, declared)
+        if split == "train" and len(set(indices)) < 2:
+            raise DataError(f"{path}: train has a single class ({label_names[indices[0]]!r}); need at least 2")
+        _check_texts(path, texts)
+        if not cfg.allow_duplicates:
+            _check_duplicates(path, texts, indices)
+        splits[split] = Split(split, path, digest, [str(t) for t in texts], indices, kept.get(split))
+    train = splits["train"]
+    seen = set(train.labels)
+    for split in splits.values():
+        for row, label in enumerate(split.labels, start=1):
+            if label not in seen:
+                raise DataError(
+                    f"{split.path}: row {row}: label {label_names[label]!r} never occurs in train ({train.path.name})"
+                )
+    leaks = find_leaks(splits)
+    if leaks and cfg.leaked_rows == "drop":
+        return DataBundle(_without(splits, leaks), label_names, [], leaks)
+    return DataBundle(splits, label_names, leaks)
+
+
+def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Split]:
+    """Evaluation splits minus the leaked rows (``[data] leaked_rows = "drop"``)."""
+    out = dict(splits)
+    for name in {leak.split for leak in leaks}:
+        drop = {leak.row for leak in leaks if leak.split == name}
+        split = splits[name]
+        keep = [i for i in range(len(split)) if i + 1 not in drop]
+        column = [split.slice_column[i] for i in keep] if split.slice_column is not None else None
+        out[name] = Split(
+            name, split.path, split.sha256, [split.texts[i] for i in keep], [split.labels[i] for i in keep], column
+        )
+    return out
+
+
+def normalise_for_leakage(text: str) -> str:
+    """Texts equal after NFKC, case folding and whitespace folding count as the same example."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
+    """Rows of validation/test whose normalised text also occurs in train."""
+    if "train" not in splits:
+        return []
+    train_rows: dict[str, int] = {}
+    for row, text in enumerate(splits["train"].texts, start=1):
+        train_rows.setdefault(normalise_for_leakage(text), row)
+    leaks = []
+    for name in ("validation", "test"):
+        if name not in splits:
+            continue
+        for row, text in enumerate(splits[name].texts, start=1):
+            hit = train_rows.get(normalise_for_leakage(text))
+            if hit is not None:
+                leaks.append(LeakedRow(name, row, hit, text))
+    return leaks
+
+
+def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, list[Any], list[Any], str]]) -> list[str]:
+    """Declared names win; else labels.json beside train; else the sorted labels of train."""
+    if declared:
+        return list(declared)
+    train_path, _, train_labels, _ = raw["train"]
+    labels_json = train_path.parent / "labels.json"
+    if labels_json.exists():
+        try:
+            mapping = json.loads(labels_json.read_text(encoding="utf-8"))
+            ids = sorted(int(k) for k in mapping)
+            if ids == list(range(len(ids))):
+                return [str(mapping[str(i)]) for i in ids]
+        except (ValueError, AttributeError):
+            pass
+        raise DataError(f"{labels_json}: expected a JSON object of ids 0..k-1 to names")
+    values = [_as_label(train_path, row, v) for row, v in enumerate(train_labels, start=1)]
+    kinds = {type(v) for v in values}
+    if len(kinds) > 1:
+        first_id = next(row for row, v in enumerate(values, start=1) if isinstance(v, int))
+        name_row, name = next((row, v) for row, v in enumerate(values, start=1) if isinstance(v, str))
+        raise DataError(
+            f"{train_path}: row {name_row}: label {name!r} is a name but row {first_id} has the integer id "
+            f"{values[first_id - 1]}; use ids or names, not both (or declare [data] labels)"
+        )
+    if all(isinstance(v, int) for v in values):
+        return [str(v) for v in sorted(set(values))]
+    return sorted({str(v) for v in values})
+
+
+def _as_label(path: Path, row: int, value: Any) -> int | str:
+    if value is None:
+        raise DataError(f"{path}: row {row}: missing label")
+    if isinstance(value, bool):
+        raise DataError(f"{path}: row {row}: invalid label {value!r}; labels must be integer ids or names")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise DataError(f"{path}: row {row}: missing label (NaN)")
+        if value.is_integer():
+            return int(value)
+        raise DataError(f"{path}: row {row}: label {value!r} is a fraction; labels must be integer ids or names")
+    text = str(value).strip()
+    if not text or text.lower() in MISSING_LABELS:
+        raise DataError(f"{path}: row {row}: missing label ({text!r})")
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _map_labels(path: Path, labels: list[Any], names: list[str], declared: bool = True) -> list[int]:
+    """Map integer ids (0..k-1, or ids named by the declared list) or names to class indices."""
+    index = {name: i for i, name in enumerate(names)}
+    ids_are_names = all(re.fullmatch(r"-?\d+", n) for n in names)
+    out = []
+    for row, value in enumerate(labels, start=1):
+        label = _as_label(path, row, value)
+        if isinstance(label, int) and not ids_are_names:
+            if not 0 <= label < len(names):
+                raise DataError(f"{path}: row {row}: label id {label} outside 0..{len(names) - 1} ({names})")
+            out.append(label)
+        elif str(label) in index:
+            out.append(index[str(label)])
+        else:
+            origin = "declared labels" if declared else "labels found in train"
+            raise DataError(f"{path}: row {row}: label {label!r} is not one of the {origin} {names}")
+    return out
+
+
+def _check_texts(path: Path, texts: list[Any]) -> None:
+    for row, text in enumerate(texts, start=1):
+        if text is None or not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: row {row}: empty or missing text")
+
+
+def _check_duplicates(path: Path, texts: list[Any], labels: list[int]) -> None:
+    first: dict[str, tuple[int, int]] = {}
+    for row, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
+        key = normalise_for_leakage(text)
+        if key in first:
+            earlier, earlier_label = first[key]
+            what = "conflicting labels for the same text" if earlier_label != label else "duplicate row"
+            raise DataError(
+                f"{path}: row {row}: {what} (same text as row {earlier}); "
+                "deduplicate the file or set [data] allow_duplicates = true"
+            )
+        first[key] = (row, label)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from fixtures.tiny import easy_rows, write_csv
 from harness.data import load_data
 from harness.errors import DataError, ProfileError
-from harness.profile import SCHEMA, SECTIONS, Profile, _check_value, load_profile, validate_profile
+from harness.profile import SCHEMA, SECTIONS, Profile, check_value, load_profile, validate_profile
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -67,7 +67,7 @@ def test_profile_validation_returns_a_profile_or_a_profile_error(raw, tmp_path):
         values = resolved[SECTIONS[section][0]]
         for key, spec in fields.items():
             if key != "labels" and values[key] is not None:  # labels are normalised to names; None: optional
-                assert _check_value(spec, values[key]) is None, (section, key, values[key])
+                assert check_value(spec, values[key]) is None, (section, key, values[key])
 
 
 @FUZZ

@@ -7,7 +7,7 @@ import pytest
 
 from harness.digests import content_key
 from harness.errors import ProfileError
-from harness.profile import SCHEMA, SECTIONS, TrainingSection, _check_value, default_profile_path, load_profile
+from harness.profile import SCHEMA, SECTIONS, TrainingSection, check_value, default_profile_path, load_profile
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -131,7 +131,7 @@ def test_sections_are_typed_frozen_and_the_schema_is_derived_from_them(tmp_path)
         assert isinstance(getattr(profile, attribute), section)
         assert [f.name for f in dataclasses.fields(section)] == list(SCHEMA[name])
         for key, spec in SCHEMA[name].items():  # every default passes its own check
-            assert spec.required or spec.default is None or _check_value(spec, spec.default) is None, (name, key)
+            assert spec.required or spec.default is None or check_value(spec, spec.default) is None, (name, key)
     assert profile.onnx.batch_sizes == (2, 5) and profile.as_dict()["onnx"]["batch_sizes"] == [2, 5]
     assert profile.training.max_length == "auto" and profile.training == TrainingSection(max_length="auto")
     with pytest.raises(dataclasses.FrozenInstanceError):

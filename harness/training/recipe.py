@@ -1,209 +1,22 @@
-"""Fine-tune with the Hugging Face ``Trainer`` and keep the result in a content-addressed cache.
-
-The cache key hashes everything that changes the trained weights: base weights,
-data files, label names, the ``[training]`` section, the device kind and library
-versions. Gate thresholds are not part of it, so changing a gate retrains nothing.
-
-Entries are kept by ``harness.cache``: built in a temporary folder and renamed into place only
-once complete, with the SHA-256 of every file recorded in ``entry.json``; a reused entry is
-checked against those hashes first, so a killed run or a corrupted file is never trusted.
-A file lock makes concurrent runs share one fine-tune.
-"""
+"""The training recipe: splits tokenized once per content, ``TrainingArguments`` from the profile, the ``Trainer``
+with early stopping, temperature calibration, and the entry written beside the model."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.cache import ContentCache, Entry, FileCache, check_folder, replacing
-from harness.data import DataBundle
+from harness.cache import FileCache
 from harness.device import Device, training_precision
-from harness.digests import content_key, sha256_file, texts_digest
-from harness.models import ModelSource, load_classifier, load_tokenizer
+from harness.digests import content_key, texts_digest
+from harness.models import load_classifier, load_tokenizer
 from harness.profile import Profile, TrainingSection
-
-Progress = Callable[[str], None]
-ENTRY_FILE = "entry.json"
-CACHE_FORMAT = 1
+from harness.training.job import Job, Progress, tokenizer_digest, world
 
 
-@dataclass
-class FineTuned:
-    """A fine-tuned model folder and how it came to be."""
-
-    folder: Path
-    key: str
-    from_cache: bool
-    train_seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: float | None = None
-    calibration: dict[str, Any] | None = None  # the temperature folded into the head, where one was fitted
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) under torchrun / accelerate launch; (0, 1) in a plain process."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> dict[str, Any]:
-    """Everything that changes the trained weights; recorded in entry.json so a model trained
-    elsewhere (``harness train``) can be checked against the profile it is gated with."""
-    import torch
-    import transformers
-
-    from harness import __version__
-
-    inputs = {
-        "format": CACHE_FORMAT,
-        "weights": source.weights_sha256,
-        **({"revision": profile.model.revision} if profile.model.revision else {}),  # absent: older keys unchanged
-        "tokenizer": _tokenizer_digest(source.folder),
-        "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
-        "columns": [profile.data.text_column, profile.data.label_column],
-        "labels": data.label_names,
-        "training": _training_key(profile.training),
-        "device": device.kind,
-        **_precision_key(training_precision(profile.training.precision, device)),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
-    }
-    if world()[1] > 1:  # same global batch, but another data order: not the single-process model
-        inputs["world_size"] = world()[1]
-    return inputs
-
-
-def _precision_key(precision: str) -> dict[str, str]:
-    """Mixed precision changes the weights, so it is keyed as resolved; fp32 is absent (older keys unchanged)."""
-    return {} if precision == "fp32" else {"precision": precision}
-
-
-def _training_key(cfg: TrainingSection) -> dict[str, Any]:
-    """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
-    report_to only says where the Trainer sends its logs, precision is keyed as resolved for the device (``auto``
-    means different things on different machines), and without calibration its keys change nothing (so
-    models trained before they existed keep their key)."""
-    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to", "precision")}
-    if cfg.calibration == "none":
-        del values["calibration"], values["calibration_fraction"]
-    return values
-
-
-def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
-    return content_key(key_inputs(profile, data, source, device))
-
-
-@dataclass
-class _Job:
-    """One fine-tune: what it trains on, where it caches, who hears about it."""
-
-    profile: Profile
-    data: DataBundle
-    source: ModelSource
-    device: Device
-    cache_dir: Path | None
-    progress: Progress
-
-    @cached_property
-    def inputs(self) -> dict[str, Any]:
-        return key_inputs(self.profile, self.data, self.source, self.device)
-
-    @property
-    def key(self) -> str:
-        return content_key(self.inputs)
-
-    @property
-    def cfg(self) -> TrainingSection:
-        return self.profile.training
-
-
-def fine_tune(
-    profile: Profile,
-    data: DataBundle,
-    source: ModelSource,
-    device: Device,
-    cache_dir: Path,
-    retrain: bool = False,
-    progress: Progress = print,
-) -> FineTuned:
-    """Return the cached fine-tune for these inputs, training it (once, under a lock) if needed."""
-    if world()[0] != 0:
-        progress = _quiet  # one voice: rank 0 reports for the group
-    job = _Job(profile, data, source, device, cache_dir, progress)
-    cache = ContentCache(cache_dir / "finetune", "fine-tuned model", "retraining", ENTRY_FILE, progress=progress)
-    if world()[1] > 1:
-        return _fine_tune_distributed(job, cache, retrain)
-    return _finetuned(cache.get(job.key, lambda staging: _train(job, staging), rebuild=retrain))
-
-
-def _fine_tune_distributed(job: _Job, cache: ContentCache, retrain: bool) -> FineTuned:
-    """Every rank trains (DistributedDataParallel through the Trainer); rank 0 decides, the others follow.
-
-    Rank 0 takes the file lock (a concurrent single-process run waits on it), checks the entry and
-    broadcasts its decision: reuse this record, or train into this staging folder. Only rank 0 writes
-    and publishes the entry; the others return once it has (a barrier).
-    """
-    if world()[0] != 0:
-        decision = _from_rank0(None, job.device)
-        if "record" in decision:
-            return _finetuned(Entry(cache.path(job.key), decision["record"], True))
-        record = _train(job, Path(decision["staging"]))
-        _barrier()
-        return _finetuned(Entry(cache.path(job.key), record, False))
-    with cache.lock(job.key):
-        found = None if retrain else cache.reuse(job.key)
-        staging = cache.staging(job.key) if found is None else None
-        _from_rank0({"record": found.record} if found else {"staging": str(staging)}, job.device)
-        entry = found or cache.build(job.key, lambda folder: _train(job, folder), staging)
-    if not entry.from_cache:
-        _barrier()
-    return _finetuned(entry)
-
-
-def _finetuned(entry: Entry) -> FineTuned:
-    record = entry.record
-    key = record.get("key", entry.path.name)
-    return FineTuned(
-        entry.path, key, entry.from_cache, record["train_seconds"], record["history"], record.get("best_epoch"),
-        record.get("calibration"),
-    )  # fmt: skip
-
-
-def _from_rank0(decision: dict[str, Any] | None, device: Device) -> dict[str, Any]:
-    """Rank 0's ``decision`` on every rank. The process group is set up first, as the Trainer sets it up."""
-    import torch.distributed as dist
-    from accelerate import PartialState
-
-    PartialState(cpu=device.kind == "cpu")  # a no-op when the group exists; the Trainer reuses it
-    box = [decision]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _quiet(line: str) -> None:
-    del line
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def verify_entry(entry: Path) -> dict[str, Any] | None:
-    """Return the entry record if every recorded file exists with its recorded hash, else None
-    (files it does not list, such as ``metrics.json`` beside a published model, are allowed)."""
-    record, problems = check_folder(entry, ENTRY_FILE, strict=False)
-    return None if problems else record
-
-
-def _train(job: _Job, staging: Path) -> dict[str, Any]:
+def train_entry(job: Job, staging: Path) -> dict[str, Any]:
     """Fine-tune into ``staging``; return the entry record. Rank 0 leaves the model and tokenizer in
     ``staging/model`` (the checkpoints removed); under DDP every rank trains, the others write nothing."""
     _check_global_batch(job.profile)
@@ -226,7 +39,7 @@ def _train(job: _Job, staging: Path) -> dict[str, Any]:
     return entry | {"calibration": calibration}
 
 
-def _calibrate(job: _Job, model: Any, tokenizer: Any, held_out: tuple[list[str], list[int]]) -> dict[str, Any]:
+def _calibrate(job: Job, model: Any, tokenizer: Any, held_out: tuple[list[str], list[int]]) -> dict[str, Any]:
     """Temperature scaling on the slice of train held out from training (``harness.temperature``)."""
     from harness.inference import TorchEngine, batched_logits
     from harness.temperature import calibrate
@@ -257,12 +70,12 @@ def _check_global_batch(profile: Profile) -> None:
         )
 
 
-def _tokenized_splits(job: _Job) -> tuple[Any, Any, Any, tuple[list[str], list[int]] | None]:
+def _tokenized_splits(job: Job) -> tuple[Any, Any, Any, tuple[list[str], list[int]] | None]:
     """(tokenizer, train set, validation set, held-out slice of train or None), the splits tokenized once per
     content (``cached_tokenized``). With temperature calibration a stratified slice of train is held out of
     training to fit the temperature on (``harness.temperature``)."""
     tokenizer = load_tokenizer(job.source)
-    identity = {"tokenizer": _tokenizer_digest(job.source.folder), "max_length": job.cfg.max_length}
+    identity = {"tokenizer": tokenizer_digest(job.source.folder), "max_length": job.cfg.max_length}
     train, validation = job.data.splits["train"], job.data.splits["validation"]
     texts, labels, held_out = train.texts, train.labels, None
     if job.cfg.calibration == "temperature":
@@ -321,7 +134,7 @@ def _training_arguments(
     )
 
 
-def _build_trainer(job: _Job, args: Any, tokenizer: Any, train_set: Any, eval_set: Any) -> tuple[Any, Any]:
+def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set: Any) -> tuple[Any, Any]:
     """(Trainer, data collator): the classifier with a fresh head, accuracy as a metric, progress lines,
     early stopping when the profile asks; under DDP the collator records each rank's share of the data."""
     import numpy as np
@@ -349,7 +162,7 @@ def _build_trainer(job: _Job, args: Any, tokenizer: Any, train_set: Any, eval_se
     return trainer, collator
 
 
-def _save_entry(job: _Job, trainer: Any, collator: Any, tokenizer: Any, staging: Path, seconds: float) -> dict:
+def _save_entry(job: Job, trainer: Any, collator: Any, tokenizer: Any, staging: Path, seconds: float) -> dict:
     """Save the best model (rank 0: with its tokenizer, checkpoints removed) and return the entry record."""
     history = [dict(h) for h in trainer.state.log_history]
     best_metric = job.cfg.best_metric
@@ -370,71 +183,6 @@ def _save_entry(job: _Job, trainer: Any, collator: Any, tokenizer: Any, staging:
         "inputs": job.inputs,
         "distributed": shards,
     }
-
-
-def load_trained(folder: Path, profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> FineTuned:
-    """A model folder written by ``harness train`` (or a cache entry), checked before it is gated:
-    every file against its recorded SHA-256, and the recorded data, labels and base weights
-    against what the profile names now. Training settings may differ (they are reported)."""
-    from harness.errors import ModelSourceError
-
-    record, problems = check_folder(folder, ENTRY_FILE, strict=False)
-    if record is None or problems:
-        raise ModelSourceError(
-            f"{folder}: not a complete harness model folder ({'; '.join(problems[:3])}); write it with "
-            "`harness train --output`"
-        )
-    recorded, expected = record.get("inputs") or {}, key_inputs(profile, data, source, device)
-    checks = {"data": "data files (SHA-256)", "labels": "label names", "weights": "base weights", "columns": "columns"}
-    problems = [
-        f"{what}: trained with {recorded.get(name)}, {profile.path.name} gives {expected[name]}"
-        for name, what in checks.items()
-        if recorded.get(name) != expected[name]
-    ]
-    if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise ModelSourceError(f"{folder}: was trained on other inputs than the profile names:\n{lines}")
-    return FineTuned(
-        folder, record["key"], True, record["train_seconds"], record["history"], record.get("best_epoch"),
-        record.get("calibration"),
-    )  # fmt: skip
-
-
-def check_output_folder(output: Path) -> None:
-    """Refuse an ``--output`` folder whose replacement would delete files ``harness train`` did not write
-    (checked before training, and again before publishing)."""
-    from harness.errors import HarnessError
-
-    if output.exists() and any(output.iterdir()):
-        ours = _written_by_train(output)
-        if ours is None:
-            raise HarnessError(f"{output}: exists and is not a harness model folder; choose an empty or new folder")
-        foreign = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file()
-                         and str(p.relative_to(output)) not in ours)  # fmt: skip
-        if foreign:
-            raise HarnessError(
-                f"{output}: holds files `harness train` did not write ({', '.join(foreign[:5])}); replacing the "
-                "folder would delete them. Move them away or choose another --output"
-            )
-
-
-def publish_copy(entry: Path, output: Path, extra: dict[str, Any]) -> Path:
-    """Copy a cache entry to ``output`` (plus JSON files in ``extra``), complete or not at all."""
-    check_output_folder(output)
-    with replacing(output) as folder:
-        shutil.copytree(entry, folder, dirs_exist_ok=True)
-        for name, payload in extra.items():
-            (folder / name).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    return output
-
-
-def _written_by_train(folder: Path) -> set[str] | None:
-    """The files an earlier ``harness train --output`` wrote into ``folder`` (those its entry.json lists, the
-    entry itself and the extra JSON files), or None when it holds no readable entry.json."""
-    record, _ = check_folder(folder, ENTRY_FILE, strict=False)
-    if record is None:
-        return None
-    return {*record["files"], ENTRY_FILE, "metrics.json"}
 
 
 class ShardRecorder:
@@ -465,10 +213,6 @@ def shard_report(seen: list[str]) -> dict[str, Any]:
         "distinct_examples_covered": len(set().union(*sets)),
         "examples_on_every_rank": len(overlap),
     }
-
-
-def model_folder(result: FineTuned) -> Path:
-    return result.folder / "model"
 
 
 def tokenize_split(tokenizer: Any, texts: list[str], labels: list[int], max_length: int) -> Any:
@@ -511,17 +255,6 @@ def cached_tokenized(
         cache_dir / "tokenized", "tokenized split", "tokenizing again", suffix=".parquet", progress=progress
     )
     return datasets.Dataset(pq.read_table(cache.get_file(key, write)))
-
-
-def _tokenizer_digest(folder: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        path = folder / name
-        if path.exists():
-            digest.update(name.encode() + sha256_file(path).encode())
-    return digest.hexdigest()
 
 
 def _best_epoch(history: list[dict[str, Any]], metric: str) -> float | None:

@@ -1,0 +1,136 @@
+"""What a fine-tune is keyed by and what it returns: the key inputs (everything that changes the trained weights),
+the job handed through the recipe, and the ``FineTuned`` result with its folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.cache import check_folder
+from harness.data import DataBundle
+from harness.device import Device, training_precision
+from harness.digests import content_key, sha256_file
+from harness.models import ModelSource
+from harness.profile import Profile, TrainingSection
+
+Progress = Callable[[str], None]
+
+
+ENTRY_FILE = "entry.json"
+
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class FineTuned:
+    """A fine-tuned model folder and how it came to be."""
+
+    folder: Path
+    key: str
+    from_cache: bool
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: float | None = None
+    calibration: dict[str, Any] | None = None  # the temperature folded into the head, where one was fitted
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) under torchrun / accelerate launch; (0, 1) in a plain process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> dict[str, Any]:
+    """Everything that changes the trained weights; recorded in entry.json so a model trained
+    elsewhere (``harness train``) can be checked against the profile it is gated with."""
+    import torch
+    import transformers
+
+    from harness import __version__
+
+    inputs = {
+        "format": CACHE_FORMAT,
+        "weights": source.weights_sha256,
+        **({"revision": profile.model.revision} if profile.model.revision else {}),  # absent: older keys unchanged
+        "tokenizer": tokenizer_digest(source.folder),
+        "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
+        "columns": [profile.data.text_column, profile.data.label_column],
+        "labels": data.label_names,
+        "training": _training_key(profile.training),
+        "device": device.kind,
+        **_precision_key(training_precision(profile.training.precision, device)),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
+    }
+    if world()[1] > 1:  # same global batch, but another data order: not the single-process model
+        inputs["world_size"] = world()[1]
+    return inputs
+
+
+def _precision_key(precision: str) -> dict[str, str]:
+    """Mixed precision changes the weights, so it is keyed as resolved; fp32 is absent (older keys unchanged)."""
+    return {} if precision == "fp32" else {"precision": precision}
+
+
+def _training_key(cfg: TrainingSection) -> dict[str, Any]:
+    """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
+    report_to only says where the Trainer sends its logs, precision is keyed as resolved for the device (``auto``
+    means different things on different machines), and without calibration its keys change nothing (so
+    models trained before they existed keep their key)."""
+    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to", "precision")}
+    if cfg.calibration == "none":
+        del values["calibration"], values["calibration_fraction"]
+    return values
+
+
+def cache_key(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> str:
+    return content_key(key_inputs(profile, data, source, device))
+
+
+@dataclass
+class Job:
+    """One fine-tune: what it trains on, where it caches, who hears about it."""
+
+    profile: Profile
+    data: DataBundle
+    source: ModelSource
+    device: Device
+    cache_dir: Path | None
+    progress: Progress
+
+    @cached_property
+    def inputs(self) -> dict[str, Any]:
+        return key_inputs(self.profile, self.data, self.source, self.device)
+
+    @property
+    def key(self) -> str:
+        return content_key(self.inputs)
+
+    @property
+    def cfg(self) -> TrainingSection:
+        return self.profile.training
+
+
+def verify_entry(entry: Path) -> dict[str, Any] | None:
+    """Return the entry record if every recorded file exists with its recorded hash, else None
+    (files it does not list, such as ``metrics.json`` beside a published model, are allowed)."""
+    record, problems = check_folder(entry, ENTRY_FILE, strict=False)
+    return None if problems else record
+
+
+def model_folder(result: FineTuned) -> Path:
+    return result.folder / "model"
+
+
+def tokenizer_digest(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if path.exists():
+            digest.update(name.encode() + sha256_file(path).encode())
+    return digest.hexdigest()

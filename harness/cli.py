@@ -83,10 +83,9 @@ def _train(args: argparse.Namespace) -> int:
     finetuned = run.finetuned
     if rank != 0:
         return 0
-    run.tuned_metrics  # noqa: B018 - evaluated into the run record
+    gate = run.need("tuned_metrics")[run.gate_split]  # evaluated into the run record before it is written
     metrics = build_metrics(run.record) | {"world_size": world_size}
     output = publish_copy(finetuned.folder, Path(args.output), {"metrics.json": metrics})
-    gate = run.tuned_metrics[run.gate_split]
     print(
         f"harness: trained {finetuned.key} on {world_size} process(es) in {finetuned.train_seconds:.0f}s; "
         f"{run.gate_split} accuracy {gate.accuracy:.4f} eval_loss {gate.eval_loss:.4f}; wrote {output}"

@@ -1,10 +1,9 @@
-"""The run record: what a gate run measured, written by the stages as they finish.
+"""The run record: what a gate run measured, one part per stage.
 
-Stages register what they measured (metrics, results, reports, timings); ``metrics.json``,
-the report, the terminal table and JUnit read only this record, never the objects that did
-the work. Modelled on syrupy's ``SnapshotSession``: results are registered, then read once
-at the end. A stage that did not run leaves its field empty, so "what ran" is a question
-about the record, not about which attributes some object happens to have computed.
+Each stage (``harness.stages``) returns its part and the runner stores it in one field here; ``metrics.json``,
+the report, the terminal table and JUnit read only this record, never the objects that did the work. Modelled
+on syrupy's ``SnapshotSession``: results are registered, then read once at the end. A stage that did not run
+leaves its field empty, so "what ran" is a question about the record.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.behaviour import PerturbationResult
@@ -20,17 +19,23 @@ from harness.evaluation import SplitMetrics
 from harness.result import GateResult
 
 
-@dataclass
-class ModelRecord:
-    """Which model was judged: the base it started from and the fine-tune (trained here or reused)."""
+@dataclass(frozen=True)
+class BaseModelRecord:
+    """The base model judged (the model stage): name, weights' SHA-256 and, for a hub id, revision and commit."""
 
     base: str
     base_weights_sha256: str
     revision: str | None = None  # [model] revision of a hub id, where one was asked for
     commit: str | None = None  # the hub commit the base model's files came from
-    finetuned_cache_key: str | None = None  # the key the fine-tune was trained (or recorded) under
-    finetuned_content: str | None = None  # content key of its files on disk: what evaluation is bound to
-    finetuned_from_cache: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneRecord:
+    """The fine-tuned model (the fine-tune stage: trained here, reused from the cache, or loaded)."""
+
+    cache_key: str  # the key the fine-tune was trained (or recorded) under
+    content: str  # content key of its files on disk: what evaluation and export are bound to
+    from_cache: bool
     best_epoch: float | None = None
     train_seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -38,12 +43,30 @@ class ModelRecord:
 
 
 @dataclass
+class OnnxRecord:
+    """What the ONNX stage measured; each field is written by the one measurement named after it."""
+
+    bundle: dict[str, Any] | None = None  # path, opset, axes, inputs and outputs, runtime settings
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # per ONNX Runtime provider
+    accuracy: float | None = None
+    int8: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
+    sizes_bytes: dict[str, int] | None = None
+    cpu_flags: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The measured parts only (metrics.json's ``onnx`` section; empty when the stage did not run)."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+
+@dataclass
 class RunRecord:
-    """Everything one gate run measured; every field is filled by exactly one stage."""
+    """Everything one gate run measured; every field is written by exactly one stage."""
 
     profile: dict[str, Any] = field(default_factory=dict)  # the resolved profile, as metrics.json shows it
     data: dict[str, Any] | None = None  # fingerprint: files, SHA-256s, rows, labels
-    model: ModelRecord | None = None
+    model: BaseModelRecord | None = None
+    finetuned: FinetuneRecord | None = None
     device: str | None = None
     base_metrics: dict[str, SplitMetrics] = field(default_factory=dict)
     tuned_metrics: dict[str, SplitMetrics] = field(default_factory=dict)
@@ -51,7 +74,7 @@ class RunRecord:
     max_length_choice: dict[str, Any] | None = None
     domain_report: dict[str, dict[str, float]] | None = None
     perturbations: list[PerturbationResult] = field(default_factory=list)
-    onnx: dict[str, Any] = field(default_factory=dict)  # bundle, parity, int8, latency, sizes
+    onnx: OnnxRecord = field(default_factory=OnnxRecord)
     baseline: dict[str, Any] | None = None  # which stored release the candidate was compared with
     timings: dict[str, float] = field(default_factory=dict)
     reused: dict[str, str] = field(default_factory=dict)  # stored results reused (harness.reuse): what -> key

@@ -91,7 +91,7 @@ def test_a_calibrated_fine_tune_holds_out_a_slice_of_train_and_records_the_tempe
     assert record["examples"] == 24  # 10% of the 240 training rows, stratified
     assert record["nll_after"] <= record["nll_before"] + 1e-9
     assert 0.05 <= record["temperature"] <= 20 and record["head"] == "classifier"
-    assert run.record.model.temperature == record
+    assert run.record.finetuned.temperature == record
     # the saved weights are the calibrated ones: they give the held-out slice exactly the recorded loss
     train = run.data.splits["train"]
     _, held = held_out_slice(train.labels, 0.1, profile.training.seed)

@@ -3,8 +3,9 @@
 Without ``bundle_path`` the fine-tuned model of the run is exported (and cached); with it
 (``--harness-onnx-bundle PATH``) an artifact built elsewhere is validated instead. What needs the
 PyTorch model (the reference for parity, the tokenizer saved with it) is reached through the
-lazy callables of ``OnnxInputs``, so ``-m "onnx and not gpu"`` validates a bundle without any
-training. Everything measured is written into the run record's ``onnx`` section.
+two callables of ``OnnxInputs`` (the fine-tuned model and its metrics), so ``-m "onnx and not gpu"``
+validates a bundle without any training. Everything measured is written into the run record's ``onnx``
+part (``OnnxRecord``), each field by the one measurement named after it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ from harness.onnx import perf as onnx_perf
 from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
 from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict
 from harness.profile import GatesSection, OnnxSection
-from harness.record import RunRecord
+from harness.record import OnnxRecord, RunRecord
 from harness.result import GateResult, threshold_gate
 from harness.reuse import Results, machine, versions
 from harness.stats import wilson
-from harness.training import FineTuned, model_folder
+
+
+@dataclass(frozen=True)
+class TunedModel:
+    """The fine-tuned model the bundle must reproduce: its folder and the content key of its files."""
+
+    folder: Path
+    content: str
 
 
 @dataclass(frozen=True)
@@ -45,13 +53,12 @@ class OnnxInputs:
     cache_dir: Path
     bundle_path: Path | None
     progress: Callable[[str], None]
-    record: RunRecord
-    finetuned: Callable[[], FineTuned]
-    max_length: Callable[[], int]
-    tuned_metrics: Callable[[], dict[str, SplitMetrics]]
+    record: RunRecord  # the stage writes its ``onnx`` part and its timings, nothing else
+    max_length: int
     stored: Results  # measured values reused while their inputs are unchanged (harness.reuse)
-    harness_source: Callable[[], str]  # digest of the harness's source: part of every stored result's key
-    finetuned_digest: Callable[[], str]  # the fine-tuned model's content key (fine-tunes it if not yet done)
+    harness_source: str  # digest of the harness's source: part of every stored result's key
+    finetuned: Callable[[], TunedModel]  # the fine-tuned model's folder and content key (fine-tuned on first need)
+    tuned_metrics: Callable[[], dict[str, SplitMetrics]]  # its metrics, recorded in an exported bundle's manifest
 
 
 @dataclass
@@ -65,8 +72,8 @@ class OnnxStage:
         return self.inputs.cfg
 
     @property
-    def results(self) -> dict[str, Any]:
-        """The record's ``onnx`` section (metrics.json): bundle, parity, int8, latency, sizes."""
+    def results(self) -> OnnxRecord:
+        """The record's ``onnx`` part (metrics.json): bundle, parity, accuracy, int8, latency, sizes."""
         return self.inputs.record.onnx
 
     @property
@@ -85,7 +92,7 @@ class OnnxStage:
     def bundle(self) -> Bundle:
         with self.inputs.record.timed("onnx_bundle"):
             bundle = self._open_or_export()
-        self.results["bundle"] = {
+        self.results.bundle = {
             "path": str(bundle.folder),
             "opset": bundle.manifest["opset"],
             "max_length": bundle.max_length,
@@ -109,11 +116,10 @@ class OnnxStage:
         def metrics() -> dict[str, Any]:  # evaluated only if the bundle has to be exported
             return {n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss} for n, m in tuned().items()}
 
-        finetuned = self.inputs.finetuned()
+        model = self.inputs.finetuned()
         return cached_export(
-            model_folder(finetuned), self.inputs.cache_dir, self.inputs.finetuned_digest(), names,
-            self.inputs.max_length(),
-            self.cfg.opset, metrics, self.inputs.progress,
+            model.folder, self.inputs.cache_dir, model.content, names, self.inputs.max_length, self.cfg.opset,
+            metrics, self.inputs.progress,
         )  # fmt: skip
 
     @cached_property
@@ -123,7 +129,7 @@ class OnnxStage:
     @cached_property
     def reference(self) -> tuple[Any, Any]:
         """The fine-tuned model on the CPU in fp32 eval mode (the numbers ONNX must reproduce) and its tokenizer."""
-        return load_finetuned(model_folder(self.inputs.finetuned()), "cpu")
+        return load_finetuned(self.inputs.finetuned().folder, "cpu")
 
     @property
     def reference_model(self) -> Any:
@@ -134,7 +140,7 @@ class OnnxStage:
         """The tokenizer saved with the fine-tuned model, loaded alone (the model is needed only to measure)."""
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(model_folder(self.inputs.finetuned()), trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(self.inputs.finetuned().folder, trust_remote_code=False)
 
     def runner(self, provider: str = "cpu", int8: bool = False) -> OnnxRunner:
         key = f"{provider}:{'int8' if int8 else 'fp32'}"
@@ -161,10 +167,10 @@ class OnnxStage:
         found = {
             "bundle": self.bundle_digest, "texts": texts_digest(self.texts), "labels": self.labels,
             "runtime": self.bundle.manifest.get("runtime") or RUNTIME_SETTINGS, "threads": cpu_threads(),
-            "harness": self.inputs.harness_source(), "versions": versions("onnxruntime", "onnx", "tokenizers"),
+            "harness": self.inputs.harness_source, "versions": versions("onnxruntime", "onnx", "tokenizers"),
         }  # fmt: skip
         if torch:
-            found |= {"model_content": self.inputs.finetuned_digest(), "torch": versions("torch", "transformers")}
+            found |= {"model_content": self.inputs.finetuned().content, "torch": versions("torch", "transformers")}
         if int8:  # int8 kernels differ by instruction set (VNNI, AVX-512, AMX)
             found |= {"int8_model": sha256_file(self.int8_path), "cpu_flags": cpu_flags()}
         return found
@@ -186,7 +192,7 @@ class OnnxStage:
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip
             self._parity[provider] = Parity(**stored)
-            self.results.setdefault("parity", {})[provider] = self._parity[provider].as_dict()
+            self.results.parity[provider] = self._parity[provider].as_dict()
         return self._parity[provider]
 
     @cached_property
@@ -205,7 +211,7 @@ class OnnxStage:
     def accuracy_gate(self, gates: GatesSection) -> GateResult:
         """ONNX Runtime accuracy on the labelled gate split alone, decided like the accuracy gate."""
         correct, n = self.fp32_correct, len(self.labels)
-        self.results["accuracy"] = correct / n
+        self.results.accuracy = correct / n
         return threshold_gate(
             "onnx_accuracy", "ONNX Runtime accuracy", self.split, correct / n, gates.accuracy_min, ">=", n,
             wilson(correct, n, gates.confidence_level), gates.mode,
@@ -220,7 +226,7 @@ class OnnxStage:
 
         with self.inputs.record.timed("onnx_int8"):
             result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", self.identity(int8=True), measure))
-        self.results["int8"] = result.as_dict()
+        self.results.int8 = result.as_dict()
         return result
 
     def measure(self, with_torch: bool) -> dict[str, Any]:
@@ -233,7 +239,7 @@ class OnnxStage:
             paths = {"onnx_fp32": self.bundle.model_path, "onnx_int8": self.int8_path}
             if with_torch:
                 engines = {"torch_eager": lambda enc: torch_logits(self.reference_model, enc)} | engines
-                paths = {"torch_safetensors": model_folder(self.inputs.finetuned())} | paths
+                paths = {"torch_safetensors": self.inputs.finetuned().folder} | paths
             latency = onnx_perf.latency_table(engines, self.tokenizer, self.texts, runs=self.cfg.latency_runs)
             return {"latency": latency, "sizes_bytes": onnx_perf.file_sizes(paths), "cpu_flags": onnx_perf.cpu_flags()}
 
@@ -243,5 +249,9 @@ class OnnxStage:
             "machine": machine(),
         }
         with self.inputs.record.timed("onnx_latency"):
-            self.results.update(self.inputs.stored.values("onnx latency and sizes", identity, time_engines))
-        return self.results
+            measured = self.inputs.stored.values("onnx latency and sizes", identity, time_engines)
+        record = self.results
+        record.latency, record.sizes_bytes, record.cpu_flags = (
+            measured[k] for k in ("latency", "sizes_bytes", "cpu_flags")
+        )
+        return measured

@@ -39,10 +39,11 @@ def library_versions() -> dict[str, str]:
 
 def build_metrics(record: RunRecord) -> dict[str, Any]:
     """What a release decision rests on, from the run record alone (docs/metrics-schema.md)."""
-    model = record.model
+    model, tuned = record.model, record.finetuned
     results = list(record.results.values())
     onnx_gates = {r.gate: r.as_dict() for r in results if r.gate.startswith("onnx")}
-    onnx = (record.onnx | ({"gates": onnx_gates} if onnx_gates else {})) if record.onnx or onnx_gates else None
+    measured = record.onnx.as_dict()
+    onnx = (measured | ({"gates": onnx_gates} if onnx_gates else {})) if measured or onnx_gates else None
     return {
         "schema_version": SCHEMA_VERSION,
         "profile": dict(record.profile),
@@ -51,13 +52,13 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
             "base_weights_sha256": model.base_weights_sha256 if model else None,
             "revision": model.revision if model else None,
             "commit": model.commit if model else None,
-            "finetuned_cache_key": model.finetuned_cache_key if model else None,
-            "finetuned_content": model.finetuned_content if model else None,
-            "finetuned_from_cache": model.finetuned_from_cache if model else None,
-            "best_epoch": model.best_epoch if model else None,
-            "train_seconds": model.train_seconds if model else None,
-            "history": model.history if model else [],
-            "temperature": model.temperature if model else None,
+            "finetuned_cache_key": tuned.cache_key if tuned else None,
+            "finetuned_content": tuned.content if tuned else None,
+            "finetuned_from_cache": tuned.from_cache if tuned else None,
+            "best_epoch": tuned.best_epoch if tuned else None,
+            "train_seconds": tuned.train_seconds if tuned else None,
+            "history": tuned.history if tuned else [],
+            "temperature": tuned.temperature if tuned else None,
         },
         "data": record.data,
         "metrics": {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hypothesis import settings
 
-from harness.plugin import property_settings_name
+from harness.properties import property_settings_name
 from harness.tokenizers.strategies import register_profiles
 
 pytest_plugins = ["fixtures.tiny"]

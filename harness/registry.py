@@ -505,6 +505,17 @@ def variants(
     return list(check.variants) or [""]
 
 
+def suite_params(
+    suite: str, providers: list[str], profile: Profile | None = None, run: HarnessRun | None = None
+) -> list[tuple[tuple[str, str], str, tuple[str, ...]]]:
+    """((name, variant), test id, markers) of every gate of ``suite``: what a test taking ``check`` runs as."""
+    return [
+        ((c.name, v), c.test_id(v), c.markers)
+        for c in checks(suite, "gate")
+        for v in variants(c, providers, profile, run)
+    ]
+
+
 def gate_table_markdown() -> str:
     """The README's table of every gate and property (a test keeps the README in sync with this)."""
     rows = [

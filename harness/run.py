@@ -13,7 +13,7 @@ fixtures and a plain script share the same work:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,11 @@ class HarnessRun:
             found |= {"onnx": self.onnx.identity(), "atol": self.profile.onnx.atol, "rtol": self.profile.onnx.rtol}
         return found
 
+    def loaded_on_use(self) -> Sequence[Any]:
+        """(model, tokenizer) of the fine-tune, loaded when first read (``model, tokenizer = pair``): a run whose
+        properties are all reused never loads it."""
+        return _LoadedOnUse(lambda: self.finetuned_model)
+
     def tuned_logits(self, texts: list[str]) -> Any:
         """The fine-tuned model's logits for any texts, batched and truncated as evaluation does."""
         model, tokenizer = self.finetuned_model
@@ -227,6 +232,19 @@ class HarnessRun:
             f"profile {self.profile.path}, seed {self.profile.training.seed}, "
             f"train sha256 {train.sha256[:12]}, model {self.source.name}"
         )
+
+
+class _LoadedOnUse(Sequence[Any]):
+    """A (model, tokenizer) pair that ``load`` gives on first use (``model, tokenizer = pair`` or ``pair[1]``)."""
+
+    def __init__(self, load: Callable[[], tuple[Any, Any]]) -> None:
+        self._load = load
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return 2
 
 
 # --- the stages: each calls one function of harness.stages (or a library function) and records its part

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from harness.errors import DataMissingError
+from harness import registry
+from harness.errors import DataMissingError, HarnessError
 from harness.profile import Profile, load_profile
+from harness.properties import PropertyRun, examples_tried, in_ci, property_run
 from harness.result import GateResult
+from harness.reuse import PassedProperties
 from harness.run import HarnessRun
-
-
-def in_ci() -> bool:
-    """CI=true turns skips for missing shared data into failures, so no skip hides a missing file."""
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Settings:
 
     @classmethod
     def from_options(cls, options: Any, rootdir: Path) -> Settings:
+        """From the resolved option values (``harness.options.resolve``): an object with the options' ``dest``s."""
+
         def path(value: str | None) -> Path | None:
             return Path(value).resolve() if value else None
 
@@ -61,6 +64,15 @@ class Settings:
             model=path(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
             onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
         )  # fmt: skip
+
+    @classmethod
+    def from_config(cls, command_line: Any, ini: Callable[[str], Any], inipath: Path | None, rootdir: Path) -> Settings:
+        """From pytest's parsed options (``config.option``), its ini lookup and paths: command line first, then the
+        ini file (paths relative to the ini file), then the defaults."""
+        from harness.options import resolve
+
+        values = resolve(vars(command_line), ini, inipath.parent if inipath else rootdir)
+        return cls.from_options(SimpleNamespace(**values), rootdir)
 
     def providers(self, profile: Profile) -> list[str]:
         return list(self.onnx_providers) or list(profile.onnx.providers)
@@ -101,6 +113,14 @@ class GateSession:
                 raise
             self.skip_reason = f"shared dataset not present on this machine: {error} (CI=true makes this a failure)"
 
+    def input_problem(self) -> str | None:
+        """``validate`` as a message: the first bad input found, or None."""
+        try:
+            self.validate()
+        except HarnessError as error:
+            return str(error)
+        return None
+
     @property
     def results(self) -> list[GateResult]:
         return list(self.run.record.results.values())
@@ -114,6 +134,73 @@ class GateSession:
         self.worker_parts.append(part)
         for gate in part["metrics"]["gates"]:
             self.register(GateResult.from_dict(gate))
+
+    def header(self) -> list[str]:
+        """The lines pytest prints after collection."""
+        from harness.properties import property_settings_name
+
+        run = self.run
+        return [
+            f"harness: profile {run.profile.path} model {run.profile.model.name_or_path} cache {run.cache_dir}",
+            f"harness: hypothesis profile of the properties: {property_settings_name()}",
+        ]
+
+    def suite_params(self, suite: str) -> list[tuple[tuple[str, str], str, tuple[str, ...]]]:
+        """The gates of ``suite`` as this run parametrises them (one per provider, class, slice...)."""
+        return registry.suite_params(suite, self.settings.providers(self.run.profile), self.run.profile, self.run)
+
+    def judge(self, subject: tuple[str, str] | GateResult) -> tuple[str, str, GateResult | None]:
+        """(action, message, result) of a declared gate (name, variant) measured now, or of a result given, which is
+        recorded: "pass", "fail" with its message, or "skip" (a gate that does not apply, or a slice too small and
+        reported, not judged)."""
+        try:
+            result = self.register(subject if isinstance(subject, GateResult) else self.run.check(*subject))
+        except registry.NotApplicable as reason:
+            return "skip", str(reason), None
+        if result.verdict == "too small":  # shown, not judged: [gates.slices] too_small = "report"
+            reported = "reported, not judged ([gates.slices] too_small = 'report')"
+            return "skip", f"{result.gate}: {result.summary()}; {reported}", result
+        return ("pass", "", result) if result.passed else ("fail", result.message(self.run.reproduce_hint()), result)
+
+    def passed_properties(self) -> PassedProperties:
+        return PassedProperties(self.run.cache_dir, self.run.progress)
+
+    def reusable_property(self, name: str, test: Any, test_name: str, fixtures: Any, files: list[Path]) -> (
+        tuple[bool, PropertyRun | None]
+    ):  # fmt: skip
+        """(passed before with exactly these inputs, its key) for a declared property; (False, None) where its
+        outcome is not a function of its inputs or reuse is off (``--harness-retrain``)."""
+        if self.skip_reason or self.run.retrain:
+            return False, None
+        found = property_run(name, test, test_name, fixtures, files, self.run)
+        if found is None:
+            return False, None
+        if self.passed_properties().passed_before(name, found.key):
+            self.run.record.reused[f"property {name}"] = found.key
+            return True, found
+        return False, found
+
+    def property_outcome(self, name: str, failure: str | None, test: Any, key: PropertyRun | None) -> list[Any]:
+        """A declared property's outcome as a result like a gate's (its JUnit properties returned; none before the
+        data was read); a pass under a key is stored for reuse (a failure never is: it runs again, to show its
+        example)."""
+        if self.run.record.data is None:
+            return []
+        examples = examples_tried(test)
+        result = self.register(registry.property_result(name, self.run.gate_split, examples, failure))
+        if failure is None and key is not None:
+            self.passed_properties().store(key.name, key.key, key.identity)
+        return result.junit_properties()
+
+    def summary(self) -> list[tuple[str, bool]]:
+        """(line, in red) for the end of the terminal summary: the gates table, the report's files, the notices."""
+        from harness.report.metrics import gates_table
+
+        lines = [(line, False) for line in gates_table(self.results)]
+        if self.settings.report:
+            names = ("metrics.json", "report.html", "report.md")
+            lines.append(("report: " + ", ".join(str(self.settings.report / n) for n in names), False))
+        return lines + [(line, line.startswith(("baseline NOT", "MLflow NOT"))) for line in self.notices]
 
     def finish(self, worker: bool) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
@@ -170,3 +257,18 @@ class GateSession:
         self.run.save_baseline(path)  # evaluates the fine-tuned model if no test did (cached logits under xdist)
         although = f" although {len(failed)} check(s) failed ({', '.join(failed[:5])})" if failed else ""
         self.notices.append(f"baseline saved to {path}{although}")
+
+
+def progress_writer(plugins: Any) -> Callable[[str], None]:
+    """Progress lines that reach the terminal even while pytest captures output (``plugins``: pytest's plugin
+    manager; its terminal reporter and capture manager are looked up when a line is written)."""
+
+    def emit(line: str) -> None:
+        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+        if reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            reporter.write_line(line)
+
+    return emit

@@ -1,0 +1,72 @@
+"""The ``--harness-*`` options and markers, as data, and how a value is resolved: command line, then the ini file
+(paths relative to it), then the default. The pytest plugin registers these tables; nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class Option(NamedTuple):
+    flag: str
+    dest: str
+    metavar: str | None  # None: a switch
+    help: str
+    ini: bool = False  # may also be set in [tool.pytest.ini_options] (or pytest.ini); the command line wins
+    ini_path: bool = False  # an ini value is a path relative to the ini file's folder
+    optional_value: str | None = None  # the value when the flag is given without one
+
+
+OPTIONS = (
+    Option("--harness-config", "harness_config", "PATH", "TOML profile (default: packaged profile)", True, True),
+    Option("--harness-report", "harness_report", "DIR", "write metrics.json, report.md and report.html into DIR",
+           True, True),
+    Option("--harness-cache", "harness_cache", "DIR",
+           "cache folder (default: $HARNESS_CACHE_DIR or <rootdir>/.harness_cache)", True, True),
+    Option("--harness-retrain", "harness_retrain", None, "ignore the cached fine-tune and train again"),
+    Option("--harness-save-baseline", "harness_save_baseline", "PATH",
+           "store metrics and per-example results of this run as a baseline for later comparison"),
+    Option("--harness-save-failing-baseline", "harness_save_failing_baseline", None,
+           "save the baseline even when a gate failed (refused by default)"),
+    Option("--harness-baseline", "harness_baseline", "PATH",
+           "compare the candidate with this stored baseline (paired tests on the same examples)", True, True),
+    Option("--harness-model", "harness_model", "DIR",
+           "gate this model folder (written by `harness train`) instead of fine-tuning"),
+    Option("--harness-onnx-bundle", "harness_onnx_bundle", "PATH",
+           "validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model"),
+    Option("--harness-onnx-providers", "harness_onnx_providers", "LIST",
+           "comma-separated ONNX Runtime providers for parity (cpu,cuda); default: the profile's [onnx] providers",
+           True),
+    Option("--harness-require-gpu", "harness_require_gpu", None,
+           "fail instead of running on the CPU when no CUDA device exists", True),
+    Option("--harness-mlflow", "harness_mlflow", "URI",
+           "log the gate run to MLflow: to URI, or without one to $MLFLOW_TRACKING_URI, else a SQLite store in the "
+           "report folder (REPORT/mlflow/mlflow.db); needs the [mlflow] extra", True, optional_value="local"),
+)  # fmt: skip
+
+MARKERS = {
+    "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
+    "onnx": "ONNX export and ONNX Runtime parity",
+    "tokenization": "hypothesis properties of the tokenizer",
+    "behaviour": "hypothesis properties of the model's behaviour",
+    "slow": "long-running checks (minutes on a CPU)",
+    "harness_suite(name)": "parametrise the test's `check` argument with the gates of this suite (harness.registry)",
+    "harness_property(name)": "this test is the declared property `name`: its outcome joins the gates table",
+}
+# a test that asks for one of these is a harness test: the gate session starts and validates its inputs for it
+HARNESS_FIXTURES = frozenset({"harness_run", "harness_data", "harness_finetuned", "harness_gate", "harness_tokenizer",
+                              "harness_model", "harness_onnx", "harness_not_applicable", "check"})  # fmt: skip
+
+
+def resolve(command_line: Mapping[str, Any], ini: Callable[[str], Any], ini_folder: Path) -> dict[str, Any]:
+    """The option values: the command line's where given, else the ini file's (paths made relative to
+    ``ini_folder``), else what the command line parser defaulted to."""
+    values = dict(command_line)
+    for option in OPTIONS:
+        given = ini(option.dest) if option.ini else None
+        if values.get(option.dest) or not given:
+            continue
+        values[option.dest] = str(ini_folder / given) if option.ini_path else given
+    return values

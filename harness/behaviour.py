@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.declared import PERTURBATION_NAMES
 from harness.inference import TorchEngine, batched_logits, encode, torch_logits
 from harness.tokenizers.properties import PropertyViolation
 
@@ -68,11 +69,12 @@ def check_batch_invariance(model: Any, tokenizer: Any, texts: list[str], max_len
             )
 
 
-PERTURBATIONS = {
-    "upper_case": lambda text, phrase: text.upper(),
-    "whitespace_runs": lambda text, phrase: "   ".join(text.split(" ")),
-    "neutral_suffix": lambda text, phrase: f"{text} {phrase}",
-}
+_REWRITES = (
+    lambda text, phrase: text.upper(),
+    lambda text, phrase: "   ".join(text.split(" ")),
+    lambda text, phrase: f"{text} {phrase}",
+)
+PERTURBATIONS = dict(zip(PERTURBATION_NAMES, _REWRITES, strict=True))  # the names harness.declared declares
 
 
 @dataclass

@@ -213,9 +213,10 @@ class HarnessRun:
         """Measure one declared gate (``harness.registry``), record its result and return it.
         Raises ``registry.NotApplicable`` when the check does not apply to this run."""
         declared = registry.BY_NAME[name]
-        if declared.measure is None:
+        measure = registry.measure_of(declared)
+        if measure is None:
             raise ValueError(f"{name} is a property: its suite test is the measurement")
-        result = declared.measure(self, variant)
+        result = measure(self, variant)
         return self.record.register(dataclasses.replace(result, fix=declared.fix, kind=declared.kind))
 
     def gate_results(self) -> list[GateResult]:

@@ -85,7 +85,7 @@ def test_declarations_are_complete_and_names_unique():
     assert len(registry.BY_NAME) == len(registry.CHECKS)
     for check in registry.CHECKS:
         assert check.kind in ("gate", "property") and check.markers and check.fix and check.rule, check.name
-        assert (check.measure is not None) == (check.kind == "gate"), check.name
+        assert (registry.measure_of(check) is not None) == (check.kind == "gate"), check.name
 
 
 def test_the_profile_may_declare_a_skip_of_exactly_the_tokenizer_and_behaviour_properties():

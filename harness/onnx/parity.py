@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -208,7 +208,13 @@ def predict(runner: OnnxRunner, tokenizer: Any, texts: list[str], batch_size: in
     return batched_logits(runner, tokenizer, texts, batch_size)
 
 
-def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateResult]:
+class ParityGates(NamedTuple):
+    logits: GateResult
+    label_agreement: GateResult
+    accuracy: GateResult
+
+
+def parity_gates(parity: Parity, split: str, agreement_min: float) -> ParityGates:
     """Logits within tolerance, labels agreeing, and ONNX accuracy equal to PyTorch's."""
     where = f"onnx[{parity.provider}]"
     worst = parity.worst
@@ -226,7 +232,7 @@ def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateR
         f"example {d['example']} at batch size {d['batch_size']}: onnx label {d['onnx']}, torch label {d['torch']}"
         for d in parity.disagreements
     ]
-    return [
+    return ParityGates(
         GateResult(
             gate=f"{where}_logits", metric=f"logits outside atol {parity.atol:g} + rtol {parity.rtol:g} x |torch|",
             split=split, value=float(parity.outside_tolerance), threshold=0.0, n=logits_n, details=details,
@@ -241,7 +247,7 @@ def parity_gates(parity: Parity, split: str, agreement_min: float) -> list[GateR
             value=abs(parity.onnx_accuracy - parity.torch_accuracy), threshold=0.0, n=parity.n,
             details=[f"onnx accuracy {parity.onnx_accuracy:.4f}, torch accuracy {parity.torch_accuracy:.4f}"],
         ),
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def check_same_outputs(

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,9 +41,14 @@ def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: list[
     return Int8Result(len(y), float((fp32_pred == int8_pred).mean()), fp32_acc, int8_acc, drop, cpu_flags())
 
 
-def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: float) -> list[GateResult]:
+class Int8Gates(NamedTuple):
+    agreement: GateResult
+    accuracy_drop: GateResult
+
+
+def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: float) -> Int8Gates:
     flags = f"cpu flags: {' '.join(result.cpu_flags) or 'none'}"
-    return [
+    return Int8Gates(
         GateResult(
             gate="onnx_int8_agreement", metric="int8 label agreement with fp32", split=split,
             value=result.agreement_with_fp32, threshold=agreement_min, op=">=", n=result.n, details=[flags],
@@ -53,7 +58,7 @@ def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: f
             value=result.accuracy_drop, threshold=drop_max, n=result.n,
             details=[f"fp32 accuracy {result.fp32_accuracy:.4f}, int8 accuracy {result.int8_accuracy:.4f}", flags],
         ),
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def measure_latency(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, float]:

@@ -10,12 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.declared import SKIPPABLE  # the properties a profile may declare a skip of
 from harness.profile.schema import NUMBER, DeclaredSkip, Field, Section, did_you_mean, schema_of, setting
-
-# the tokenizer and behaviour properties of harness.registry (which imports this module, so it cannot be asked;
-# tests/test_registry.py keeps the two in step)
-SKIPPABLE = ("round_trip", "truncation", "padding", "batch_equals_single", "offsets", "reload_identical",
-             "any_unicode", "padding_invariance", "batch_invariance", "saved_tokenizer")  # fmt: skip
 
 
 def _check_skips(value: Any) -> list[str]:

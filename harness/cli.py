@@ -14,37 +14,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from harness.errors import EXIT_USAGE, HarnessError
+
+T = TypeVar("T")
+
+
+def _command(commands: Any, name: str, text: str, cache: str = "fine-tune cache folder") -> argparse.ArgumentParser:
+    """A subcommand with the options every one takes: the profile and the cache folder."""
+    parser = commands.add_parser(name, help=text)
+    parser.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    parser.add_argument("--cache", default=".harness_cache", help=cache)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="fine-tune as the gate fixture does and write the model folder")
-    train.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    train = _command(commands, "train", "fine-tune as the gate fixture does and write the model folder")
     train.add_argument("--output", required=True, help="model folder to write (model/, entry.json, metrics.json)")
-    train.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
     train.add_argument("--retrain", action="store_true", help="ignore a cached fine-tune")
-    curve = commands.add_parser("learning-curve", help="fine-tune on stratified fractions of train and plot")
-    curve.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    curve = _command(commands, "learning-curve", "fine-tune on stratified fractions of train and plot")
     curve.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="comma-separated, each in (0, 1]")
     curve.add_argument("--output", default="out/learning-curve", help="folder for learning_curve.json and .png")
-    curve.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
-    check = commands.add_parser("check", help="validate every input a gate run would read, without training")
-    check.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    check = _command(commands, "check", "validate every input a gate run would read, without training", "cache folder")
     check.add_argument("--model", help="a model folder from `harness train` (as --harness-model)")
     check.add_argument("--baseline", help="a baseline file (as --harness-baseline)")
     check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --harness-onnx-bundle)")
-    check.add_argument("--cache", default=".harness_cache", help="cache folder")
     check.add_argument("--json", action="store_true", help="print the record as JSON")
-    seeds = commands.add_parser("seeds", help="fine-tune once per seed and measure every gate: values and margins")
-    seeds.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    seeds = _command(commands, "seeds", "fine-tune once per seed and measure every gate: values and margins")
     seeds.add_argument("--seeds", default="42,1,2", help="comma-separated integers")
     seeds.add_argument("--output", default="out/seeds", help="folder for seeds.json and seeds.md")
-    seeds.add_argument("--cache", default=".harness_cache", help="fine-tune cache folder")
     seeds.add_argument("--suites", help="comma-separated suites whose gates to measure (default: every suite)")
     init = commands.add_parser("init", help="write a starter profile, example data and a CI job (never overwrites)")
     init.add_argument("folder", nargs="?", default=".", help="the repository folder (default: .)")
@@ -94,16 +98,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(value: str, convert: Callable[[str], T], option: str, expected: str) -> list[T]:
+    """A comma-separated option value, each part converted, or one message naming the option."""
+    try:
+        return [convert(part) for part in value.split(",")]
+    except ValueError:
+        raise HarnessError(f"{option} {value!r}: expected comma-separated {expected}") from None
+
+
 def _learning_curve(args: argparse.Namespace) -> int:
     from harness.atomic import write_json_atomic
     from harness.learning_curve import learning_curve
     from harness.profile import load_profile
     from harness.report import plots
 
-    try:
-        fractions = [float(f) for f in args.fractions.split(",")]
-    except ValueError:
-        raise HarnessError(f"--fractions {args.fractions!r}: expected comma-separated numbers in (0, 1]") from None
+    fractions = _listed(args.fractions, float, "--fractions", "numbers in (0, 1]")
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise HarnessError(f"--fractions {args.fractions!r}: each fraction must be in (0, 1]")
     profile = load_profile(args.config)
@@ -159,10 +168,7 @@ def _seeds(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.seed_study import seed_study, table_markdown
 
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise HarnessError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    seeds = _listed(args.seeds, int, "--seeds", "integers")
     profile = load_profile(args.config)
     suites = args.suites.split(",") if args.suites else None
     unknown = sorted(set(suites or ()) - {c.suite for c in registry.CHECKS})

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from harness import registry, stages
 from harness.baseline import load_baseline, save_baseline
@@ -34,6 +34,18 @@ from harness.record import RunRecord
 from harness.result import GateResult
 from harness.reuse import Results, source_digest, versions
 from harness.training import FineTuned, model_folder
+
+T = TypeVar("T")
+
+
+class Part(Generic[T]):
+    """A run attribute that is what stage ``stage`` returned, the stage run (after what it needs) on first use."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def __get__(self, run: HarnessRun, owner: type | None = None) -> T:
+        return run.need(self.stage)
 
 
 @dataclass(frozen=True)
@@ -81,74 +93,24 @@ class HarnessRun:
         if self.model_dir is not None:
             self.need("finetune")  # hashes and recorded inputs of a model trained elsewhere
 
-    # the stages' outputs, by name (each runs its stage, and the stages it needs, on first use)
-    @property
-    def data(self) -> DataBundle:
-        return self.need("data")
-
-    @property
-    def device(self) -> Device:
-        return self.need("device")
-
-    @property
-    def source(self) -> ModelSource:
-        return self.need("model")
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.need("tokenizer")
-
-    @property
-    def resolved_profile(self) -> Profile:
-        return self.need("profile")
-
-    @property
-    def finetuned(self) -> FineTuned:
-        return self.need("finetune")
-
-    @property
-    def finetuned_model(self) -> tuple[Any, Any]:
-        return self.need("tuned_model")
-
-    @property
-    def base_metrics(self) -> dict[str, SplitMetrics]:
-        return self.need("base_metrics")
-
-    @property
-    def tuned_metrics(self) -> dict[str, SplitMetrics]:
-        return self.need("tuned_metrics")
-
-    @property
-    def domain_report(self) -> dict[str, dict[str, float]]:
-        return self.need("domain_report")
-
-    @property
-    def perturbations(self) -> list[PerturbationResult]:
-        return self.need("perturbations")
-
-    @property
-    def baseline(self) -> dict[str, Any] | None:
-        return self.need("baseline")
-
-    @property
-    def expectations(self) -> dict[str, ExpectationFile]:
-        return self.need("expectations")
-
-    @property
-    def onnx(self) -> OnnxStage:
-        return self.need("onnx")
-
-    @property
-    def stored(self) -> Results:
-        return self.need("stored")
-
-    @property
-    def harness_source(self) -> str:
-        return self.need("harness_source")
-
-    @property
-    def base_digest(self) -> str:
-        return self.need("base_digest")
+    # the stages' outputs, by name: each runs its stage (and the stages it needs) on first use
+    data = Part[DataBundle]("data")
+    device = Part[Device]("device")
+    source = Part[ModelSource]("model")
+    tokenizer = Part[Any]("tokenizer")
+    resolved_profile = Part[Profile]("profile")
+    finetuned = Part[FineTuned]("finetune")
+    finetuned_model = Part[tuple[Any, Any]]("tuned_model")
+    base_metrics = Part[dict[str, SplitMetrics]]("base_metrics")
+    tuned_metrics = Part[dict[str, SplitMetrics]]("tuned_metrics")
+    domain_report = Part[dict[str, dict[str, float]]]("domain_report")
+    perturbations = Part[list[PerturbationResult]]("perturbations")
+    baseline = Part[dict[str, Any] | None]("baseline")
+    expectations = Part[dict[str, ExpectationFile]]("expectations")
+    onnx = Part[OnnxStage]("onnx")
+    stored = Part[Results]("stored")
+    harness_source = Part[str]("harness_source")
+    base_digest = Part[str]("base_digest")
 
     @property
     def max_length(self) -> int:

@@ -39,7 +39,7 @@ from harness.profile.sections import (
     OnnxSection,
     PerClassSection,
     SlicesSection,
-    TokenizationSection,
+    TokenizationSection,  # fmt: skip
     TrainingSection,
     per_label,
 )

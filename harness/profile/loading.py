@@ -15,25 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ProfileError
+from harness.profile import sections as declared
 from harness.profile.schema import NUMBER, DeclaredSkip, check_value, did_you_mean
-from harness.profile.sections import (
-    ARRAY_SCHEMA,
-    ARRAYS,
-    EXPECTATION_SUFFIXES,
-    SCHEMA,
-    SECTIONS,
-    BaselineSection,
-    BehaviourSection,
-    DataSection,
-    Expectation,
-    GatesSection,
-    ModelSection,
-    OnnxSection,
-    PerClassSection,
-    SlicesSection,
-    TokenizationSection,
-    TrainingSection,
-)
 
 PER_LABEL_KEYS = (("gates.per_class", "precision_min"), ("gates.per_class", "recall_min"),
                   ("gates.per_class", "f1_min"), ("gates.baseline", "recall_drop_abs"))  # fmt: skip
@@ -67,17 +50,17 @@ class Profile:
     """A validated profile. Paths are absolute; missing keys hold their defaults."""
 
     path: Path
-    model: ModelSection
-    data: DataSection
-    training: TrainingSection
-    gates: GatesSection
-    behaviour: BehaviourSection = field(default_factory=BehaviourSection)
-    tokenization: TokenizationSection = field(default_factory=TokenizationSection)
-    baseline: BaselineSection = field(default_factory=BaselineSection)
-    onnx: OnnxSection = field(default_factory=OnnxSection)
-    per_class: PerClassSection = field(default_factory=PerClassSection)
-    slices: SlicesSection = field(default_factory=SlicesSection)
-    expectations: tuple[Expectation, ...] = ()  # [[expectations]], files resolved to absolute paths
+    model: declared.ModelSection
+    data: declared.DataSection
+    training: declared.TrainingSection
+    gates: declared.GatesSection
+    behaviour: declared.BehaviourSection = field(default_factory=declared.BehaviourSection)
+    tokenization: declared.TokenizationSection = field(default_factory=declared.TokenizationSection)
+    baseline: declared.BaselineSection = field(default_factory=declared.BaselineSection)
+    onnx: declared.OnnxSection = field(default_factory=declared.OnnxSection)
+    per_class: declared.PerClassSection = field(default_factory=declared.PerClassSection)
+    slices: declared.SlicesSection = field(default_factory=declared.SlicesSection)
+    expectations: tuple[declared.Expectation, ...] = ()  # [[expectations]], files resolved to absolute paths
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -118,7 +101,7 @@ def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
 
 
 def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
-    """Check ``raw`` against SCHEMA and fill defaults; raise one ProfileError listing every problem."""
+    """Check ``raw`` against declared.SCHEMA and fill defaults; raise one ProfileError listing every problem."""
     raw = _flatten_subtables(raw)
     sections, problems = _check_sections(raw)
     expectations, found = _check_expectations(raw.get("expectations", []))
@@ -147,12 +130,12 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     sections["tokenization"]["skip"] = [DeclaredSkip(**entry) for entry in sections["tokenization"]["skip"]]
     typed = {
         attribute: section(**{key: tuple(v) if isinstance(v, list) else v for key, v in sections[name].items()})
-        for name, (attribute, section) in SECTIONS.items()
+        for name, (attribute, section) in declared.SECTIONS.items()
     }
     for i, entry in enumerate(expectations, 1):
         _refuse_symlink_escape(profile_path, f"[[expectations]] #{i} file", entry["file"])
         entry["file"] = str((base / entry["file"]).resolve())
-    typed["expectations"] = tuple(Expectation(**entry) for entry in expectations)
+    typed["expectations"] = tuple(declared.Expectation(**entry) for entry in expectations)
     return Profile(path=profile_path, raw=raw, **typed)
 
 
@@ -161,9 +144,9 @@ def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], lis
     problems: list[str] = []
     sections: dict[str, dict[str, Any]] = {}
     for section in raw:
-        if section not in SCHEMA and section not in ARRAYS:
-            problems.append(f"unknown section [{section}]{did_you_mean(section, SCHEMA | ARRAYS)}")
-    for section, specs in SCHEMA.items():
+        if section not in declared.SCHEMA and section not in declared.ARRAYS:
+            problems.append(f"unknown section [{section}]{did_you_mean(section, declared.SCHEMA | declared.ARRAYS)}")
+    for section, specs in declared.SCHEMA.items():
         given = raw.get(section, {})
         if not isinstance(given, dict):
             problems.append(f"[{section}] must be a table, got {type(given).__name__}")
@@ -200,7 +183,7 @@ def _check_expectations(given: Any) -> tuple[list[dict[str, Any]], list[str]]:
     if not isinstance(given, list) or not all(isinstance(entry, dict) for entry in given):
         kind = type(given).__name__
         return [], [f"[expectations] must be an array of tables, each under a [[expectations]] header, got {kind}"]
-    specs, entries, problems = ARRAY_SCHEMA["expectations"], [], []
+    specs, entries, problems = declared.ARRAY_SCHEMA["expectations"], [], []
     for i, table in enumerate(given, 1):
         where, entry = f"[[expectations]] #{i}", {}
         for key, value in table.items():
@@ -218,7 +201,7 @@ def _check_expectations(given: Any) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         entry = {key: spec.default for key, spec in specs.items()} | entry
         entry["name"] = entry["name"] or Path(entry["file"]).stem
-        if Path(entry["file"]).suffix.lower() not in EXPECTATION_SUFFIXES:
+        if Path(entry["file"]).suffix.lower() not in declared.EXPECTATION_SUFFIXES:
             problems.append(f"{where} file = {entry['file']!r}: must be a .csv or .jsonl (JSON lines) file")
         if entry["perturbation"] is not None and entry["kind"] != "inv":
             problems.append(f"{where} perturbation: only kind = 'inv' rewrites texts by a perturbation")
@@ -253,7 +236,7 @@ def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:
     for section, value in raw.items():
         if isinstance(value, dict):
             for key, inner in value.items():
-                if isinstance(inner, dict) and f"{section}.{key}" in SCHEMA:
+                if isinstance(inner, dict) and f"{section}.{key}" in declared.SCHEMA:
                     flat[section] = {k: v for k, v in flat[section].items() if k != key}
                     flat[f"{section}.{key}"] = inner
     return flat

@@ -70,3 +70,8 @@ def resolve(command_line: Mapping[str, Any], ini: Callable[[str], Any], ini_fold
             continue
         values[option.dest] = str(ini_folder / given) if option.ini_path else given
     return values
+
+
+def harness_tests(items: list[Any]) -> list[Any]:
+    """The collected tests that ask for a harness fixture: for them the gate session starts and checks its inputs."""
+    return [item for item in items if HARNESS_FIXTURES & set(getattr(item, "fixturenames", ()))]

@@ -2,9 +2,8 @@
 markers, fixtures and hooks, each a relay to a ``harness.session.GateSession`` in ``config.stash``. Bad input is a
 usage error (exit 4) raised before the first test runs, distinct from a failed gate (exit 1)."""
 
-import functools
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -39,8 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
     from harness.tokenizers.strategies import register_profiles
 
     register_profiles()  # named (so --hypothesis-profile harness-ci works), not loaded
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(config), "harness-xdist")
 
 
 def _gate_session(config: pytest.Config) -> GateSession | None:
@@ -54,13 +51,9 @@ def _gate_session(config: pytest.Config) -> GateSession | None:
     return config.stash.get(SESSION_KEY, None)
 
 
-def _harness_items(items: list[pytest.Item]) -> list[pytest.Item]:
-    return [i for i in items if options.HARNESS_FIXTURES & set(getattr(i, "fixturenames", ()))]
-
-
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
-    return session.header() if session and _harness_items(items) else []
+    return session.header() if session and options.harness_tests(items) else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -77,16 +70,12 @@ def harness_property(name: str) -> pytest.MarkDecorator:
     """Mark a suite test as the declared property ``name``, with the registry's markers and the harness's
     hypothesis settings (applied to the test; the global profile is never switched)."""
     marks = [pytest.mark.harness_property(name), *(getattr(pytest.mark, m) for m in registry.BY_NAME[name].markers)]
-
-    def apply(test: Callable[..., Any]) -> Callable[..., Any]:
-        return functools.reduce(lambda marked, mark: mark(marked), marks, properties.with_property_settings(test))
-
-    return apply  # type: ignore[return-value]
+    return lambda test: properties.as_property(test, marks)  # type: ignore[return-value]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate profile, data, model and device once, before any test runs, if any test needs them."""
-    if _harness_items(session.items):
+    if options.harness_tests(session.items):
         gate_session = _gate_session(session.config)
         problem = gate_session.input_problem() if gate_session else session.config.stash[ERROR_KEY]
         if problem:
@@ -138,15 +127,11 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Cal
     return check
 
 
-def _stop(profile: Any, prop: str, reason: str) -> NoReturn:
-    __tracebackhide__ = True
-    _act(*properties.not_applicable(profile, prop, reason, properties.in_ci()))
-    raise AssertionError("not_applicable always skips or fails")
-
-
 harness_not_applicable = _run_part(
-    "harness_not_applicable", "Stop a property that cannot apply (``prop``, ``reason``): skip, or fail under "
-    "CI=true unless the profile declares the skip.", lambda r: functools.partial(_stop, r.profile))  # fmt: skip
+    "harness_not_applicable", "Stop a property that cannot apply (``prop``, ``reason``): skip, or fail under CI=true "
+    "unless the profile declares the skip.",
+    lambda r: lambda prop, reason: _act(*properties.not_applicable(r.profile, prop, reason, properties.in_ci())),
+)  # fmt: skip
 
 
 def _act(action: str, message: str) -> None:
@@ -198,21 +183,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = EXIT_USAGE
 
 
-class _XdistHooks:
-    """Registered only when pytest-xdist is loaded: the controller hands each worker's part to the session."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {}).get("harness")
-        if output and (session := _gate_session(self.config)) is not None:
-            session.add_worker_part(output, node.gateway.id)
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: a worker's report part (its metrics and plots) joins the session's."""
+    output = getattr(node, "workeroutput", {}).get("harness")
+    if output and (session := _gate_session(node.config)) is not None:
+        session.add_worker_part(output, node.gateway.id)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    session = config.stash.get(SESSION_KEY, None)
-    if session is not None and (session.results or session.notices):
+    lines = session.summary() if (session := config.stash.get(SESSION_KEY, None)) else []
+    if lines:
         terminalreporter.section("harness gates")
-        for line, red in session.summary():
-            terminalreporter.write_line(line, red=red)
+    for line, red in lines:
+        terminalreporter.write_line(line, red=red)

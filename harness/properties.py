@@ -7,6 +7,7 @@ about them is decided here, so it can be tested and called from another runner.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable
@@ -50,6 +51,11 @@ def with_property_settings(test: Callable[..., Any]) -> Callable[..., Any]:
 
     register_profiles()
     return settings(settings.get_profile(property_settings_name()))(test)
+
+
+def as_property(test: Callable[..., Any], marks: Iterable[Callable[[Any], Any]]) -> Callable[..., Any]:
+    """``test`` under the harness's hypothesis settings, with ``marks`` (pytest's markers, applied in order)."""
+    return functools.reduce(lambda marked, mark: mark(marked), marks, with_property_settings(test))
 
 
 def examples_tried(test: Any) -> int:

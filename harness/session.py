@@ -193,8 +193,12 @@ class GateSession:
         return result.junit_properties()
 
     def summary(self) -> list[tuple[str, bool]]:
-        """(line, in red) for the end of the terminal summary: the gates table, the report's files, the notices."""
+        """(line, in red) for the end of the terminal summary: the gates table, the report's files, the notices;
+        none when nothing was judged or said."""
         from harness.report.metrics import gates_table
+
+        if not (self.results or self.notices):
+            return []
 
         lines = [(line, False) for line in gates_table(self.results)]
         if self.settings.report:

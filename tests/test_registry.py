@@ -1,6 +1,5 @@
 """The registry is the one declaration of every gate and property: the README's table, the
-suites' parametrisation and the verdict record all come from it, and the package keeps the
-shape the redesign promised (no import cycle, no ``__dict__`` probes, short functions)."""
+suites' parametrisation and the verdict record all come from it (the package's shape is tests/test_layout.py's)."""
 
 from __future__ import annotations
 
@@ -132,68 +131,3 @@ def test_a_result_cannot_be_given_a_verdict():
         GateResult(gate="g", metric="m", split="s", value=0.1, threshold=0.5, n=1, passed=True)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         GateResult("g", "m", "s", 0.1, 0.5, "<=", 1)  # type: ignore[misc]
-
-
-def _imports() -> dict[str, set[str]]:
-    """harness module -> the harness modules it imports (at any depth of the file, lazy ones included)."""
-    graph = {}
-    for path in HARNESS.glob("*.py"):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
-                names.add(node.module.split(".")[1] if "." in node.module else "")
-                if node.module == "harness":
-                    names |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.Import):
-                names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("harness.")}
-        graph[path.stem] = {n for n in names if n and (HARNESS / f"{n}.py").exists()}
-    return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """A path of modules that leads back to its start, or None."""
-    visiting: list[str] = []
-    done: set[str] = set()
-
-    def visit(module: str) -> list[str] | None:
-        if module in visiting:
-            return [*visiting[visiting.index(module) :], module]
-        if module in done:
-            return None
-        visiting.append(module)
-        for imported in sorted(graph.get(module, ())):
-            if cycle := visit(imported):
-                return cycle
-        visiting.pop()
-        done.add(module)
-        return None
-
-    return next((c for m in sorted(graph) if (c := visit(m))), None)
-
-
-def test_harness_has_no_import_cycle():
-    cycle = find_cycle(_imports())
-    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
-
-
-def test_cycle_finder_finds_a_planted_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
-
-
-def test_nothing_in_harness_reads_an_objects_dict():
-    offenders = [
-        f"{p.name}:{i}" for p in HARNESS.glob("*.py")
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "__dict__" in line
-    ]  # fmt: skip
-    assert not offenders, offenders
-
-
-def test_no_function_in_harness_is_longer_than_60_lines():
-    long = [
-        f"{p.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for p in HARNESS.glob("*.py")
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
-    ]
-    assert not long, long

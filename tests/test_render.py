@@ -29,6 +29,7 @@ SECTIONS = [
     "Gates",
     "Before and after fine-tuning",
     "Per class",
+    "Training",
     "ONNX",
     "Tokenization",
     "Perturbations",
@@ -118,12 +119,25 @@ ABSENT = {
     "Gates": _drop_results,
     "Before and after fine-tuning": _drop_base_and_tuned,
     "Per class": _drop_tuned,
+    "Training": _drop_key("model", "history", empty=[]),
     "ONNX": _drop_key("onnx"),
     "Tokenization": _drop_key("tokenization", empty={"domain_report": None, "max_length_choice": None}),
     "Perturbations": _drop_key("behaviour", "perturbations", empty=[]),
     "Baseline comparison": _drop_baseline,
     "Plots": _drop_images,
 }
+
+
+def test_the_training_section_shows_each_epoch_and_marks_the_kept_one(metrics, images):
+    markdown, page = both(metrics, results_of(metrics), images)
+    training = markdown.split("## Training")[1].split("\n## ")[0]
+    rows = [line for line in training.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    evaluations = [h for h in metrics["model"]["history"] if "eval_loss" in h]
+    assert len(rows) == len(evaluations) == 8
+    assert rows[-1].startswith("| 8 (kept) |") and "(kept)" not in "".join(rows[:-1])
+    first_epoch = [h["loss"] for h in metrics["model"]["history"] if "loss" in h and h["epoch"] <= 1.0]
+    assert f"{sum(first_epoch) / len(first_epoch):.4f}" in rows[0] and f"{evaluations[0]['eval_loss']:.4f}" in rows[0]
+    assert "8 (kept)" in page
 
 
 @pytest.mark.parametrize("section", SECTIONS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import asdict, fields, is_dataclass
 from importlib import metadata
 from typing import Any
 
@@ -74,7 +75,46 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
         "environment": {"python": platform.python_version(), "platform": platform.platform(), **library_versions()},
         "timings_seconds": dict(record.timings),
         "reused": dict(record.reused),
+        **further_parts(record),
     }
+
+
+# the record fields build_metrics shapes itself; any other field is carried as it is, under its own name
+SHAPED = frozenset(
+    {
+        "profile",
+        "data",
+        "model",
+        "finetuned",
+        "device",
+        "base_metrics",
+        "tuned_metrics",
+        "results",
+        "max_length_choice",
+        "domain_report",
+        "perturbations",
+        "onnx",
+        "baseline",
+        "timings",
+        "reused",
+    }
+)
+
+
+def further_parts(record: RunRecord) -> dict[str, Any]:
+    """Record parts that ``build_metrics`` does not shape, as plain JSON values: a stage that adds a field to the
+    record reaches metrics.json (and the report, which reads nothing else) without an edit here."""
+    return {f.name: _plain(getattr(record, f.name)) for f in fields(record) if f.name not in SHAPED}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def gates_table(results: list[GateResult]) -> list[str]:
@@ -88,6 +128,10 @@ def gates_table(results: list[GateResult]) -> list[str]:
         rows.append((r.gate, r.kind, r.split, f"{r.value:.4g}", interval, rule, str(r.n), p, r.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+# the sections merge_worker_metrics unites itself; any other is taken from the first worker that measured it
+MERGED = frozenset({"gates", "metrics", "tokenization", "behaviour", "onnx", "reused", "model", "timings_seconds"})
 
 
 def merge_worker_metrics(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -115,6 +159,7 @@ def merge_worker_metrics(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], d
         if metrics.get("onnx"):
             merged["onnx"] = _union(merged.get("onnx") or {}, metrics["onnx"])
         merged["reused"] = merged.get("reused", {}) | metrics.get("reused", {})
+        merged |= {key: value for key, value in metrics.items() if key not in MERGED and not merged.get(key)}
         images = part["images"] | images
     merged["gates"] = list(gates.values())
     merged["workers"] = [

@@ -150,6 +150,7 @@ def build_report(metrics: dict[str, Any], results: list[GateResult], images: dic
         lambda: gates_section(results),
         lambda: compare_section(metrics, results),
         lambda: per_class_section(metrics, split),
+        lambda: training_section(metrics.get("model") or {}),
         lambda: onnx_section(metrics.get("onnx"), results),
         lambda: tokenization_section(metrics.get("tokenization")),
         lambda: perturbation_section(metrics.get("behaviour"), results),
@@ -269,6 +270,27 @@ def per_class_section(metrics: dict[str, Any], split: str) -> Section | None:
             cells.append(_num(base.get(label, {}).get("f1"), ".4f"))
         rows.append(Row(cells))
     return Section("Per class", [Table(header, rows, caption=f"fine-tuned model on {split} (n={tuned['n']})")])
+
+
+def training_section(model: dict[str, Any]) -> Section | None:
+    """The fine-tune epoch by epoch (the Trainer's log history): what early stopping chose the kept epoch from."""
+    history = model.get("history") or []
+    evaluations = [entry for entry in history if "eval_loss" in entry]
+    if not evaluations:
+        return None
+    rows, previous = [], 0.0
+    for entry in evaluations:
+        epoch = entry["epoch"]
+        losses = [h["loss"] for h in history if "loss" in h and previous < h.get("epoch", -1.0) <= epoch]
+        kept = epoch == model.get("best_epoch")
+        train = _num(sum(losses) / len(losses), ".4f") if losses else ""
+        cells = [_num(epoch, "g") + (" (kept)" if kept else ""), train, _num(entry["eval_loss"], ".4f"),
+                 _num(entry.get("eval_accuracy"), ".4f")]  # fmt: skip
+        rows.append(Row(cells))
+        previous = epoch
+    header = ["epoch", "train loss (mean)", "validation loss", "validation accuracy"]
+    caption = "the kept epoch is the best by [training] best_metric; training stopped after the last row"
+    return Section("Training", [Table(header, rows, caption=caption)])
 
 
 def onnx_section(onnx: dict[str, Any] | None, results: list[GateResult]) -> Section | None:

@@ -136,10 +136,7 @@ def compare_loss(
     rise = float(cand_loss.mean() - base_loss.mean())
     allowed = max(cfg.eval_loss_rise_abs, cfg.eval_loss_rise_rel * float(base_loss.mean()))
     p = paired_bootstrap_worse(base_loss, cand_loss, seed)
-    details = [
-        f"baseline eval_loss {base_loss.mean():.4f} -> candidate {cand_loss.mean():.4f} on {len(keep)} shared examples",
-        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
-    ]
+    details = _bootstrap_details("eval_loss", float(base_loss.mean()), float(cand_loss.mean()), len(keep), p, cfg)
     return _paired_gate(
         "baseline_eval_loss", "eval_loss rise vs baseline", candidate.split, rise, allowed, len(keep), p, cfg, details
     )
@@ -158,10 +155,7 @@ def compare_macro_f1(
         return macro_f1(y, before, classes, axis) - macro_f1(y, now, classes, axis)
 
     p = paired_bootstrap_drop((labels, base_pred, cand_pred), drop, seed)
-    details = [
-        f"baseline macro-F1 {base_f1:.4f} -> candidate {cand_f1:.4f} on {len(keep)} shared examples",
-        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
-    ]
+    details = _bootstrap_details("macro-F1", base_f1, cand_f1, len(keep), p, cfg)
     allowed = cfg.macro_f1_drop_abs or 0.0
     return _paired_gate("baseline_macro_f1", "macro-F1 drop vs baseline", candidate.split, base_f1 - cand_f1,
                         allowed, len(keep), p, cfg, details)  # fmt: skip
@@ -187,6 +181,13 @@ def compare_recall(
     ]
     return _paired_gate(f"baseline_recall:{name}", f"recall of {name} drop vs baseline", candidate.split, drop,
                         allowed, n, p, cfg, details)  # fmt: skip
+
+
+def _bootstrap_details(what: str, before: float, now: float, n: int, p: float, cfg: BaselineSection) -> list[str]:
+    return [
+        f"baseline {what} {before:.4f} -> candidate {now:.4f} on {n} shared examples",
+        f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha {cfg.alpha})",
+    ]
 
 
 def _paired_gate(

@@ -206,14 +206,13 @@ ONNX_ACCURACY = _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *M
       "ONNX Runtime accuracy on the labelled gate split, Wilson interval", ">= accuracy_min",
       "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity",
       shown_failing_by=OTHER_MODEL_BUNDLE)  # fmt: skip
-ONNX_INT8_AGREEMENT = _gate("onnx_int8_agreement", "onnx", ONNX, ("[onnx] int8_agreement_min",),
-      "share of int8 labels equal to fp32's on the gate split", ">= int8_agreement_min",
-      "quantise per channel, keep sensitive layers in fp32, or ship fp32",
-      shown_failing_by=PLANTED_BUNDLE + "[int8]")  # fmt: skip
-ONNX_INT8_ACCURACY_DROP = _gate("onnx_int8_accuracy_drop", "onnx", ONNX, ("[onnx] int8_accuracy_drop_max",),
-      "fp32 minus int8 accuracy on the gate split", "<= int8_accuracy_drop_max",
-      "quantise per channel, keep sensitive layers in fp32, or ship fp32",
-      shown_failing_by=PLANTED_BUNDLE + "[int8]")  # fmt: skip
+ONNX_INT8_AGREEMENT, ONNX_INT8_ACCURACY_DROP = (
+      _gate(f"onnx_int8_{metric}", "onnx", ONNX, (f"[onnx] int8_{key}",), measures, f"{op} int8_{key}",
+            "quantise per channel, keep sensitive layers in fp32, or ship fp32",
+            shown_failing_by=PLANTED_BUNDLE + "[int8]")
+      for metric, key, op, measures in (
+          ("agreement", "agreement_min", ">=", "share of int8 labels equal to fp32's on the gate split"),
+          ("accuracy_drop", "accuracy_drop_max", "<=", "fp32 minus int8 accuracy on the gate split")))  # fmt: skip
 ONNX_TOKENIZER = _gate("onnx_tokenizer", "onnx", ONNX_GPU, (),
       "bundle tokenizer ids against the fine-tuned model's tokenizer",
       "differences <= 0", "rebuild the bundle from the fine-tuned model folder",
@@ -253,14 +252,14 @@ RELOAD_IDENTICAL = _tokenizer_property("reload_identical", "save_pretrained then
       "identical ids")  # fmt: skip
 ANY_UNICODE = _tokenizer_property("any_unicode", "any Unicode string, surrogates included",
                     "encodes, or fails with a clear error", reads=())  # fmt: skip
-PADDING_INVARIANCE = _property("padding_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
-          "logits of a text alone vs padded beside longer texts", "|difference| <= atol",
-          "pass the attention mask through every layer; check the model's pad handling",
-          shown_failing_by=MODEL_FAULT + "[padding_invariance]")  # fmt: skip
-BATCH_INVARIANCE = _property("batch_invariance", "behaviour", BEHAVIOUR, ("[behaviour] atol",),
-          "logits of a batch vs each text alone, and of the same batch twice", "|difference| <= atol",
-          "put the model in eval mode (dropout) and pass the attention mask",
-          shown_failing_by=MODEL_FAULT + "[batch_invariance]")  # fmt: skip
+PADDING_INVARIANCE, BATCH_INVARIANCE = (
+      _property(name, "behaviour", BEHAVIOUR, ("[behaviour] atol",), measures, "|difference| <= atol", fix,
+                shown_failing_by=MODEL_FAULT + f"[{name}]")
+      for name, measures, fix in (
+          ("padding_invariance", "logits of a text alone vs padded beside longer texts",
+           "pass the attention mask through every layer; check the model's pad handling"),
+          ("batch_invariance", "logits of a batch vs each text alone, and of the same batch twice",
+           "put the model in eval mode (dropout) and pass the attention mask")))  # fmt: skip
 SAVED_TOKENIZER = _property("saved_tokenizer", "behaviour", BEHAVIOUR, ("[training] max_length",),
           "the tokenizer saved with the fine-tuned model vs the profile's", "identical ids",
           "save the base model's tokenizer with the fine-tuned model",

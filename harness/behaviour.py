@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.declared import PERTURBATION_NAMES
-from harness.inference import TorchEngine, batched_logits, encode, torch_logits
+from harness.inference import TorchEngine, batched_logits, encode, predicted_labels, torch_logits
 from harness.tokenizers.properties import PropertyViolation
 
 
@@ -43,7 +43,7 @@ def check_padding_invariance(
     alone = logits(model, tokenizer, [text], max_length)[0]
     padded = logits(model, tokenizer, [text, *others], max_length)[0]
     diff = float(np.max(np.abs(alone - padded)))
-    if diff > atol:
+    if not diff <= atol:  # NaN or infinity is never within tolerance
         raise PropertyViolation(
             f"logits alone == logits in a padded batch (max |diff| <= {atol:g})",
             text,
@@ -63,7 +63,7 @@ def check_batch_invariance(model: Any, tokenizer: Any, texts: list[str], max_len
     for i, text in enumerate(texts):
         alone = torch_logits(model, encode(tokenizer, [text], max_length))[0]
         diff = float(np.max(np.abs(alone - first[i])))
-        if diff > atol:
+        if not diff <= atol:
             raise PropertyViolation(
                 f"batch row == text alone (max |diff| <= {atol:g})", text, f"max |diff| {diff:.3g} at row {i}"
             )
@@ -119,4 +119,4 @@ def perturbation_report(
 
 def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[int]:
     """Predicted labels, batched in arrival order."""
-    return batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length).argmax(-1).tolist()
+    return predicted_labels(batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length)).tolist()

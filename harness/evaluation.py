@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.digests import texts_digest
+from harness.inference import predicted_labels
 from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
 
@@ -112,7 +113,7 @@ def split_metrics(
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     y_true = np.asarray(labels)
-    y_pred = logits.argmax(axis=-1)
+    y_pred = predicted_labels(logits)
     classes = list(range(len(label_names)))
     log_probs = log_softmax(logits.astype(np.float64), axis=-1)
     losses = -log_probs[np.arange(len(y_true)), y_true]

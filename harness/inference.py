@@ -21,6 +21,16 @@ def encode(tokenizer: Any, texts: list[str], max_length: int | None = None) -> E
     return dict(tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
 
 
+NO_LABEL = -1  # the label of a row whose logits are not all finite: it matches no class, so it is never right
+
+
+def predicted_labels(logits: np.ndarray) -> np.ndarray:
+    """The argmax of each row, or ``NO_LABEL`` for a row holding NaN or infinity (``argmax`` would name class 0 for
+    a NaN row, and a NaN row whose true class is 0 would count as right)."""
+    finite = np.isfinite(logits).all(axis=-1)
+    return np.where(finite, logits.argmax(axis=-1), NO_LABEL)
+
+
 def torch_logits(model: Any, encoding: Encoding) -> np.ndarray:
     """fp32 numpy logits of ``model`` for one encoding, on the model's device, under ``torch.inference_mode()``.
 

@@ -8,6 +8,7 @@ decides ``passed`` itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ class GateResult:
     def _decide(self) -> bool:
         if self.too_small:
             return self.too_small == "report"
+        if not (math.isfinite(self.decisive) and math.isfinite(self.threshold)):
+            return False  # NaN or infinity decides nothing, so it never passes
         within = self.decisive >= self.threshold if self.op == ">=" else self.decisive <= self.threshold
         if self.mode == "paired":  # worse than allowed only counts when the paired test says it is real
             return within or self.p_value is None or self.alpha is None or self.p_value >= self.alpha

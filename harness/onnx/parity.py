@@ -17,7 +17,7 @@ import numpy as np
 from harness.device import cpu_threads
 from harness.digests import sha256_bytes
 from harness.errors import BundleError
-from harness.inference import batched_logits, encode, torch_logits
+from harness.inference import batched_logits, encode, predicted_labels, torch_logits
 from harness.onnx.bundle import RUNTIME_SETTINGS
 from harness.result import GateResult
 
@@ -132,7 +132,7 @@ def compare_on_texts(
     onnx_logits, torch_logits_ = np.concatenate(onnx_all), np.concatenate(torch_all)
     diff = np.abs(onnx_logits - torch_logits_)
     y, ids = np.asarray(labels), np.array([w[0] for w in where])
-    onnx_pred, torch_pred = onnx_logits.argmax(1), torch_logits_.argmax(1)
+    onnx_pred, torch_pred = predicted_labels(onnx_logits), predicted_labels(torch_logits_)
     first = len(texts)  # accuracy from the first batch size's pass (each pass covers every text once)
     disagree = np.flatnonzero(onnx_pred != torch_pred)
     return Parity(
@@ -143,7 +143,7 @@ def compare_on_texts(
         rtol=rtol,
         max_abs_diff=float(diff.max()),
         max_rel_diff=float((diff / np.maximum(np.abs(torch_logits_), 1e-12)).max()),
-        outside_tolerance=int((diff > atol + rtol * np.abs(torch_logits_)).sum()),
+        outside_tolerance=int((~(diff <= atol + rtol * np.abs(torch_logits_))).sum()),  # NaN counts as outside
         label_agreement=float((onnx_pred == torch_pred).mean()),
         onnx_accuracy=float((onnx_pred[:first] == y[ids[:first]]).mean()),
         torch_accuracy=float((torch_pred[:first] == y[ids[:first]]).mean()),
@@ -260,7 +260,7 @@ def check_same_outputs(
     encoding = encode(tokenizer, texts)
     onnx_out, torch_out = runner(encoding), torch_logits(model, encoding)
     diff = np.abs(onnx_out - torch_out)
-    bad = diff > atol + rtol * np.abs(torch_out)
+    bad = ~(diff <= atol + rtol * np.abs(torch_out))  # NaN or infinity is never within tolerance
     shape = list(encoding["input_ids"].shape)
     if bad.any():
         row = int(bad.any(axis=1).argmax())
@@ -272,7 +272,7 @@ def check_same_outputs(
         )
     top2 = np.sort(torch_out, axis=1)[:, -2:]
     decided = (top2[:, 1] - top2[:, 0]) > 2 * (atol + rtol * np.abs(top2[:, 1]))
-    flipped = (onnx_out.argmax(1) != torch_out.argmax(1)) & decided
+    flipped = (predicted_labels(onnx_out) != predicted_labels(torch_out)) & decided
     if flipped.any():
         row = int(flipped.argmax())
         raise PropertyViolation(

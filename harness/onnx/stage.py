@@ -22,6 +22,7 @@ from harness.device import cpu_flags, cpu_threads
 from harness.digests import folder_digest, sha256_file, texts_digest
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics
+from harness.inference import predicted_labels
 from harness.models import load_finetuned
 from harness.onnx import perf as onnx_perf
 from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
@@ -204,7 +205,7 @@ class OnnxStage:
         """Texts of the gate split the fp32 bundle labels correctly (reused while its inputs are unchanged)."""
 
         def measure() -> int:
-            return int((self.fp32_logits.argmax(1) == np.asarray(self.labels)).sum())
+            return int((predicted_labels(self.fp32_logits) == np.asarray(self.labels)).sum())
 
         return int(self.inputs.stored.values("onnx accuracy", self.identity(), measure))
 

@@ -138,8 +138,9 @@ class HarnessRun:
         files (its tokenizer), the gate split's texts, max_length and the tolerances, with ``model`` the fine-tuned
         model's content and the device it runs on, with ``onnx`` the bundle's bytes and ONNX Runtime's settings."""
         split = self.data.splits[self.gate_split]
+        evaluated = {name: texts_digest(s.texts) for name, s in self.data.splits.items() if name != "train"}
         found = {
-            "base_model": self.base_digest, "texts": texts_digest(split.texts),
+            "base_model": self.base_digest, "texts": evaluated,  # tokenization reads validation, others the gate split
             "labels": split.labels, "max_length": self.max_length, "behaviour_atol": self.profile.behaviour.atol,
             "tokenization_skip": [str(s) for s in self.profile.tokenization.skip], "harness": self.harness_source,
             "versions": versions(),

@@ -56,7 +56,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "format": CACHE_FORMAT,
         "weights": source.weights_sha256,
         **({"revision": profile.model.revision} if profile.model.revision else {}),  # absent: older keys unchanged
-        "tokenizer": tokenizer_digest(source.folder),
+        "base_files": base_files_digest(source.folder),  # config.json and every tokenizer file
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data.text_column, profile.data.label_column],
         "labels": data.label_names,
@@ -125,12 +125,13 @@ def model_folder(result: FineTuned) -> Path:
     return result.folder / "model"
 
 
-def tokenizer_digest(folder: Path) -> str:
-    import hashlib
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
 
-    digest = hashlib.sha256()
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        path = folder / name
-        if path.exists():
-            digest.update(name.encode() + sha256_file(path).encode())
-    return digest.hexdigest()
+
+def base_files_digest(folder: Path) -> str:
+    """Every file of the base model folder but its weights (keyed apart, as ``weights``), subfolders included:
+    config.json (activation, dropout, layer_norm_eps...) and every tokenizer file, whatever names the tokenizer's
+    family gives them (vocab.txt, vocab.json, merges.txt, spiece.model, added_tokens.json, tokenizer.json...)."""
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and not p.name.endswith(WEIGHT_SUFFIXES)}  # fmt: skip
+    return content_key({"files": files})

@@ -29,9 +29,11 @@ def load_trained(folder: Path, profile: Profile, data: DataBundle, source: Model
             "`harness train --output`"
         )
     recorded, expected = record.get("inputs") or {}, key_inputs(profile, data, source, device)
-    checks = {"data": "data files (SHA-256)", "labels": "label names", "weights": "base weights", "columns": "columns"}
+    checks = {"data": "data files (SHA-256)", "labels": "label names", "weights": "base weights",
+              "base_files": "base model files (config.json, tokenizer)", "columns": "columns"}  # fmt: skip
+    unrecorded = "nothing recorded (a folder written before harness 0.5.0: train it again)"
     problems = [
-        f"{what}: trained with {recorded.get(name)}, {profile.path.name} gives {expected[name]}"
+        f"{what}: trained with {recorded.get(name, unrecorded)}, {profile.path.name} gives {expected[name]}"
         for name, what in checks.items()
         if recorded.get(name) != expected[name]
     ]

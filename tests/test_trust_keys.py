@@ -1,0 +1,85 @@
+"""Trust, round three (#24): a stored result is keyed by what it read. Each test plants a change the audit found
+reused a stale result (the validation texts under a test-split gate, a base model's config or tokenizer file)
+and watches the harness measure again, or refuse a model trained on other inputs; the same run with nothing
+changed still reuses, so none of these can pass by never reusing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fixtures.suites import property_tests, run_suites
+from fixtures.tiny import easy_rows, write_csv, write_profile
+from harness.data import load_data
+from harness.device import select_device
+from harness.errors import ModelSourceError
+from harness.models import resolve_model
+from harness.profile import load_profile
+from harness.run import HarnessRun
+from harness.training import cache_key, model_folder
+
+
+def key_of(profile_path: Path) -> str:
+    profile = load_profile(profile_path)
+    source = resolve_model(profile.model.name_or_path)
+    return cache_key(profile, load_data(profile), source, select_device(False))
+
+
+@pytest.mark.parametrize(
+    ("file", "change"),
+    [
+        ("config.json", lambda spec: spec | {"layer_norm_eps": 1e-5}),
+        ("config.json", lambda spec: spec | {"hidden_act": "relu"}),
+        ("tokenizer_config.json", lambda spec: spec | {"model_max_length": 77}),
+        ("added_tokens.json", None),  # a file the base folder did not have
+    ],
+    ids=["layer_norm_eps", "activation", "tokenizer_config", "added_tokens"],
+)
+def test_the_fine_tune_key_changes_with_every_file_of_the_base_model(tiny_model_dir, tmp_path, file, change):
+    base = Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+    profile = write_profile(tmp_path / "p", base)
+    before = key_of(profile)
+    assert key_of(profile) == before  # nothing changed: the same key
+    path = base / file
+    if change is None:
+        path.write_text(json.dumps({"[TRIAGE]": 1000}), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(change(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+    assert key_of(profile) != before, f"{file} changed, the fine-tune key did not"
+
+
+def test_a_model_trained_on_another_base_tokenizer_is_refused(tiny_model_dir, tmp_path):
+    base = Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+    profile = write_profile(tmp_path / "p", base)
+    trained = HarnessRun(load_profile(profile), tmp_path / "cache", progress=lambda _: None).finetuned
+    folder = model_folder(trained).parent
+    gated = HarnessRun(load_profile(profile), tmp_path / "cache", progress=lambda _: None, model_dir=folder)
+    gated.validate_inputs()  # the same base: accepted
+    spec = json.loads((base / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (base / "tokenizer_config.json").write_text(json.dumps(spec | {"do_lower_case": False}), encoding="utf-8")
+    changed = HarnessRun(load_profile(profile), tmp_path / "cache", progress=lambda _: None, model_dir=folder)
+    with pytest.raises(ModelSourceError, match=r"base model files \(config.json, tokenizer\): trained with"):
+        changed.validate_inputs()
+
+
+def test_properties_are_keyed_by_the_validation_texts_they_draw_even_when_the_gate_split_is_test(
+    tiny_model_dir, tmp_path
+):
+    folder = tmp_path / "p"
+    profile = write_profile(folder, tiny_model_dir, data={"test": "test.csv"}, gates={"split": "test"})
+    write_csv(folder / "test.csv", easy_rows(60, 3, 20_000))
+    round_trip = property_tests("test_tokenization.py")["round_trip"]
+    args = ("--harness-config", str(profile), "--harness-cache", str(tmp_path / "cache"))
+
+    def run(where: str) -> bool:
+        outcome = run_suites(tmp_path / where, [round_trip], *args)
+        assert outcome.ret == 0, outcome.tail()
+        return outcome.says("harness: reused property round_trip (key ")
+
+    assert not run("cold")
+    assert run("warm"), "nothing changed: the passed property is reused"
+    write_csv(folder / "validation.csv", easy_rows(60, 4, 30_000))  # the texts it draws from; test.csv unchanged
+    assert not run("changed"), "the validation texts changed under a test-split gate, and the old pass was reused"

@@ -30,6 +30,8 @@ OPTIONS = (
            "store metrics and per-example results of this run as a baseline for later comparison"),
     Option("--harness-save-failing-baseline", "harness_save_failing_baseline", None,
            "save the baseline even when a gate failed (refused by default)"),
+    Option("--harness-replace-baseline", "harness_replace_baseline", None,
+           "let --harness-save-baseline replace an existing baseline (the previous one is kept as NAME.previous.json)"),
     Option("--harness-baseline", "harness_baseline", "PATH",
            "compare the candidate with this stored baseline (paired tests on the same examples)", True, True),
     Option("--harness-model", "harness_model", "DIR",

@@ -176,7 +176,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = EXIT_USAGE
     if gate_session is None or config.option.collectonly:  # nothing was measured: no baseline, no report
         return
-    part = gate_session.finish(worker=hasattr(config, "workerinput"))
+    part = gate_session.finish(worker=hasattr(config, "workerinput"), exitstatus=int(session.exitstatus))
     if part is not None:
         config.workeroutput["harness"] = part  # type: ignore[attr-defined]
     if gate_session.tracking_error and session.exitstatus == 0:  # the gates passed, but the record of it is lost

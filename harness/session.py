@@ -37,6 +37,7 @@ class Settings:
     retrain: bool = False
     save_baseline: Path | None = None
     save_failing_baseline: bool = False
+    replace_baseline: bool = False  # --harness-replace-baseline: an existing baseline file may be replaced
     baseline: Path | None = None
     model: Path | None = None
     onnx_bundle: Path | None = None
@@ -60,6 +61,7 @@ class Settings:
             cache=Path(cache).resolve(), retrain=options.harness_retrain,
             save_baseline=Path(options.harness_save_baseline) if options.harness_save_baseline else None,
             save_failing_baseline=options.harness_save_failing_baseline,
+            replace_baseline=getattr(options, "harness_replace_baseline", False),
             baseline=Path(options.harness_baseline) if options.harness_baseline else None,
             model=path(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
             onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
@@ -206,7 +208,7 @@ class GateSession:
             lines.append(("report: " + ", ".join(str(self.settings.report / n) for n in names), False))
         return lines + [(line, line.startswith(("baseline NOT", "MLflow NOT"))) for line in self.notices]
 
-    def finish(self, worker: bool) -> str | None:
+    def finish(self, worker: bool, exitstatus: int = 0) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
         from harness.atomic import write_json_atomic
         from harness.report.metrics import build_metrics, merge_worker_metrics
@@ -214,7 +216,7 @@ class GateSession:
 
         record = self.run.record
         if self.settings.save_baseline and not worker and (record.data is not None or self.worker_parts):
-            self._save_baseline(self.settings.save_baseline)
+            self._save_baseline(self.settings.save_baseline, exitstatus)
         folder = self.settings.report
         if folder is None or (record.data is None and not self.worker_parts):
             return None
@@ -248,19 +250,50 @@ class GateSession:
             return
         self.notices.append(f"mlflow: run {logged.run_id} (experiment {logged.experiment_id}) in {uri}")
 
-    def _save_baseline(self, path: Path) -> None:
-        """Store this run as the baseline, unless a gate failed (a failing candidate must not become the bar
-        the next one is held to) and ``--harness-save-failing-baseline`` was not given."""
-        failed = [r.gate for r in self.results if not r.passed]
-        if failed and not self.settings.save_failing_baseline:
-            self.notices.append(
-                f"baseline NOT saved to {path}: {len(failed)} check(s) failed ({', '.join(failed[:5])}); "
-                "pass --harness-save-failing-baseline to save it anyway"
-            )
+    def _save_baseline(self, path: Path, exitstatus: int) -> None:
+        """Store this run as the baseline only when it is a whole release run: every release gate of the profile
+        judged (none deselected or errored), pytest's exit status 0 and no check failed (a failing candidate must
+        not become the bar the next one is held to) unless ``--harness-save-failing-baseline``, and an existing
+        baseline replaced only with ``--harness-replace-baseline`` (the previous one kept beside it)."""
+        refusal = self._baseline_refusal(path, exitstatus)
+        if refusal:
+            self.notices.append(f"baseline NOT saved to {path}: {refusal}")
             return
+        failed = [r.gate for r in self.results if not r.passed]
+        kept = ""
+        if path.exists():
+            previous = path.with_name(f"{path.stem}.previous{path.suffix}")
+            os.replace(path, previous)
+            kept = f" (the one it replaced is {previous})"
         self.run.save_baseline(path)  # evaluates the fine-tuned model if no test did (cached logits under xdist)
         although = f" although {len(failed)} check(s) failed ({', '.join(failed[:5])})" if failed else ""
-        self.notices.append(f"baseline saved to {path}{although}")
+        self.notices.append(f"baseline saved to {path}{although}{kept}")
+
+    def _baseline_refusal(self, path: Path, exitstatus: int) -> str | None:
+        """Why this run may not be saved as the baseline, or None."""
+        expected = [c.result_name(v) for c, v in self.release_gates()]
+        judged = {r.gate for r in self.results}
+        missing = [name for name in expected if name not in judged]
+        if missing:
+            return (f"{len(missing)} release gate(s) were not judged in this run (deselected, skipped or errored: "
+                    f"{', '.join(missing[:5])}); save a baseline from a whole release run")  # fmt: skip
+        failed = [r.gate for r in self.results if not r.passed]
+        if failed and not self.settings.save_failing_baseline:
+            return (f"{len(failed)} check(s) failed ({', '.join(failed[:5])}); pass --harness-save-failing-baseline "
+                    "to save it anyway")  # fmt: skip
+        if exitstatus != 0 and not self.settings.save_failing_baseline:
+            return (
+                f"pytest exits {exitstatus} (a test failed or errored); pass --harness-save-failing-baseline to save it"
+            )
+        if path.exists() and not self.settings.replace_baseline:
+            return "a baseline is there already; pass --harness-replace-baseline to replace it (the old one is kept)"
+        return None
+
+    def release_gates(self) -> list[tuple[Any, str]]:
+        """(check, variant) of every release gate this profile and data give."""
+        providers = self.settings.providers(self.run.profile)
+        return [(c, v) for c in registry.checks("release", "gate")
+                for v in registry.variants(c, providers, self.run.profile, self.run)]  # fmt: skip
 
 
 def progress_writer(plugins: Any) -> Callable[[str], None]:

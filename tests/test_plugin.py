@@ -208,25 +208,22 @@ def test_ini_options_set_the_profile_relative_to_the_ini_file(suite, make_profil
 def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path):
     """Save a baseline, pass against it, fail a weakened candidate, refuse a baseline of other data."""
     shutil.copy(SUITE.with_name("test_baseline.py"), pytester.path / "test_baseline.py")
+    shutil.copy(SUITE.with_name("test_release_gates.py"), pytester.path / "test_release_gates.py")
     cache, base = str(tmp_path / "cache"), str(tmp_path / "base.json")
     good = make_profile()
-    pytester.runpytest_subprocess(
-        "--harness-config",
-        str(good),
-        "--harness-cache",
-        cache,
-        "--harness-save-baseline",
-        base,
-        "-p",
+    saved = pytester.runpytest_subprocess(  # a baseline comes from a whole release run
+        "--harness-config", str(good), "--harness-cache", cache, "--harness-save-baseline", base, "-p",
         "no:cacheprovider",
-    ).assert_outcomes(skipped=2)
+    )  # fmt: skip
+    saved.assert_outcomes(passed=4, skipped=2)
+    saved.stdout.fnmatch_lines([f"baseline saved to {base}"])
     same = pytester.runpytest_subprocess(
-        "--harness-config", str(good), "--harness-cache", cache, "--harness-baseline", base
+        "test_baseline.py", "--harness-config", str(good), "--harness-cache", cache, "--harness-baseline", base
     )
     same.assert_outcomes(passed=2)
     weak = make_profile(training={"epochs": 1, "learning_rate": 1e-6})
     worse = pytester.runpytest_subprocess(
-        "--harness-config", str(weak), "--harness-cache", cache, "--harness-baseline", base
+        "test_baseline.py", "--harness-config", str(weak), "--harness-cache", cache, "--harness-baseline", base
     )
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
     worse.stdout.fnmatch_lines(["*gate 'baseline_accuracy' failed*", "*exact McNemar p = *"])
@@ -235,7 +232,7 @@ def test_baseline_lifecycle_through_the_options(pytester, make_profile, tmp_path
     )
     other = make_profile(validation=easy_rows(60, 9, 50_000))
     refused = pytester.runpytest_subprocess(
-        "--harness-config", str(other), "--harness-cache", cache, "--harness-baseline", base
+        "test_baseline.py", "--harness-config", str(other), "--harness-cache", cache, "--harness-baseline", base
     )
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*baseline was made on different data*"])

@@ -190,8 +190,55 @@ def test_a_failing_run_is_not_saved_as_the_baseline_unless_asked(make_profile, t
         settings = Settings(config=str(profile), cache=tmp_path / "cache", save_baseline=target,
                             save_failing_baseline=allowed)  # fmt: skip
         session = GateSession(settings, quiet_run(profile, tmp_path / "cache"))
-        assert not session.register(session.run.check("uplift")).passed
-        session.finish(worker=False)
+        judged = {r.gate: r.passed for r in session.run.gate_results()}  # every release gate, as a whole run does
+        assert judged["uplift"] is False and judged["accuracy"] is True
+        session.finish(worker=False, exitstatus=1)
         assert target.exists() is allowed, session.notices
         assert ("NOT saved" in session.notices[0]) is not allowed and "uplift" in session.notices[0]
     assert isinstance(session.run.record, RunRecord)
+
+
+def whole_run(profile: Path, cache: Path, target: Path, **settings: object) -> GateSession:
+    """A session that judged every release gate of the profile (each registered, as the release suite does)."""
+    session = GateSession(Settings(config=str(profile), cache=cache, save_baseline=target, **settings),
+                          quiet_run(profile, cache))  # fmt: skip
+    session.run.gate_results()
+    return session
+
+
+def test_a_partial_run_is_never_saved_as_the_baseline(make_profile, tmp_path):
+    """#24 point 5: with -k leakage (or a gate that raised) the failing accuracy gate never ran; saving that run
+    would replace a good baseline with a model nobody judged."""
+    validation = easy_rows(60, 2, 10_000)
+    validation[:3] = [(text, (label + 1) % 3) for text, label in validation[:3]]  # 3 wrong labels: accuracy 0.95
+    profile = make_profile(validation=validation, gates={"accuracy_min": 0.99})
+    target = tmp_path / "base.json"
+    session = GateSession(Settings(config=str(profile), cache=tmp_path / "cache", save_baseline=target,
+                                   save_failing_baseline=True), quiet_run(profile, tmp_path / "cache"))  # fmt: skip
+    assert session.register(session.run.check("leakage")).passed  # what `-k leakage` judges
+    session.finish(worker=False, exitstatus=0)
+    assert not target.exists(), session.notices
+    assert "release gate(s) were not judged" in session.notices[0] and "accuracy" in session.notices[0]
+    whole = whole_run(profile, tmp_path / "cache", target, save_failing_baseline=True)
+    whole.finish(worker=False, exitstatus=1)
+    assert target.exists() and "although 1 check(s) failed (accuracy)" in whole.notices[0], whole.notices
+
+
+def test_a_failed_test_outside_the_gates_keeps_the_baseline_unsaved(make_profile, tmp_path):
+    target = tmp_path / "base.json"
+    session = whole_run(make_profile(), tmp_path / "cache", target)
+    session.finish(worker=False, exitstatus=1)  # every gate passed, but pytest failed (an errored fixture, say)
+    assert not target.exists() and "pytest exits 1" in session.notices[0], session.notices
+
+
+def test_an_existing_baseline_is_replaced_only_when_asked_and_kept_beside(make_profile, tmp_path):
+    profile, target = make_profile(), tmp_path / "base.json"
+    target.write_text('{"the": "release that shipped"}')
+    refused = whole_run(profile, tmp_path / "cache", target)
+    refused.finish(worker=False, exitstatus=0)
+    assert target.read_text() == '{"the": "release that shipped"}' and "already" in refused.notices[0]
+    replaced = whole_run(profile, tmp_path / "cache", target, replace_baseline=True)
+    replaced.finish(worker=False, exitstatus=0)
+    previous = tmp_path / "base.previous.json"
+    assert previous.read_text() == '{"the": "release that shipped"}' and "replaced is" in replaced.notices[0]
+    assert json.loads(target.read_text())["model"]["finetuned_content"] == replaced.run.finetuned_digest

@@ -32,6 +32,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_bundle_verdicts.py",
     "tests/test_behaviour_verdicts.py",
     "tests/test_tokenization_verdicts.py",
+    "tests/test_non_finite.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -42,7 +43,7 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
     "harness/stats.py": None,
     "harness/gates.py": None,
-    "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_paired_gate"],
+    "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_bootstrap_details", "_paired_gate"],
     "harness/onnx/perf.py": ["compare_int8", "int8_gates"],
     "harness/onnx/parity.py": [
         "parity_gates",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +107,18 @@ def not_applicable(profile: Profile, prop: str, reason: str, ci: bool) -> tuple[
         return "fail", (f"{prop} cannot be checked: {reason}; under CI=true an undeclared skip fails (declare it in "
                         f"the profile if it is meant: {declare})")  # fmt: skip
     return "skip", f"{prop} cannot be checked: {reason} (CI=true fails this unless the profile declares {declare})"
+
+
+def fixture_files(fixture_definitions: Mapping[str, Sequence[Any]]) -> list[Path]:
+    """The source file of every fixture a test uses (pytest's fixture name -> definitions): a fixture provided by a
+    module loaded through ``pytest_plugins`` or imported into a conftest changes a property's key when it changes."""
+    found = set()
+    for definitions in fixture_definitions.values():
+        for definition in definitions:
+            source = inspect.getsourcefile(getattr(definition, "func", None) or definition)
+            if source:
+                found.add(Path(source))
+    return sorted(found)
 
 
 def conftest_files(plugins: Iterable[object]) -> list[Path]:

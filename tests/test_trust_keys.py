@@ -83,3 +83,40 @@ def test_properties_are_keyed_by_the_validation_texts_they_draw_even_when_the_ga
     assert run("warm"), "nothing changed: the passed property is reused"
     write_csv(folder / "validation.csv", easy_rows(60, 4, 30_000))  # the texts it draws from; test.csv unchanged
     assert not run("changed"), "the validation texts changed under a test-split gate, and the old pass was reused"
+
+
+HONEST = """import pytest
+
+
+@pytest.fixture(scope="session")
+def harness_tokenizer(harness_run):
+    return harness_run.tokenizer
+"""
+BROKEN = """import pytest
+
+from fixtures import faults
+
+
+@pytest.fixture(scope="session")
+def harness_tokenizer(harness_run):
+    return faults.planted_tokenizer("round_trip", harness_run.source.folder)
+"""
+
+
+def test_a_property_is_keyed_by_the_module_that_provides_its_fixture(tiny_model_dir, tmp_path):
+    """The tokenizer fixture comes from a module a conftest loads through ``pytest_plugins``; swapping it for a
+    broken one must run the property again (and fail), not reuse the pass of the honest one."""
+    profile = write_profile(tmp_path / "p", tiny_model_dir)
+    folder, round_trip = tmp_path / "run", property_tests("test_tokenization.py")["round_trip"]
+    args = ("--harness-config", str(profile), "--harness-cache", str(tmp_path / "cache"))
+    plugins = 'pytest_plugins = ["tokenizer_fixture"]\n'
+
+    def run(fixture: str) -> tuple[int, bool]:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "tokenizer_fixture.py").write_text(fixture, encoding="utf-8")
+        outcome = run_suites(folder, [round_trip], *args, conftest=plugins)
+        return outcome.ret, outcome.says("harness: reused property round_trip (key ")
+
+    assert run(HONEST) == (0, False)
+    assert run(HONEST) == (0, True), "nothing changed: the pass is reused"
+    assert run(BROKEN) == (pytest.ExitCode.TESTS_FAILED, False), "the fixture's module changed, the pass was reused"

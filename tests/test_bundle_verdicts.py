@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures.faults import LogitsFault
 from fixtures.tiny import TINY_MAX_LENGTH, easy_rows
 from harness.inference import encode, torch_logits
 from harness.onnx import checks as onnx_checks
@@ -358,31 +359,19 @@ def stale_head(model: Any, shift: list[float]) -> Any:
     return model
 
 
-class PaddingLeaks(torch.nn.Module):
+class PaddingLeaks(LogitsFault):
     """A PyTorch model that reads padding: each pad token adds 1 to the "digestive" logit."""
 
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config = inner, inner.config
-
-    def forward(self, input_ids, attention_mask=None, **kwargs):
-        out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    def change(self, logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pads = (attention_mask == 0).sum(-1).float()
-        out.logits = out.logits + torch.stack([0 * pads, 0 * pads, pads], dim=-1)
-        return out
+        return logits + torch.stack([0 * pads, 0 * pads, pads], dim=-1)
 
 
-class DriftsWithLength(torch.nn.Module):
+class DriftsWithLength(LogitsFault):
     """A PyTorch model whose logits drift with the number of tokens read (1e-3 per token)."""
 
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config = inner, inner.config
-
-    def forward(self, input_ids, attention_mask=None, **kwargs):
-        out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        out.logits = out.logits + 1e-3 * attention_mask.sum(-1, keepdim=True)
-        return out
+    def change(self, logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return logits + 1e-3 * attention_mask.sum(-1, keepdim=True)
 
 
 def expected_parity(runner: OnnxRunner, model: Any, tokenizer: Any, texts: list[str], sizes: list[int]) -> dict:

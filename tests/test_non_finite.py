@@ -16,6 +16,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fixtures.faults import LogitsFault
 from fixtures.tiny import easy_rows
 from harness import behaviour as bh
 from harness.evaluation import split_metrics
@@ -105,18 +106,12 @@ class NanWherePyTorchSaysZero:
         return out
 
 
-class NanWhenPadded(torch.nn.Module):
+class NanWhenPadded(LogitsFault):
     """A model whose logits are NaN for any batch that holds padding."""
 
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config = inner, inner.config
-
-    def forward(self, input_ids, attention_mask=None, **kwargs):
-        out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        if attention_mask is not None and bool((attention_mask == 0).any()):
-            out.logits = out.logits * float("nan")
-        return out
+    def change(self, logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        padded = attention_mask is not None and bool((attention_mask == 0).any())
+        return logits * float("nan") if padded else logits
 
 
 def test_nan_onnx_logits_fail_parity_even_where_argmax_agrees(tiny):

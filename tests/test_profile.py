@@ -1,6 +1,7 @@
 """Profiles: defaults, path resolution, and one clear message per invalid key."""
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,16 @@ def test_default_profile_hashes_as_before_typed_sections():
     device = Device("cpu", "any", "fp32", 1)
     inputs = key_inputs(profile, load_data(profile), resolve_model(profile.model.name_or_path), device)
     del inputs["versions"]  # torch, transformers and harness versions: the machine's, not the profile's
-    assert content_key(inputs) == "efd4fda898895e3221c49377"
+    # 0.5.0 (#24): "tokenizer" (four tokenizer files) became "base_files" (every base file but the weights), on
+    # purpose; with the old tokenizer digest in its place every other input is still the one pinned at e1694ec
+    folder = resolve_model(profile.model.name_or_path).folder
+    old = hashlib.sha256()
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (folder / name).exists():
+            old.update(name.encode() + hashlib.sha256((folder / name).read_bytes()).hexdigest().encode())
+    before = {k: v for k, v in inputs.items() if k != "base_files"} | {"tokenizer": old.hexdigest()}
+    assert content_key(before) == "efd4fda898895e3221c49377"
+    assert content_key(inputs) == "3a08681605f95c41d906eef5"
     bf16 = key_inputs(
         profile,
         load_data(profile),

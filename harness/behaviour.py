@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.declared import PERTURBATION_NAMES
-from harness.inference import TorchEngine, batched_logits, encode, predicted_labels, torch_logits
+from harness.inference import NO_LABEL, TorchEngine, batched_logits, encode, predicted_labels, torch_logits
 from harness.tokenizers.properties import PropertyViolation
 
 
@@ -111,7 +111,8 @@ def perturbation_report(
     for name in names:
         changed_texts = [PERTURBATIONS[name](t, phrase) for t in texts]
         predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
-        flips = [i for i in range(len(texts)) if predicted[i] != original[i]]
+        # a row with no label (non-finite logits) is never invariant: NaN must not read as "unchanged"
+        flips = [i for i in range(len(texts)) if predicted[i] != original[i] or NO_LABEL in (predicted[i], original[i])]
         examples = [{"text": texts[i], "perturbed": changed_texts[i]} for i in flips[:3]]
         out.append(PerturbationResult(name, len(texts), len(flips), examples))
     return out

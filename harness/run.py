@@ -89,7 +89,7 @@ class HarnessRun:
         for name in VALIDATED:
             self.need(name)
         if self.onnx_bundle_path is not None:
-            _ = self.onnx.bundle  # opening it is the check: a folder that is not a readable bundle is refused
+            self.onnx.open_bundle()  # a folder that is not a readable bundle is refused here
         if self.model_dir is not None:
             self.need("finetune")  # hashes and recorded inputs of a model trained elsewhere
 

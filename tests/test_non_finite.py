@@ -138,3 +138,17 @@ def test_nan_logits_in_a_padded_batch_fail_padding_invariance(tiny):
         bh.check_padding_invariance(NanWhenPadded(model).eval(), tokenizer, short, [longer], 32, 1e-4)
     with pytest.raises(PropertyViolation):
         bh.check_batch_invariance(NanWhenPadded(model).eval(), tokenizer, [short, longer], 32, 1e-4)
+
+
+class AlwaysNan(LogitsFault):
+    def change(self, logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return logits * float("nan")
+
+
+def test_a_model_that_only_emits_nan_flips_every_perturbation(tiny):
+    """Before and after a rewrite a NaN row has no label; "no label == no label" must not read as invariant."""
+    model, tokenizer, _ = tiny
+    honest = bh.perturbation_report(model, tokenizer, TEXTS, 32, "as noted")
+    found = bh.perturbation_report(AlwaysNan(model).eval(), tokenizer, TEXTS, 32, "as noted")
+    assert {r.name: r.fail_rate for r in found} == {r.name: 1.0 for r in honest}
+    assert all(r.fail_rate < 1.0 for r in honest)

@@ -179,7 +179,7 @@ def test_default_profile_hashes_as_before_typed_sections():
             old.update(name.encode() + hashlib.sha256((folder / name).read_bytes()).hexdigest().encode())
     before = {k: v for k, v in inputs.items() if k != "base_files"} | {"tokenizer": old.hexdigest()}
     assert content_key(before) == "efd4fda898895e3221c49377"
-    assert content_key(inputs) == "3a08681605f95c41d906eef5"
+    assert content_key(inputs) == "357c9e739e9e573e3df5b847"
     bf16 = key_inputs(
         profile,
         load_data(profile),

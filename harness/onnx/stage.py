@@ -105,6 +105,10 @@ class OnnxStage:
         }
         return bundle
 
+    def open_bundle(self) -> Bundle:
+        """The bundle given or exported, opened and checked now (``--harness-onnx-bundle`` is validated up front)."""
+        return self.bundle
+
     def _open_or_export(self) -> Bundle:
         given, names = self.inputs.bundle_path, self.inputs.label_names
         if given is not None:

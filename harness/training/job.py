@@ -13,8 +13,8 @@ from typing import Any
 from harness.cache import check_folder
 from harness.data import DataBundle
 from harness.device import Device, training_precision
-from harness.digests import content_key, sha256_file
-from harness.models import ModelSource
+from harness.digests import content_key
+from harness.models import ModelSource, model_digest
 from harness.profile import Profile, TrainingSection
 
 Progress = Callable[[str], None]
@@ -56,7 +56,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "format": CACHE_FORMAT,
         "weights": source.weights_sha256,
         **({"revision": profile.model.revision} if profile.model.revision else {}),  # absent: older keys unchanged
-        "base_files": base_files_digest(source.folder),  # config.json and every tokenizer file
+        "base_files": model_digest(source.folder),  # every file: config.json and every tokenizer file too
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data.text_column, profile.data.label_column],
         "labels": data.label_names,
@@ -123,15 +123,3 @@ def verify_entry(entry: Path) -> dict[str, Any] | None:
 
 def model_folder(result: FineTuned) -> Path:
     return result.folder / "model"
-
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
-
-
-def base_files_digest(folder: Path) -> str:
-    """Every file of the base model folder but its weights (keyed apart, as ``weights``), subfolders included:
-    config.json (activation, dropout, layer_norm_eps...) and every tokenizer file, whatever names the tokenizer's
-    family gives them (vocab.txt, vocab.json, merges.txt, spiece.model, added_tokens.json, tokenizer.json...)."""
-    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
-             if p.is_file() and not p.name.endswith(WEIGHT_SUFFIXES)}  # fmt: skip
-    return content_key({"files": files})

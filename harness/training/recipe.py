@@ -11,9 +11,9 @@ from typing import Any
 from harness.cache import FileCache
 from harness.device import Device, training_precision
 from harness.digests import content_key, texts_digest
-from harness.models import load_classifier, load_tokenizer
+from harness.models import load_classifier, load_tokenizer, model_digest
 from harness.profile import Profile, TrainingSection
-from harness.training.job import Job, Progress, base_files_digest, world
+from harness.training.job import Job, Progress, world
 
 
 def train_entry(job: Job, staging: Path) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _tokenized_splits(job: Job) -> tuple[Any, Any, Any, tuple[list[str], list[in
     content (``cached_tokenized``). With temperature calibration a stratified slice of train is held out of
     training to fit the temperature on (``harness.temperature``)."""
     tokenizer = load_tokenizer(job.source)
-    identity = {"tokenizer": base_files_digest(job.source.folder), "max_length": job.cfg.max_length}
+    identity = {"tokenizer": model_digest(job.source.folder), "max_length": job.cfg.max_length}
     train, validation = job.data.splits["train"], job.data.splits["validation"]
     texts, labels, held_out = train.texts, train.labels, None
     if job.cfg.calibration == "temperature":

@@ -16,6 +16,18 @@ class Device:
     precision: str  # the mixed precision it computes natively: "bf16", "fp16" or "fp32" (none)
     threads: int
 
+    def identity(self) -> str:
+        """What a stored result computed on this device depends on: the kind on a CPU (its flags and threads are
+        keyed where they matter), and on a GPU its name with the CUDA and cuDNN builds torch runs with and the
+        compute capability (kernels differ by all three)."""
+        if self.kind != "cuda":
+            return self.kind
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(0)
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        return f"cuda:{self.name}:cuda {torch.version.cuda}:cudnn {cudnn}:sm_{major}{minor}"
+
     def describe(self) -> str:
         mixed = "no native mixed precision" if self.precision == "fp32" else f"native {self.precision}"
         return f"{self.kind} ({self.name}, {mixed}, {self.threads} threads)"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.digests import texts_digest
+from harness.environment import versions
 from harness.inference import predicted_labels
 from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
@@ -171,9 +172,6 @@ def evaluate_splits(
     """Metrics per evaluation split of ``data``. Logits come from the evaluation cache when the model
     (``identity``), texts and settings are unchanged; ``load`` -> (model, tokenizer) is called only if
     some split must be computed."""
-    import torch
-    import transformers
-
     loaded: list[tuple[Any, Any]] = []
 
     def compute(texts: list[str]) -> np.ndarray:
@@ -192,7 +190,7 @@ def evaluate_splits(
             "max_length": max_length,
             "batch": batch_size,
             "device": device,
-            "versions": [torch.__version__, transformers.__version__],
+            "versions": versions("torch", "transformers", "tokenizers"),
         }
         logits = cached_logits(cache_dir, key, lambda texts=split.texts: compute(texts))
         out[name] = split_metrics(name, logits, split.labels, data.label_names, level, seed)

@@ -182,14 +182,20 @@ def _rewrites(where: str, record: dict[str, Any], entry: Expectation, text: str,
 
 
 def _label(where: str, value: Any, names: list[str]) -> int:
-    """A label by name (as in labels.json) or by id."""
+    """A label by name (as in labels.json) or by id; by name alone when class names are themselves numbers ("1".."5"
+    stars), where an id would silently mean another class."""
     text = "" if value is None or isinstance(value, bool) else str(value).strip()
     if text in names:
         return names.index(text)
-    if re.fullmatch(r"\d+", text) and int(text) < len(names):
+    numbered = [str(i) for i in range(len(names))]  # names "0".."k-1" are the ids: no ambiguity
+    numeric_names = list(names) != numbered and any(re.fullmatch(r"-?\d+", name) for name in names)
+    if re.fullmatch(r"\d+", text) and int(text) < len(names) and not numeric_names:
         return int(text)
     if not text:
         raise DataError(f"{where}: missing label")
+    if numeric_names:
+        raise DataError(f"{where}: label {value!r} is not a class name; the class names are numbers ({names}), so a "
+                        "label is read by name only, never as an id")  # fmt: skip
     close = difflib.get_close_matches(text, names, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"names: {names}"
     raise DataError(f"{where}: label {value!r} is neither a label name nor an id 0..{len(names) - 1} ({hint})")
@@ -237,8 +243,12 @@ def check(
 def _failure(case: Case, probabilities: dict[str, np.ndarray], names: tuple[str, ...], entry: Expectation) -> str:
     """Why ``case`` fails, one line (shortest texts shown whole), or "" when it holds."""
     before = probabilities[case.text]
-    predicted = int(before.argmax())
     shown = f"row {case.row}: {_short(case.text)}" + (f" -> {_short(case.rewrite)}" if case.rewrite else "")
+    texts = [case.text] + ([case.rewrite] if case.rewrite else [])
+    broken = [t for t in texts if not np.isfinite(probabilities[t]).all()]
+    if broken:  # argmax would name class 0 for a NaN row: such a row holds no expectation
+        return f"{shown}: non-finite probabilities for {_short(broken[0])}"
+    predicted = int(before.argmax())
     if entry.kind == "mft":
         if predicted == case.label:
             return ""

@@ -192,8 +192,8 @@ def pytest_testnodedown(node: Any, error: object) -> None:
         session.add_worker_part(output, node.gateway.id)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    lines = session.summary() if (session := config.stash.get(SESSION_KEY, None)) else []
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    lines = session.summary(int(exitstatus)) if (session := config.stash.get(SESSION_KEY, None)) else []
     if lines:
         terminalreporter.section("harness gates")
     for line, red in lines:

@@ -60,10 +60,11 @@ class GateResult:
         object.__setattr__(self, "passed", self._decide())
 
     def _decide(self) -> bool:
+        numbers = [self.value, self.threshold, *(self.interval or []), self.p_value, self.alpha]
+        if not all(math.isfinite(x) for x in numbers if x is not None):
+            return False  # NaN or infinity anywhere in what a verdict is made of decides nothing: never a pass
         if self.too_small:
             return self.too_small == "report"
-        if not (math.isfinite(self.decisive) and math.isfinite(self.threshold)):
-            return False  # NaN or infinity decides nothing, so it never passes
         within = self.decisive >= self.threshold if self.op == ">=" else self.decisive <= self.threshold
         if self.mode == "paired":  # worse than allowed only counts when the paired test says it is real
             return within or self.p_value is None or self.alpha is None or self.p_value >= self.alpha

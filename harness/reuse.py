@@ -20,15 +20,14 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.cache import FileCache
 from harness.digests import content_key
+from harness.environment import interpreter, versions
 
 Progress = Callable[[str], None]
-LIBRARIES = ("torch", "transformers", "tokenizers", "onnxruntime", "onnx", "numpy", "hypothesis")
 
 
 def source_digest() -> str:
@@ -40,17 +39,6 @@ def source_digest() -> str:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def versions(*names: str) -> dict[str, str]:
-    """Installed versions of ``names`` (default: the libraries whose numbers a result may depend on)."""
-    found = {}
-    for name in names or LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def machine() -> dict[str, Any]:
@@ -95,18 +83,29 @@ class Results:
 # --- hypothesis properties ------------------------------------------------------------------------------------
 
 
+SETTINGS_READ = ("max_examples", "derandomize", "phases", "deadline", "suppress_health_check", "backend",
+                 "stateful_step_count", "report_multiple_bugs")  # fmt: skip
+SETTINGS_IGNORED = ("database", "verbosity", "print_blob", "show_changed")  # database: None when reused; the rest print
+
+
 def settings_identity(settings: Any, seed: object = None) -> dict[str, Any] | None:
-    """The hypothesis settings that decide which examples a property tries, or None when they are not
+    """Every hypothesis setting that can change a property's outcome (which examples, how many, a deadline or a
+    health check that fails it), the seed, hypothesis' and Python's versions; or None when the examples are not
     reproducible (not derandomised, or an example database that can replay other examples): never reused."""
     if settings is None or not settings.derandomize or settings.database is not None:
         return None
-    return {
-        "max_examples": settings.max_examples,
-        "derandomize": True,
-        "phases": sorted(p.name for p in settings.phases),
-        "seed": seed,
-        "hypothesis": versions("hypothesis")["hypothesis"],
-    }
+    return {name: _setting(getattr(settings, name)) for name in SETTINGS_READ} | {
+        "seed": seed, "hypothesis": versions("hypothesis")["hypothesis"], **interpreter(),
+    }  # fmt: skip
+
+
+def _setting(value: Any) -> Any:
+    """A setting as plain JSON: enum members by name, collections sorted, durations in milliseconds."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sorted(_setting(v) for v in value)
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds() * 1000
+    return getattr(value, "name", value)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from harness.behaviour import PerturbationResult
 from harness.data import DataBundle, load_data
 from harness.device import Device, select_device
 from harness.digests import texts_digest
+from harness.environment import interpreter, versions
 from harness.evaluation import SplitMetrics, predict_logits
 from harness.expectations import ExpectationFile, load_expectations
 from harness.models import ModelSource, load_classifier, load_finetuned, load_tokenizer, model_digest
@@ -32,7 +33,7 @@ from harness.onnx.stage import OnnxInputs, OnnxStage, TunedModel
 from harness.profile import Profile
 from harness.record import RunRecord
 from harness.result import GateResult
-from harness.reuse import Results, source_digest, versions
+from harness.reuse import Results, source_digest
 from harness.training import FineTuned, model_folder
 
 T = TypeVar("T")
@@ -143,10 +144,10 @@ class HarnessRun:
             "base_model": self.base_digest, "texts": evaluated,  # tokenization reads validation, others the gate split
             "labels": split.labels, "max_length": self.max_length, "behaviour_atol": self.profile.behaviour.atol,
             "tokenization_skip": [str(s) for s in self.profile.tokenization.skip], "harness": self.harness_source,
-            "versions": versions(),
+            "versions": versions(), **interpreter(),
         }  # fmt: skip
         if model:
-            found |= {"model_content": self.finetuned_digest, "device": self.device.kind}
+            found |= {"model_content": self.finetuned_digest, "device": self.device.identity()}
         if onnx:
             found |= {"onnx": self.onnx.identity(), "atol": self.profile.onnx.atol, "rtol": self.profile.onnx.rtol}
         return found
@@ -255,7 +256,7 @@ def _tuned_model(run: HarnessRun) -> tuple[Any, Any]:
 def _base_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     """The pretrained encoder with its untrained head: what fine-tuning starts from."""
     seed = run.profile.training.seed
-    identity = {"model": "base", "model_content": run.base_digest, "seed": seed}
+    identity = {"model": "base", "model_content": run.base_digest, "seed": seed, "on": run.device.identity()}
     run.record.base_metrics = stages.evaluation_stage(
         lambda: (load_classifier(run.source.folder, run.data.label_names, seed), run.tokenizer), identity,
         run.data, run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
@@ -265,8 +266,8 @@ def _base_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
 
 def _tuned_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     run.record.tuned_metrics = stages.evaluation_stage(
-        lambda: run.finetuned_model, {"model_content": run.finetuned_digest}, run.data, run.resolved_profile,
-        run.device.kind, None if run.retrain else run.cache_dir,
+        lambda: run.finetuned_model, {"model_content": run.finetuned_digest, "on": run.device.identity()}, run.data,
+        run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
     )  # fmt: skip
     return run.record.tuned_metrics
 
@@ -279,7 +280,7 @@ def _domain_report(run: HarnessRun) -> dict[str, dict[str, float]]:
 def _perturbations(run: HarnessRun) -> list[PerturbationResult]:
     texts = run.data.splits[run.gate_split].texts[: run.profile.behaviour.perturbation_examples]
     run.record.perturbations = stages.perturbation_stage(
-        lambda: run.finetuned_model, texts, run.resolved_profile, run.finetuned_digest, run.device.kind,
+        lambda: run.finetuned_model, texts, run.resolved_profile, run.finetuned_digest, run.device.identity(),
         run.stored, run.harness_source,
     )  # fmt: skip
     return run.record.perturbations

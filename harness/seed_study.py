@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import registry
+from harness.errors import HarnessError
 from harness.profile import Profile
 from harness.result import GateResult, fmt
 
@@ -58,6 +59,12 @@ def seed_study(
                 except registry.NotApplicable:
                     continue
                 rows.append(_row(seed, result))
+        if not any(r["seed"] == seed for r in rows):
+            where = f"the suites {', '.join(sorted(wanted))}" if wanted else "any suite"
+            raise HarnessError(
+                f"seed {seed}: no gate of {where} applies to {profile.path}; nothing was judged, so "
+                "nothing can be said to pass (pick suites whose gates apply, e.g. --suites release)"
+            )
         progress(f"seed {seed}: {sum(r['passed'] for r in rows if r['seed'] == seed)} gates passed, "
                  f"{sum(not r['passed'] for r in rows if r['seed'] == seed)} failed")  # fmt: skip
     return rows

@@ -194,19 +194,33 @@ class GateSession:
             self.passed_properties().store(key.name, key.key, key.identity)
         return result.junit_properties()
 
-    def summary(self) -> list[tuple[str, bool]]:
-        """(line, in red) for the end of the terminal summary: the gates table, the report's files, the notices;
-        none when nothing was judged or said."""
-        from harness.report.metrics import gates_table
+    def summary(self, exitstatus: int) -> list[tuple[str, bool]]:
+        """(line, in red) for the end of the terminal summary: the gates table, the session's own outcome, the
+        report's files, the notices; none when nothing was judged or said."""
+        from harness.report.metrics import gates_table, outcome_line
 
         if not (self.results or self.notices):
             return []
 
         lines = [(line, False) for line in gates_table(self.results)]
+        outcome = self.outcome(exitstatus, self.results)
+        lines.append((outcome_line(outcome), outcome["verdict"] != "pass"))
         if self.settings.report:
             names = ("metrics.json", "report.html", "report.md")
             lines.append(("report: " + ", ".join(str(self.settings.report / n) for n in names), False))
         return lines + [(line, line.startswith(("baseline NOT", "MLflow NOT"))) for line in self.notices]
+
+    def outcome(self, exitstatus: int, results: list[GateResult]) -> dict[str, Any]:
+        """The session's verdict (``report.metrics.session_outcome``): its exit status, failures and the release
+        gates of the profile that no result was registered for."""
+        from harness.report.metrics import session_outcome
+
+        judged = {r.gate for r in results}
+        try:
+            expected = [c.result_name(v) for c, v in self.release_gates()]
+        except HarnessError as error:  # the inputs could not be read: none of the release was judged
+            expected = [f"(release gates: {error})"]
+        return session_outcome(exitstatus, results, [name for name in expected if name not in judged])
 
     def finish(self, worker: bool, exitstatus: int = 0) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
@@ -226,6 +240,8 @@ class GateSession:
         else:
             results, metrics = self.results, build_metrics(record)
             images = write_plots(metrics, folder, self.run.gate_split)
+        if not worker:
+            metrics["session"] = self.outcome(exitstatus, results)
         if worker:
             return json.dumps({"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}, default=str)
         write_json_atomic(folder / "metrics.json", metrics)

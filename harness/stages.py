@@ -20,11 +20,12 @@ from harness.behaviour import PerturbationResult, perturbation_report
 from harness.data import DataBundle
 from harness.device import Device
 from harness.digests import texts_digest
+from harness.environment import versions
 from harness.evaluation import SplitMetrics, evaluate_splits
 from harness.models import ModelSource, check_label_head, load_finetuned, model_digest, resolve_model
 from harness.profile import Profile
 from harness.record import BaseModelRecord, FinetuneRecord
-from harness.reuse import Results, versions
+from harness.reuse import Results
 from harness.tokenizers.properties import general_english, max_length_choice, vocabulary_fit
 from harness.training import FineTuned, fine_tune, load_trained, model_folder
 
@@ -100,7 +101,7 @@ def domain_report_stage(tokenizer: Any, data: DataBundle, max_length: int) -> di
 
 
 def perturbation_stage(
-    load: LoadModel, texts: list[str], profile: Profile, model_content: str, device: str, stored: Results,
+    load: LoadModel, texts: list[str], profile: Profile, model_content: str, device_identity: str, stored: Results,
     harness_source: str,
 ) -> list[PerturbationResult]:  # fmt: skip
     """CheckList-style invariance over the gate split's texts; the flip counts are reused while the model's content,
@@ -114,7 +115,7 @@ def perturbation_stage(
 
     identity = {
         "model_content": model_content, "texts": texts_digest(texts), "max_length": max_length,
-        "phrase": cfg.neutral_phrase, "batch": batch, "device": device, "harness": harness_source,
+        "phrase": cfg.neutral_phrase, "batch": batch, "device": device_identity, "harness": harness_source,
         "versions": versions("torch", "transformers", "tokenizers"),
     }  # fmt: skip
     return [PerturbationResult(**p) for p in stored.values("perturbations", identity, measure)]

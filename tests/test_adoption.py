@@ -106,3 +106,14 @@ def test_seed_study_reports_every_gate_per_seed_and_fails_on_a_seed_that_misses(
     assert "FAILED: eval_loss (seed 1)" in capsys.readouterr().out
     assert "| `eval_loss` | <= 0.01 |" in (out / "seeds.md").read_text()
     shutil.rmtree(out)
+
+
+def test_seeds_with_no_applicable_gate_is_refused_never_reported_passed(make_profile, tmp_path, capsys):
+    """Baseline gates need a baseline, which ``harness seeds`` never has: no gate was judged, so it cannot say
+    "every gate passed on every seed" (it did, with exit 0, before)."""
+    code = main(["seeds", "--config", str(make_profile()), "--seeds", "1", "--suites", "baseline",
+                 "--output", str(tmp_path / "seeds"), "--cache", str(tmp_path / "cache")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 4, captured.out
+    assert "seed 1: no gate of the suites baseline applies to" in captured.err + captured.out
+    assert "every gate passed" not in captured.out and not (tmp_path / "seeds" / "seeds.json").exists()

@@ -196,6 +196,12 @@ def _damage_onnx(how: str) -> Callable[[Case], None]:
     return plant
 
 
+def _stars(case: Case) -> None:
+    """The good data with its classes named "1".."3" (star ratings), not numbered 0..2."""
+    write_csv(case.train, [(text, str(label + 1)) for text, label in GOOD_TRAIN])
+    write_csv(case.validation, [(text, str(label + 1)) for text, label in GOOD_VALIDATION])
+
+
 def _expectations(name: str, kind: str, content: str | None, extra: str = "") -> Callable[[Case], None]:
     """An ``[[expectations]]`` entry for ``name`` (written with ``content``; None: no file) appended to the profile."""
 
@@ -397,6 +403,10 @@ CATALOGUE: list[Row] = [
         _bundle_naming_outside,
         r"bundle/manifest\.json: names files outside the bundle folder: \['\.\./train\.csv'\]; refusing it", "file"),
     # [[expectations]] entries and files
+    Row("profile-table-twice", "profile", "[gates.per_class] beside a quoted [\"gates.per_class\"] (one was dropped)",
+        lambda c: c.replace("[onnx]\n", '[gates.per_class]\nrecall_min = 0.9\n\n["gates.per_class"]\nrecall_min = 0.99'
+                                         '\n\n[onnx]\n'),
+        r"\[gates\.per_class\] is given twice, as \[gates\.per_class\] and as the quoted table", "key"),
     Row("expectations-kind-typo", "expectations", "kind = \"mtf\"",
         _expectations("mft.csv", "mtf", "text,label\nheart,0\n"),
         r"\[\[expectations\]\] #1 kind = 'mtf': must be one of 'mft', 'inv', 'dir' \(did you mean 'mft'\?\)", "key"),
@@ -424,6 +434,11 @@ CATALOGUE: list[Row] = [
         _expectations("inv.jsonl", "inv", "{oops\n"), r"inv\.jsonl: line 1: not a JSON object", "row"),
     Row("expectations-empty", "expectations", "header only", _expectations("mft.csv", "mft", "text,label\n"),
         r"mft\.csv: no examples", "file"),
+    Row("expectations-id-among-numeric-names", "expectations",
+        "label 0 where the class names are numbers (\"1\"..\"3\" stars): an id would silently mean class \"1\"",
+        lambda c: (c.add("data", 'labels = ["1", "2", "3"]'), _stars(c),
+                   _expectations("mft.csv", "mft", "text,label\nheart murmur,3\nmild cough,0\n")(c)),
+        r"mft\.csv: row 2: label '0' is not a class name; the class names are numbers", "row"),
     # baselines (--harness-baseline)
     Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
         _baseline_sharing_nothing,

@@ -263,3 +263,20 @@ def test_the_readme_example_reads_the_shipped_files_against_the_embedded_labels(
     sizes = {name: len(expected.cases) for name, expected in loaded.items()}
     assert sizes == {"triage_mft": 10, "triage_inv": 10, "triage_suffix": 10, "triage_dir": 5}
     assert loaded["triage_suffix"].cases[0].rewrite.endswith(" Further details to follow.")
+
+
+def test_a_label_is_read_by_name_only_when_the_class_names_are_numbers(tmp_path, tiny_model_dir):
+    """Star ratings "1".."3": a label 0 is no class (refused, naming the row), never class "1" by id; "3" is "3"."""
+    from harness.errors import DataError
+
+    stars = ["1", "2", "3"]
+    files = {"stars.csv": "text,label\npatient seen today,3\n", "zero.csv": "text,label\npatient seen today,0\n"}
+    profile = load_profile(expectation_profile(tmp_path / "ok", tiny_model_dir, [{"file": "stars.csv", "kind": "mft"}],
+                                               files))  # fmt: skip
+    (found,) = load_expectations(profile, stars).values()
+    assert [case.label for case in found.cases] == [2]
+    profile = load_profile(expectation_profile(tmp_path / "no", tiny_model_dir, [{"file": "zero.csv", "kind": "mft"}],
+                                               files))  # fmt: skip
+    with pytest.raises(DataError, match=r"zero.csv: row 1: label '0' is not a class name; the class names are numbers"):
+        load_expectations(profile, stars)
+    assert [c.label for c in load_expectations(profile, ["a", "b", "c"])["zero"].cases] == [0]  # names: an id is fine

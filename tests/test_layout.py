@@ -15,7 +15,18 @@ HARNESS = ROOT / "harness"
 # Lowest first: a module may import modules of its own layer or of lower ones, never of a higher one.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # base: errors, hashing, atomic writes, statistics, the result type, the check declarations, option tables
-    ("errors", "digests", "atomic", "stats", "result", "inference", "declared", "options", "temperature"),
+    (
+        "errors",
+        "digests",
+        "environment",
+        "atomic",
+        "stats",
+        "result",
+        "inference",
+        "declared",
+        "options",
+        "temperature",
+    ),
     ("device", "cache", "profile"),  # the machine and the configuration
     ("data", "models", "tokenizers"),  # the inputs: data files, model folders, tokenizers
     ("training", "evaluation"),  # fine-tune and evaluate

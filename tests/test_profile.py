@@ -64,6 +64,10 @@ def test_relative_paths_resolve_against_the_profile_file(tmp_path):
             "[gates.per_class]\nrecal_min = 0.9\n",
             "unknown key [gates.per_class] recal_min (did you mean 'recall_min'?)",
         ),
+        (  # the quoted table was silently dropped beside the dotted one
+            '[gates.per_class]\nrecall_min = 0.9\n["gates.per_class"]\nrecall_min = 0.99\n',
+            '[gates.per_class] is given twice, as [gates.per_class] and as the quoted table ["gates.per_class"]',
+        ),
         (
             "[gates.slices]\nlength_words = [40, 12]\n",
             "[gates.slices] length_words: [40, 12] is not strictly increasing",

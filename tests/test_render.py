@@ -239,3 +239,22 @@ def test_calibration_bins_give_the_same_reliability_diagram_as_the_examples(tmp_
     _, from_record = plots.reliability(*binned_examples(recorded), tmp_path / "record.png")
     assert from_record == pytest.approx(from_examples, abs=1e-12)
     assert calibration_bins(np.zeros(0), np.zeros(0, bool)) is None
+
+
+def test_a_plot_is_staged_under_an_unguessable_name_and_never_written_through_a_planted_link(record, tmp_path):
+    """The staging name was ``.<plot>.<pid>.tmp.png``: a link planted there (or at the plot itself) sent the image
+    over another file. Every predictable name is planted here; the victims are untouched, the plots are real."""
+    import os
+
+    folder, victim = tmp_path / "plots", tmp_path / "victim.txt"
+    folder.mkdir()
+    victim.write_text("do not overwrite", encoding="utf-8")
+    drawn = write_plots(record, tmp_path / "first", gate_split(record))
+    for path in drawn.values():
+        (folder / f".{path.stem}.{os.getpid()}.tmp.png").symlink_to(victim)
+        (folder / path.name).symlink_to(victim)
+    written = write_plots(record, folder, gate_split(record))
+    assert victim.read_text(encoding="utf-8") == "do not overwrite"
+    for path in written.values():
+        assert not path.is_symlink() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp.png") and not p.is_symlink()]

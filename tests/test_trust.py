@@ -242,3 +242,36 @@ def test_an_existing_baseline_is_replaced_only_when_asked_and_kept_beside(make_p
     previous = tmp_path / "base.previous.json"
     assert previous.read_text() == '{"the": "release that shipped"}' and "replaced is" in replaced.notices[0]
     assert json.loads(target.read_text())["model"]["finetuned_content"] == replaced.run.finetuned_digest
+
+
+@pytest.mark.parametrize(
+    ("exitstatus", "whole", "verdict"),
+    [(0, False, "incomplete"), (1, True, "fail"), (2, True, "error"), (0, True, "pass")],
+    ids=["deselected", "a-test-errored", "interrupted", "whole-run"],
+)
+def test_the_report_summary_and_mlflow_carry_the_sessions_own_outcome(make_profile, tmp_path, exitstatus, whole,
+                                                                     verdict):  # fmt: skip
+    """#24 point 4: the report said "passed" and MLflow's verdict was "pass" from the registered results alone,
+    while pytest exited 1 (a gate errored) or release gates were deselected (-k leakage)."""
+    from harness.report.tracking import tags
+
+    profile, report = make_profile(), tmp_path / "report"
+    session = GateSession(Settings(config=str(profile), cache=tmp_path / "cache", report=report),
+                          quiet_run(profile, tmp_path / "cache"))  # fmt: skip
+    if whole:
+        session.run.gate_results()
+    else:
+        session.register(session.run.check("leakage"))
+    assert all(r.passed for r in session.results)  # every registered result passed in every case
+    session.finish(worker=False, exitstatus=exitstatus)
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    outcome = metrics["session"]
+    assert (outcome["verdict"], outcome["exit_status"]) == (verdict, exitstatus)
+    assert ("accuracy" in outcome["not_judged"]) is not whole and ("eval_loss" in outcome["not_judged"]) is not whole
+    assert tags(metrics)["verdict"] == verdict
+    page = (report / "report.html").read_text(encoding="utf-8")
+    line, red = next((text, red) for text, red in session.summary(exitstatus) if text.startswith("session "))
+    assert line.startswith(f"session {verdict.upper()}: pytest exit status {exitstatus}") and red is (verdict != "pass")
+    assert f"session {verdict.upper()}" in page and ("(passed)</title>" in page) is (verdict == "pass")
+    if not whole:
+        assert "release gate(s) of the profile not judged (deselected, skipped or errored): " in line

@@ -120,3 +120,76 @@ def test_a_property_is_keyed_by_the_module_that_provides_its_fixture(tiny_model_
     assert run(HONEST) == (0, False)
     assert run(HONEST) == (0, True), "nothing changed: the pass is reused"
     assert run(BROKEN) == (pytest.ExitCode.TESTS_FAILED, False), "the fixture's module changed, the pass was reused"
+
+
+# --- point 1: the running code's versions, every hypothesis setting, the device and provider identity ----------
+
+
+def test_versions_are_read_from_the_imported_module_not_a_distribution_name(monkeypatch):
+    """``onnxruntime-gpu`` provides the module ``onnxruntime``: asked by distribution name it read "not installed"."""
+    import sys
+    import types
+
+    from harness.environment import versions
+
+    module = types.ModuleType("harness_gpu_runtime")
+    module.__version__ = "9.9.9"
+    monkeypatch.setitem(sys.modules, "harness_gpu_runtime", module)
+    assert versions("harness_gpu_runtime") == {"harness_gpu_runtime": "9.9.9"}
+    import onnxruntime
+
+    assert versions("onnxruntime")["onnxruntime"] == onnxruntime.__version__
+    assert versions("no_such_module_here")["no_such_module_here"] == "not installed"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"deadline": 10_000}, {"deadline": None}, {"suppress_health_check": ["too_slow"]}, {"max_examples": 7},
+     {"stateful_step_count": 3}, {"report_multiple_bugs": False}],
+    ids=lambda change: next(iter(change)),
+)  # fmt: skip
+def test_every_hypothesis_setting_that_decides_an_outcome_is_in_the_property_key(change):
+    from hypothesis import HealthCheck, settings
+
+    from harness.reuse import settings_identity
+
+    base = settings(derandomize=True, database=None, max_examples=20, deadline=200)
+    if "suppress_health_check" in change:
+        change = {"suppress_health_check": [HealthCheck.too_slow]}
+    identity = settings_identity(base)
+    assert identity is not None and settings_identity(settings(base)) == identity
+    assert settings_identity(settings(base, **change)) != identity, change
+    assert {"python", "unicode", "hypothesis"} <= set(identity)
+
+
+def test_the_interpreter_and_unicode_versions_are_in_every_property_key(tiny_model_dir, tmp_path, monkeypatch):
+    import harness.environment as environment
+
+    run = HarnessRun(load_profile(write_profile(tmp_path / "p", tiny_model_dir)), tmp_path / "c", progress=print)
+    before = run.property_inputs(model=False, onnx=False)
+    monkeypatch.setattr(environment.unicodedata, "unidata_version", "99.0.0")
+    assert run.property_inputs(model=False, onnx=False) != before
+
+
+def test_a_gpu_result_is_keyed_by_the_gpu_and_its_cuda_build(monkeypatch):
+    """On a CPU the key holds the kind alone (unchanged keys); on a GPU its name, CUDA and cuDNN builds and compute
+    capability. No GPU is lent to CI, so torch's answers about one are planted: the device's own code is real."""
+    import torch
+
+    from harness.device import Device
+
+    assert Device("cpu", "any", "fp32", 2).identity() == "cpu"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (9, 0))
+    h100, a10 = Device("cuda", "NVIDIA H100", "bf16", 2).identity(), Device("cuda", "NVIDIA A10", "bf16", 2).identity()
+    assert h100 != a10 and "NVIDIA H100" in h100 and "sm_90" in h100
+    monkeypatch.setattr(torch.version, "cuda", "99.1")
+    assert Device("cuda", "NVIDIA H100", "bf16", 2).identity() != h100
+
+
+def test_parity_on_cuda_is_keyed_apart_from_the_cpu_with_the_runtime_build():
+    import onnxruntime
+
+    from harness.onnx.parity import provider_identity
+
+    cpu, cuda = provider_identity("cpu"), provider_identity("cuda")
+    assert cpu != cuda and "CUDAExecutionProvider" in cuda and onnxruntime.get_build_info() in cpu

@@ -26,6 +26,7 @@ from typing import Any
 from harness.cache import ContentCache, confined, mismatches
 from harness.cache import write_manifest as write_hashed
 from harness.digests import content_key, sha256_file
+from harness.environment import versions
 from harness.errors import BundleError
 from harness.models import count_positions_from_mask
 
@@ -80,8 +81,15 @@ def export_key(finetuned_key: str, opset: int, max_length: int) -> str:
 
     from harness import __version__
 
-    versions = {"torch": torch.__version__, "onnxscript": _version("onnxscript"), "harness": __version__}
-    identity = {"format": BUNDLE_FORMAT, "finetuned": finetuned_key, "opset": opset, "max_length": max_length}
+    versions = {
+        "torch": torch.__version__,
+        "onnxscript": _version("onnxscript"),
+        "harness": __version__,
+        "onnxruntime": _version("onnxruntime"),
+        "onnx": _version("onnx"),
+    }  # the export quantises its int8 too
+    identity = {"format": BUNDLE_FORMAT, "finetuned": finetuned_key, "opset": opset, "max_length": max_length,
+                "int8": INT8_SETTINGS}  # fmt: skip
     return content_key(identity | {"versions": versions})
 
 
@@ -279,9 +287,4 @@ def _describe(value: Any) -> dict[str, Any]:
 
 
 def _version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return versions(name)[name]

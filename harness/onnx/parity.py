@@ -28,6 +28,21 @@ class OnnxRunError(AssertionError):
     """ONNX Runtime refused an input a server would send: a failed check, not a crash of the harness."""
 
 
+def provider_identity(provider: str) -> str:
+    """What a measurement on an ONNX Runtime provider depends on besides the graph: the provider, ONNX Runtime's
+    build and, for CUDA, the GPU it runs on (the name torch sees for device 0, with torch's CUDA build: onnxruntime
+    exposes no device name of its own)."""
+    import onnxruntime as ort
+
+    found = f"{PROVIDERS.get(provider, provider)} ({ort.get_build_info()})"
+    if provider == "cuda":
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible to torch"
+        found += f" on {gpu}, CUDA {torch.version.cuda}"
+    return found
+
+
 class OnnxRunner:
     """An ONNX Runtime session whose inputs are bound by name to a tokenizer's output."""
 

@@ -20,17 +20,18 @@ import numpy as np
 
 from harness.device import cpu_flags, cpu_threads
 from harness.digests import folder_digest, sha256_file, texts_digest
+from harness.environment import versions
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics
 from harness.inference import predicted_labels
 from harness.models import load_finetuned
 from harness.onnx import perf as onnx_perf
 from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
-from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict
+from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict, provider_identity
 from harness.profile import GatesSection, OnnxSection
 from harness.record import OnnxRecord, RunRecord
 from harness.result import GateResult, threshold_gate
-from harness.reuse import Results, machine, versions
+from harness.reuse import Results, machine
 from harness.stats import wilson
 
 
@@ -192,7 +193,8 @@ class OnnxStage:
                     cfg.batch_sizes, cfg.atol, cfg.rtol,
                 ).as_dict()  # fmt: skip
 
-            settings = {"provider": provider, "atol": cfg.atol, "rtol": cfg.rtol, "batch_sizes": list(cfg.batch_sizes)}
+            settings = {"provider": provider_identity(provider), "atol": cfg.atol, "rtol": cfg.rtol,
+                        "batch_sizes": list(cfg.batch_sizes)}  # fmt: skip
             with self.inputs.record.timed("onnx_parity"):
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip

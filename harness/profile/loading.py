@@ -102,8 +102,9 @@ def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
 
 def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     """Check ``raw`` against declared.SCHEMA and fill defaults; raise one ProfileError listing every problem."""
-    raw = _flatten_subtables(raw)
+    raw, twice = _flatten_subtables(raw)
     sections, problems = _check_sections(raw)
+    problems = twice + problems
     expectations, found = _check_expectations(raw.get("expectations", []))
     problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
@@ -230,16 +231,21 @@ def _refuse_symlink_escape(profile_path: Path, key: str, value: str) -> None:
         )
 
 
-def _flatten_subtables(raw: dict[str, Any]) -> dict[str, Any]:
-    """``[gates.baseline]`` arrives as raw["gates"]["baseline"]; treat it as section "gates.baseline"."""
-    flat = dict(raw)
+def _flatten_subtables(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``[gates.baseline]`` arrives as raw["gates"]["baseline"]; treat it as section "gates.baseline". A quoted
+    ``["gates.baseline"]`` is the same section by another spelling: both at once is a problem, never one dropped."""
+    flat, problems = dict(raw), []
     for section, value in raw.items():
         if isinstance(value, dict):
             for key, inner in value.items():
-                if isinstance(inner, dict) and f"{section}.{key}" in declared.SCHEMA:
+                name = f"{section}.{key}"
+                if isinstance(inner, dict) and name in declared.SCHEMA:
+                    if name in raw:
+                        problems.append(f"[{name}] is given twice, as [{name}] and as the quoted table "
+                                        f'["{name}"]; keep one (one of them would be ignored)')  # fmt: skip
                     flat[section] = {k: v for k, v in flat[section].items() if k != key}
-                    flat[f"{section}.{key}"] = inner
-    return flat
+                    flat[name] = inner
+    return flat, problems
 
 
 def _normalise_labels(labels: dict[str, Any] | list[Any], profile_path: Path) -> list[str]:

@@ -130,6 +130,38 @@ def gates_table(results: list[GateResult]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
+SESSION_VERDICTS = ("pass", "fail", "error", "incomplete")
+
+
+def session_outcome(exit_status: int, results: list[GateResult], not_judged: list[str]) -> dict[str, Any]:
+    """The session's verdict, not only its registered results': "fail" when a check failed or pytest exits 1 (a test
+    failed or errored), "error" for any other non-zero exit (a usage error, an interrupt, no tests), "incomplete"
+    when it exits 0 but release gates of the profile were not judged (deselected, skipped or errored) or nothing
+    was, and "pass" only for a whole release run that passed."""
+    failed = [r.gate for r in results if not r.passed]
+    if failed or exit_status == 1:
+        verdict = "fail"
+    elif exit_status != 0:
+        verdict = "error"
+    elif not_judged or not results:
+        verdict = "incomplete"
+    else:
+        verdict = "pass"
+    return {"verdict": verdict, "exit_status": exit_status, "failed": failed, "not_judged": list(not_judged)}
+
+
+def outcome_line(outcome: dict[str, Any]) -> str:
+    """One line that says what the session decided and why, for the terminal, the report and MLflow."""
+    parts = [f"session {outcome['verdict'].upper()}: pytest exit status {outcome['exit_status']}"]
+    if outcome["failed"]:
+        parts.append(f"{len(outcome['failed'])} check(s) failed ({', '.join(outcome['failed'][:5])})")
+    if outcome["not_judged"]:
+        shown = ", ".join(outcome["not_judged"][:8]) + (", ..." if len(outcome["not_judged"]) > 8 else "")
+        parts.append(f"{len(outcome['not_judged'])} release gate(s) of the profile not judged (deselected, skipped or "
+                     f"errored): {shown}")  # fmt: skip
+    return "; ".join(parts)
+
+
 # the sections merge_worker_metrics unites itself; any other is taken from the first worker that measured it
 MERGED = frozenset({"gates", "metrics", "tokenization", "behaviour", "onnx", "reused", "model", "timings_seconds"})
 

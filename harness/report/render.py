@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.atomic import write_text_atomic
 from harness.report import plots
+from harness.report.metrics import outcome_line
 from harness.result import GateResult, fmt
 
 FAIL_MARK = "✗"
@@ -158,7 +159,8 @@ def build_report(metrics: dict[str, Any], results: list[GateResult], images: dic
         lambda: Section("Plots", [Figure(n, p) for n, p in images.items()]) if images else None,
     ]
     sections = [s for s in (build() for build in builders) if s is not None]
-    passed = all(r.passed for r in results)
+    session = metrics.get("session")
+    passed = session["verdict"] == "pass" if session else all(r.passed for r in results)
     return Report(title=sections[0].title, passed=passed, sections=sections)
 
 
@@ -194,6 +196,10 @@ def gate_split(metrics: dict[str, Any]) -> str:
 def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Section:
     failed = [r for r in results if not r.passed]
     verdict = f"FAILED ({len(failed)} of {len(results)} checks)" if failed else f"passed ({len(results)} checks)"
+    session = metrics.get("session")  # the session's own outcome: errored or deselected gates do not pass
+    title_verdict = "FAILED" if failed else "passed"
+    if session and session["verdict"] != "pass" and not failed:
+        title_verdict = verdict = session["verdict"].upper() + f" ({len(results)} checks passed, but see session)"
     model = metrics.get("model", {})
     reused = model.get("finetuned_from_cache")
     origin = {True: "reused from cache", False: "trained in this run", None: "not fine-tuned"}[reused]
@@ -202,6 +208,7 @@ def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Sectio
     pairs = [
         ("profile", f"{metrics['profile']['name']} ({metrics['profile'].get('path', '')})"),
         ("verdict", verdict),
+        *([("session", outcome_line(session))] if session else []),
         ("base model", str(model.get("base"))),
         ("device", str(metrics.get("device"))),
         ("best epoch", _num(model.get("best_epoch"))),
@@ -213,7 +220,7 @@ def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Sectio
         pairs.append(
             (f"worker {worker['worker']}", "reused the fine-tune" if worker["finetuned_from_cache"] else "trained")
         )
-    title = f"Release gates: {metrics['profile']['name']} ({'FAILED' if failed else 'passed'})"
+    title = f"Release gates: {metrics['profile']['name']} ({title_verdict.split(' (')[0]})"
     return Section(title, [Facts(pairs)], level=1)
 
 

@@ -8,7 +8,8 @@ What is logged, so a tracker answers "which model, on which data, under which ru
 - metrics: every split metric with its interval (``validation.accuracy``, ``.low``, ``.high``; the base model's
   under ``base.``), per-class scores, each gate's value and threshold (``gate.<name>.value``), timings, the
   Trainer's loss curve by step (``trainer.loss``) and the numbers of the tokenization and ONNX reports.
-- tags: each gate's verdict (``gate.<name>`` = ``pass`` or ``fail``) and the overall ``verdict``.
+- tags: each gate's verdict (``gate.<name>`` = ``pass`` or ``fail``) and the overall ``verdict``: the session's own
+  outcome (``pass``, ``fail``, ``error``, ``incomplete``; ``metrics["session"]``) when the run recorded one.
 - artifacts: the report files given (``metrics.json``, ``report.md``, ``report.html``, plots under ``plots/``)
   and the ONNX bundle the run built or was given (``onnx_bundle/``).
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrackingError
+from harness.report.metrics import outcome_line
 
 if TYPE_CHECKING:
     from harness.record import RunRecord
@@ -154,10 +156,16 @@ def tags(metrics: dict[str, Any]) -> dict[str, str]:
     failed = [g["gate"] for g in gates if not g["passed"]]
     out = {f"gate.{key_name(g['gate'])}": "pass" if g["passed"] else "fail" for g in gates}
     out["verdict"] = "fail" if failed else ("pass" if gates else "none")
+    session = metrics.get("session")  # the session's own outcome wins: an errored or deselected gate is no pass
+    if session:
+        out["verdict"] = session["verdict"]
+        out["harness.exit_status"] = str(session["exit_status"])
+        out["harness.not_judged"] = ", ".join(session["not_judged"])
     out["harness.failed_gates"] = ", ".join(failed)
     out["harness.version"] = str((metrics.get("environment") or {}).get("harness", ""))
     out["harness.device"] = str(metrics.get("device") or "")
     lines = [f"Release gate **{out['verdict']}**: {len(gates) - len(failed)} of {len(gates)} checks passed."]
+    lines += [outcome_line(session)] if session else []
     lines += [f"- `{g['gate']}` failed: {g['metric']} {g['value']:.4g} (rule {g['op']} {g['threshold']:.4g})"
               for g in gates if not g["passed"]]  # fmt: skip
     out["mlflow.note.content"] = "\n".join(lines)  # the run's description in the MLflow UI

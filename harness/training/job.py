@@ -47,6 +47,7 @@ def world() -> tuple[int, int]:
 def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> dict[str, Any]:
     """Everything that changes the trained weights; recorded in entry.json so a model trained
     elsewhere (``harness train``) can be checked against the profile it is gated with."""
+    import tokenizers
     import torch
     import transformers
 
@@ -61,9 +62,14 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "columns": [profile.data.text_column, profile.data.label_column],
         "labels": data.label_names,
         "training": _training_key(profile.training),
-        "device": device.kind,
+        "device": device.identity(),
         **_precision_key(training_precision(profile.training.precision, device)),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "harness": __version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "harness": __version__,
+            "tokenizers": tokenizers.__version__,
+        },  # the ids it trains on are the tokenizers library's
     }
     if world()[1] > 1:  # same global batch, but another data order: not the single-process model
         inputs["world_size"] = world()[1]

@@ -85,7 +85,8 @@ class Results:
 
 SETTINGS_READ = ("max_examples", "derandomize", "phases", "deadline", "suppress_health_check", "backend",
                  "stateful_step_count", "report_multiple_bugs")  # fmt: skip
-SETTINGS_IGNORED = ("database", "verbosity", "print_blob", "show_changed")  # database: None when reused; the rest print
+# what no outcome depends on: the database is None whenever a result is reused, the rest only change what is printed
+SETTINGS_IGNORED = ("database", "verbosity", "print_blob")
 
 
 def settings_identity(settings: Any, seed: object = None) -> dict[str, Any] | None:

@@ -240,10 +240,9 @@ class GateSession:
         else:
             results, metrics = self.results, build_metrics(record)
             images = write_plots(metrics, folder, self.run.gate_split)
-        if not worker:
-            metrics["session"] = self.outcome(exitstatus, results)
-        if worker:
+        if worker:  # the controller, which knows the session's exit status, adds its outcome
             return json.dumps({"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}, default=str)
+        metrics["session"] = self.outcome(exitstatus, results)
         write_json_atomic(folder / "metrics.json", metrics)
         documents = write_documents(results, metrics, images, folder)
         if self.settings.mlflow:

@@ -193,3 +193,17 @@ def test_parity_on_cuda_is_keyed_apart_from_the_cpu_with_the_runtime_build():
 
     cpu, cuda = provider_identity("cpu"), provider_identity("cuda")
     assert cpu != cuda and "CUDAExecutionProvider" in cuda and onnxruntime.get_build_info() in cpu
+
+
+def test_every_hypothesis_setting_is_either_in_the_key_or_declared_outcome_free():
+    """A setting a later hypothesis adds must be classified: keyed, or named as changing no outcome (the settings
+    are the keyword arguments of ``settings(...)``)."""
+    import inspect
+
+    from hypothesis import settings
+
+    from harness.reuse import SETTINGS_IGNORED, SETTINGS_READ
+
+    given = set(inspect.signature(settings.__init__).parameters) - {"self", "parent"}
+    classified = set(SETTINGS_READ) | set(SETTINGS_IGNORED)
+    assert given == classified, sorted(given ^ classified)

@@ -77,20 +77,13 @@ class Bundle:
 
 
 def export_key(finetuned_key: str, opset: int, max_length: int) -> str:
-    import torch
-
     from harness import __version__
 
-    versions = {
-        "torch": torch.__version__,
-        "onnxscript": _version("onnxscript"),
-        "harness": __version__,
-        "onnxruntime": _version("onnxruntime"),
-        "onnx": _version("onnx"),
-    }  # the export quantises its int8 too
+    # onnx and onnxruntime too: the export quantises its own int8 model
+    used = versions("torch", "onnxscript", "onnx", "onnxruntime") | {"harness": __version__}
     identity = {"format": BUNDLE_FORMAT, "finetuned": finetuned_key, "opset": opset, "max_length": max_length,
                 "int8": INT8_SETTINGS}  # fmt: skip
-    return content_key(identity | {"versions": versions})
+    return content_key(identity | {"versions": used})
 
 
 def cached_export(
@@ -122,7 +115,7 @@ def cached_int8(model_path: Path, cache_dir: Path, progress: Progress = print) -
     """
     identity = {
         "model_sha256": sha256_file(model_path),
-        "versions": {"onnxruntime": _version("onnxruntime"), "onnx": _version("onnx")},
+        "versions": versions("onnxruntime", "onnx"),
         "quantisation": INT8_SETTINGS,
     }
 
@@ -205,7 +198,7 @@ def _export_files(
         "label_names": label_names,
         "source": {"model_dir": str(model_dir), "finetuned_key": source},
         "runtime": RUNTIME_SETTINGS,
-        "exporter": {"torch": torch.__version__, "onnxscript": _version("onnxscript"), "onnx": _version("onnx")},
+        "exporter": versions("torch", "onnxscript", "onnx"),
     }
 
 
@@ -284,7 +277,3 @@ def _describe(value: Any) -> dict[str, Any]:
     tensor = value.type.tensor_type
     shape = [dim.dim_param if dim.dim_param else dim.dim_value for dim in tensor.shape.dim]
     return {"name": value.name, "dtype": onnx.TensorProto.DataType.Name(tensor.elem_type), "shape": shape}
-
-
-def _version(name: str) -> str:
-    return versions(name)[name]

@@ -130,9 +130,6 @@ def gates_table(results: list[GateResult]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-SESSION_VERDICTS = ("pass", "fail", "error", "incomplete")
-
-
 def session_outcome(exit_status: int, results: list[GateResult], not_judged: list[str]) -> dict[str, Any]:
     """The session's verdict, not only its registered results': "fail" when a check failed or pytest exits 1 (a test
     failed or errored), "error" for any other non-zero exit (a usage error, an interrupt, no tests), "incomplete"

@@ -197,9 +197,10 @@ def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Sectio
     failed = [r for r in results if not r.passed]
     verdict = f"FAILED ({len(failed)} of {len(results)} checks)" if failed else f"passed ({len(results)} checks)"
     session = metrics.get("session")  # the session's own outcome: errored or deselected gates do not pass
-    title_verdict = "FAILED" if failed else "passed"
+    headline = "FAILED" if failed else "passed"
     if session and session["verdict"] != "pass" and not failed:
-        title_verdict = verdict = session["verdict"].upper() + f" ({len(results)} checks passed, but see session)"
+        headline = session["verdict"].upper()
+        verdict = f"{headline} ({len(results)} checks passed; see session)"
     model = metrics.get("model", {})
     reused = model.get("finetuned_from_cache")
     origin = {True: "reused from cache", False: "trained in this run", None: "not fine-tuned"}[reused]
@@ -220,7 +221,7 @@ def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Sectio
         pairs.append(
             (f"worker {worker['worker']}", "reused the fine-tune" if worker["finetuned_from_cache"] else "trained")
         )
-    title = f"Release gates: {metrics['profile']['name']} ({title_verdict.split(' (')[0]})"
+    title = f"Release gates: {metrics['profile']['name']} ({headline})"
     return Section(title, [Facts(pairs)], level=1)
 
 

@@ -1,7 +1,7 @@
 """Fine-tune with the Hugging Face ``Trainer`` and keep the result in a content-addressed cache.
 
-The cache key hashes everything that changes the trained weights: base weights,
-data files, label names, the ``[training]`` section, the device kind and library
+The cache key hashes everything that changes the trained weights: every file of the base folder,
+data files, label names, the ``[training]`` section, the device (on a GPU its identity) and library
 versions. Gate thresholds are not part of it, so changing a gate retrains nothing.
 
 Entries are kept by ``harness.cache``: built in a temporary folder and renamed into place only

@@ -14,6 +14,7 @@ from harness.cache import check_folder
 from harness.data import DataBundle
 from harness.device import Device, training_precision
 from harness.digests import content_key
+from harness.environment import versions
 from harness.models import ModelSource, model_digest
 from harness.profile import Profile, TrainingSection
 
@@ -47,10 +48,6 @@ def world() -> tuple[int, int]:
 def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> dict[str, Any]:
     """Everything that changes the trained weights; recorded in entry.json so a model trained
     elsewhere (``harness train``) can be checked against the profile it is gated with."""
-    import tokenizers
-    import torch
-    import transformers
-
     from harness import __version__
 
     inputs = {
@@ -64,12 +61,8 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "training": _training_key(profile.training),
         "device": device.identity(),
         **_precision_key(training_precision(profile.training.precision, device)),
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "harness": __version__,
-            "tokenizers": tokenizers.__version__,
-        },  # the ids it trains on are the tokenizers library's
+        # tokenizers too: the ids it trains on are that library's
+        "versions": versions("torch", "transformers", "tokenizers") | {"harness": __version__},
     }
     if world()[1] > 1:  # same global batch, but another data order: not the single-process model
         inputs["world_size"] = world()[1]

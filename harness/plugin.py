@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import options, properties, registry
+from harness import options, properties, property_keys, registry
 from harness.errors import EXIT_USAGE, HarnessError, ProfileError
 from harness.result import GateResult
 from harness.run import HarnessRun
@@ -148,8 +148,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = item.get_closest_marker("harness_property")
     if session is None or marker is None:
         return None
-    files = [item.path, *properties.conftest_files(item.config.pluginmanager.get_plugins()),
-             *properties.fixture_files(item._fixtureinfo.name2fixturedefs)]  # fmt: skip
+    files = [item.path, *property_keys.conftest_files(item.config.pluginmanager.get_plugins()),
+             *property_keys.fixture_files(item._fixtureinfo.name2fixturedefs)]  # fmt: skip
     reused, key = session.reusable_property(marker.args[0], item.obj, item.name, item.fixturenames, files)
     item.stash[PROPERTY_KEY] = None if reused else key
     return True if reused else None

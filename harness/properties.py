@@ -1,5 +1,6 @@
-"""The declared properties as the plugin runs them, without pytest: which hypothesis profile they run under, the
-key a passed property is reused under, and what a property that cannot apply does (skip or fail).
+"""The declared properties as the plugin runs them, without pytest: which hypothesis profile they run under and
+what a property that cannot apply does (skip or fail); the key a passed one is reused under is
+``harness.property_keys``.
 
 The plugin hands in plain values read off a test item (its function, name, fixtures, files); everything decided
 about them is decided here, so it can be tested and called from another runner.
@@ -8,18 +9,11 @@ about them is decided here, so it can be tested and called from another runner.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from harness import registry
-from harness.digests import content_key, files_digest
 from harness.profile import Profile
-from harness.reuse import settings_identity
-from harness.run import HarnessRun
 
 PROFILES_OF_HYPOTHESIS = ("default", "ci")  # hypothesis loads its own "ci" profile by itself when CI is set
 
@@ -64,38 +58,6 @@ def examples_tried(test: Any) -> int:
     return int(settings.max_examples) if settings is not None else 1
 
 
-@dataclass(frozen=True)
-class PropertyRun:
-    """What decides a declared property's outcome, read off its test: reused when it passed with this ``key``."""
-
-    name: str
-    key: str
-    identity: dict[str, Any]
-
-
-def property_run(
-    name: str, test: Any, test_name: str, fixtures: Iterable[str], files: list[Path], run: HarnessRun
-) -> PropertyRun | None:
-    """The key of a declared property whose outcome is a function of its inputs (a plain test, or a hypothesis
-    test under a derandomised profile without an example database), else None (it always runs). ``files`` are
-    the test's file and every conftest loaded: a planted fixture changes the key."""
-    inner = getattr(getattr(test, "hypothesis", None), "inner_test", None) or test
-    if getattr(test, "is_hypothesis_test", False):
-        seed = getattr(test, "_hypothesis_internal_use_seed", None)
-        drawn = settings_identity(getattr(test, "_hypothesis_internal_use_settings", None), seed)
-        if drawn is None:  # fresh random examples (harness-explore): not a function of the inputs
-            return None
-    else:
-        drawn = {"plain": True}
-    fixtures = set(fixtures)
-    model = "gpu" in registry.BY_NAME[name].markers or bool({"harness_model", "harness_finetuned"} & fixtures)
-    identity = {
-        "property": name, "test": test_name, "source": inspect.getsource(inner), "settings": drawn,
-        "files": files_digest(files), "inputs": run.property_inputs(model=model, onnx="harness_onnx" in fixtures),
-    }  # fmt: skip
-    return PropertyRun(name, content_key(identity), identity)
-
-
 def not_applicable(profile: Profile, prop: str, reason: str, ci: bool) -> tuple[Literal["skip", "fail"], str]:
     """What a property that cannot apply to this run does: skip naming the reason, or under CI=true fail unless
     the profile declares the skip (``[tokenization] skip``), so that no skip reaches a release unseen."""
@@ -107,22 +69,3 @@ def not_applicable(profile: Profile, prop: str, reason: str, ci: bool) -> tuple[
         return "fail", (f"{prop} cannot be checked: {reason}; under CI=true an undeclared skip fails (declare it in "
                         f"the profile if it is meant: {declare})")  # fmt: skip
     return "skip", f"{prop} cannot be checked: {reason} (CI=true fails this unless the profile declares {declare})"
-
-
-def fixture_files(fixture_definitions: Mapping[str, Sequence[Any]]) -> list[Path]:
-    """The source file of every fixture a test uses (pytest's fixture name -> definitions): a fixture provided by a
-    module loaded through ``pytest_plugins`` or imported into a conftest changes a property's key when it changes."""
-    found = set()
-    for definitions in fixture_definitions.values():
-        for definition in definitions:
-            source = inspect.getsourcefile(getattr(definition, "func", None) or definition)
-            if source:
-                found.add(Path(source))
-    return sorted(found)
-
-
-def conftest_files(plugins: Iterable[object]) -> list[Path]:
-    """The conftest.py files among pytest's loaded plugins: a planted fixture (a faulty model or tokenizer) there
-    changes a property's key."""
-    files = (getattr(plugin, "__file__", None) for plugin in plugins)
-    return [Path(f) for f in files if f and Path(f).name == "conftest.py"]

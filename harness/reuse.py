@@ -41,13 +41,14 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def machine() -> dict[str, Any]:
-    """What a timing depends on besides the code: the CPU's name, its core count and the threads used."""
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """What a timing depends on besides the code: the CPU's name (``model name`` in ``cpuinfo`` where Linux has one,
+    else what ``platform`` says), its core count and the threads used."""
     from harness.device import cpu_flags, cpu_threads
 
     name = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
+        with open(cpuinfo, encoding="utf-8") as info:
             name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
     except OSError:
         pass

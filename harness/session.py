@@ -21,7 +21,8 @@ from typing import Any
 from harness import registry
 from harness.errors import DataMissingError, HarnessError
 from harness.profile import Profile, load_profile
-from harness.properties import PropertyRun, examples_tried, in_ci, property_run
+from harness.properties import examples_tried, in_ci
+from harness.property_keys import PropertyRun, property_run
 from harness.result import GateResult
 from harness.reuse import PassedProperties
 from harness.run import HarnessRun

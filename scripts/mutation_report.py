@@ -15,6 +15,7 @@ same tests.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_behaviour_verdicts.py",
     "tests/test_tokenization_verdicts.py",
     "tests/test_non_finite.py",
+    "tests/test_key_functions.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -106,6 +108,12 @@ SCOPE: dict[str, list[str] | None] = {
         "_squeeze",
         "_with_wildcards",
     ],
+    # the reuse keys: what a stored measurement or a passed property is keyed by (a dropped input is a false pass)
+    "harness/digests.py": None,
+    "harness/environment.py": None,
+    "harness/reuse.py": None,
+    "harness/property_keys.py": None,
+    "harness/training/job.py": ["key_inputs", "_precision_key", "_training_key", "cache_key"],
 }
 
 # (file, text, replacement): one mutant each, in what mutmut skips
@@ -190,9 +198,11 @@ def score(results: str) -> int:
     return int(failed)
 
 
-def hand(python: str) -> int:
-    """Apply each hand-written mutant to a copy of the project and run the tests; 1 if one survives."""
-    survived = 0
+def hand(python: str, only: list[str] | None = None) -> int:
+    """Apply each hand-written mutant (of the files ``only``, default all) to a copy of the project and run the
+    tests; writes killed / total per file to mutants/hand.json; 1 if one survives."""
+    chosen = [m for m in HAND_MUTANTS if only is None or m[0] in only]
+    counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="hand-mutants-") as tmp:
         copy = Path(tmp)
         shutil.copytree(ROOT / "harness", copy / "harness", ignore=shutil.ignore_patterns("__pycache__"))
@@ -211,16 +221,23 @@ def hand(python: str) -> int:
             print("hand mutants: the unmutated copy fails its tests")
             return 1
         for number, (path, text, replacement) in enumerate(HAND_MUTANTS, 1):
+            if (path, text, replacement) not in chosen:
+                continue
             source = (copy / path).read_text(encoding="utf-8")
             assert source.count(text) == 1, f"hand mutant {number}: {text!r} not found once in {path}"
             (copy / path).write_text(source.replace(text, replacement), encoding="utf-8")
             code = run_tests(HAND_TESTS.get(path, TESTS))
             (copy / path).write_text(source, encoding="utf-8")
             status = "killed" if code == 1 else f"SURVIVED (pytest exit {code})"
-            survived += code != 1
+            counts.setdefault(path, {"killed": 0, "total": 0})
+            counts[path]["killed"] += code == 1
+            counts[path]["total"] += 1
             print(f"    hand mutant {number} in {path}: {replacement.strip().splitlines()[0]!r}: {status}")
-    print(f"hand mutants (decorated functions mutmut skips): {len(HAND_MUTANTS) - survived}/{len(HAND_MUTANTS)}")
-    return int(survived > 0)
+    (ROOT / "mutants").mkdir(exist_ok=True)
+    (ROOT / "mutants" / "hand.json").write_text(json.dumps(counts, indent=1), encoding="utf-8")
+    killed = sum(c["killed"] for c in counts.values())
+    print(f"hand mutants (decorated functions mutmut skips): {killed}/{len(chosen)}")
+    return int(killed < len(chosen))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from fixtures.faults import overconfident_copy
 from fixtures.tiny import easy_rows, write_csv, write_profile
 from harness import registry
 from harness.profile import load_profile
-from harness.properties import property_run
+from harness.property_keys import property_run
 from harness.reuse import PassedProperties
 from harness.run import HarnessRun
 from harness.training import model_folder

@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("report",),  # metrics.json, the human report, plots, MLflow: from the record alone
     ("onnx.stage", "stages"),  # the stages of a run
     ("measures", "registry", "run"),  # checks bound to measures, and the runner
-    ("properties", "learning_curve", "seed_study"),  # drivers over a run
+    ("properties", "property_keys", "learning_curve", "seed_study"),  # drivers over a run
     ("session", "starter", "cli", "plugin"),  # the front doors
 )
 MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_PLUGIN_LINES, MAX_HOOK_BODY = 500, 60, 200, 10

@@ -94,6 +94,43 @@ def test_calibration_error_is_the_reliability_diagrams_gap_and_vectorises_for_th
     assert metrics.ece == pytest.approx(0.0) and metrics.intervals["ece"].method == "bootstrap"
 
 
+def test_calibration_error_by_hand_where_bins_of_opposite_gaps_must_stay_apart():
+    """Worked by hand over ten bins: 0.05 right (gap 0.95, bin 0), 0.15 wrong (0.15, bin 1), 0.25 wrong and right
+    (|0.5 - 1| = 0.5, bin 2), 0.88 wrong (0.88, bin 8), 0.92 right (0.08, bin 9): 2.56 / 6. Eight bins would put 0.88
+    and 0.92 together (|1.8 - 1| = 0.8), and any coarser or shifted edges merge gaps of opposite sign."""
+    from harness.stats import calibration_error
+
+    confidence = np.array([0.05, 0.15, 0.25, 0.25, 0.88, 0.92])
+    correct = np.array([True, False, False, True, False, True])
+    assert float(calibration_error(confidence, correct)) == pytest.approx(2.56 / 6, abs=1e-12)
+    assert float(calibration_error(np.array([0.7]), np.array([False]))) == pytest.approx(0.7)  # one example
+    assert float(calibration_error(confidence, correct, bins=5)) == pytest.approx((0.8 + 0.5 + 0.8) / 6, abs=1e-12)
+
+
+def test_calibration_error_equals_torchmetrics_where_calibration_varies_by_bin():
+    """Against a maintained implementation of the reliability-diagram ECE (torchmetrics' top-label, L1, equal-width
+    bins), on twelve classes whose confidences span every bin and whose accuracy (a flat 60 %) leaves the low bins
+    under-confident and the high ones over-confident: a binning error cannot hide behind gaps of one sign."""
+    import torch
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    from harness.stats import calibration_error
+
+    rng = np.random.default_rng(11)
+    concentration = 10 ** rng.uniform(-1.5, 2.5, 3000)  # from near one-hot to near uniform (1/12)
+    probabilities = np.stack([rng.dirichlet(np.full(12, c)) for c in concentration])
+    top = probabilities.argmax(axis=1)
+    labels = np.where(rng.uniform(size=3000) < 0.6, top, (top + rng.integers(1, 12, 3000)) % 12)
+    confidence, correct = probabilities.max(axis=1), top == labels
+    assert confidence.min() < 0.1 and confidence.max() > 0.9
+    for bins in (10, 15):
+        reference = MulticlassCalibrationError(num_classes=12, n_bins=bins, norm="l1")
+        expected = float(reference(torch.tensor(probabilities), torch.tensor(labels)))
+        assert float(calibration_error(confidence, correct, bins=bins)) == pytest.approx(expected, abs=1e-6)
+    merged = float(np.abs(np.mean(confidence - correct)))  # one bin: what a binning that merges everything gives
+    assert abs(float(calibration_error(confidence, correct)) - merged) > 0.02
+
+
 def test_class_f1_equals_scikit_learn_per_class():
     from sklearn.metrics import f1_score
 
@@ -117,3 +154,19 @@ def test_paired_bootstrap_drop_is_small_only_when_the_candidate_is_worse():
     assert paired_bootstrap_drop((before, worse), drop) == pytest.approx(1 / 2001)  # every resample drops
     assert paired_bootstrap_drop((before, before), drop) == 1.0  # no resample drops
     assert paired_bootstrap_drop((worse, before), drop) == 1.0  # better: never a drop
+
+
+def test_paired_bootstrap_drop_resamples_every_row_over_the_examples_axis_reproducibly():
+    """The drop is counted only when row 0 is drawn, so p is the chance a resample of 3 misses it: (2/3)^3 = 8/27.
+    A drop function whose own default axis is None shows the resamples are reduced along the examples axis."""
+    from harness.stats import RESAMPLES, paired_bootstrap_drop
+
+    def drop(before, now, axis=None):
+        return before.mean(axis) - now.mean(axis)
+
+    before, now = np.array([True, True, True]), np.array([False, True, True])
+    p = paired_bootstrap_drop((before, now), drop, seed=5)
+    assert p == pytest.approx(8 / 27, abs=4 * np.sqrt(8 / 27 * 19 / 27 / RESAMPLES))
+    assert paired_bootstrap_drop((before, now), drop, seed=5) == p  # the seed fixes it
+    assert paired_bootstrap_drop((before, now), drop) == paired_bootstrap_drop((before, now), drop, seed=0)
+    assert {paired_bootstrap_drop((before, now), drop, seed=s) for s in range(6)} != {p}  # and only the seed

@@ -2,7 +2,8 @@
 
 ``globs``: the mutmut mutant names in scope, one per line (the verdict logic; the pure functions of
 baseline.py and onnx_perf.py; the ONNX checks, parity and behaviour properties, on a real tiny model; the
-tokenizer properties and the normaliser models behind them, on real tokenizers of each family).
+tokenizer properties and the normaliser models behind them, on real tokenizers of each family; the slice
+verdicts on plain data).
 ``score``: killed / total per module from ``mutmut results --all true``, the survivors, and whether each is
 justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a survivor is not justified.
 ``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
@@ -33,6 +34,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_behaviour_verdicts.py",
     "tests/test_tokenization_verdicts.py",
     "tests/test_non_finite.py",
+    "tests/test_slice_verdicts.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -106,6 +108,7 @@ SCOPE: dict[str, list[str] | None] = {
         "_squeeze",
         "_with_wildcards",
     ],
+    "harness/slices.py": None,
 }
 
 # (file, text, replacement): one mutant each, in what mutmut skips

@@ -3,7 +3,7 @@
 ``globs``: the mutmut mutant names in scope, one per line (the verdict logic; the pure functions of
 baseline.py and onnx_perf.py; the ONNX checks, parity and behaviour properties, on a real tiny model; the
 tokenizer properties and the normaliser models behind them, on real tokenizers of each family; the slice and
-expectation-file verdicts on plain data).
+expectation-file verdicts on plain data; temperature scaling on closed forms and small models built in memory).
 ``score``: killed / total per module from ``mutmut results --all true``, the survivors, and whether each is
 justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a survivor is not justified.
 ``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
@@ -36,6 +36,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_non_finite.py",
     "tests/test_slice_verdicts.py",
     "tests/test_expectation_verdicts.py",
+    "tests/test_temperature_verdicts.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -113,6 +114,7 @@ SCOPE: dict[str, list[str] | None] = {
     # the verdict of an expectation file and what decides each case, and how a row becomes cases; not the file
     # readers (_records, _check_columns, read_file, load_expectations), which tests/test_expectations.py covers
     "harness/expectations.py": ["check", "_failure", "_label", "_margin", "_cases", "_rewrites", "_text", "_short"],
+    "harness/temperature.py": None,
 }
 
 # (file, text, replacement): one mutant each, in what mutmut skips

@@ -47,7 +47,15 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
     "harness/stats.py": None,
     "harness/gates.py": None,
-    "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_bootstrap_details", "_paired_gate"],
+    "harness/baseline.py": [
+        "_aligned",
+        "compare_accuracy",
+        "compare_loss",
+        "compare_macro_f1",
+        "compare_recall",
+        "_bootstrap_details",
+        "_paired_gate",
+    ],
     "harness/onnx/perf.py": ["compare_int8", "int8_gates"],
     "harness/onnx/parity.py": [
         "parity_gates",

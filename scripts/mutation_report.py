@@ -2,7 +2,8 @@
 
 ``globs``: the mutmut mutant names in scope, one per line (the verdict logic; the pure functions of
 baseline.py and onnx_perf.py; the ONNX checks, parity and behaviour properties, on a real tiny model; the
-tokenizer properties and the normaliser models behind them, on real tokenizers of each family).
+tokenizer properties and the normaliser models behind them, on real tokenizers of each family; the slice and
+expectation-file verdicts on plain data; temperature scaling on closed forms and small models built in memory).
 ``score``: killed / total per module from ``mutmut results --all true``, the survivors, and whether each is
 justified in docs/mutation-survivors.md. Exit 1 if a module is below 90 % or a survivor is not justified.
 ``hand``: mutants mutmut cannot make (it skips decorated functions, e.g. the ``decisive`` and ``verdict``
@@ -34,6 +35,9 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_behaviour_verdicts.py",
     "tests/test_tokenization_verdicts.py",
     "tests/test_non_finite.py",
+    "tests/test_slice_verdicts.py",
+    "tests/test_expectation_verdicts.py",
+    "tests/test_temperature_verdicts.py",
     "tests/test_key_functions.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
@@ -45,7 +49,15 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
     "harness/stats.py": None,
     "harness/gates.py": None,
-    "harness/baseline.py": ["_aligned", "compare_accuracy", "compare_loss", "_bootstrap_details", "_paired_gate"],
+    "harness/baseline.py": [
+        "_aligned",
+        "compare_accuracy",
+        "compare_loss",
+        "compare_macro_f1",
+        "compare_recall",
+        "_bootstrap_details",
+        "_paired_gate",
+    ],
     "harness/onnx/perf.py": ["compare_int8", "int8_gates"],
     "harness/onnx/parity.py": [
         "parity_gates",
@@ -108,6 +120,11 @@ SCOPE: dict[str, list[str] | None] = {
         "_squeeze",
         "_with_wildcards",
     ],
+    "harness/slices.py": None,
+    # the verdict of an expectation file and what decides each case, and how a row becomes cases; not the file
+    # readers (_records, _check_columns, read_file, load_expectations), which tests/test_expectations.py covers
+    "harness/expectations.py": ["check", "_failure", "_label", "_margin", "_cases", "_rewrites", "_text", "_short"],
+    "harness/temperature.py": None,
     # the reuse keys: what a stored measurement or a passed property is keyed by (a dropped input is a false pass)
     "harness/digests.py": None,
     "harness/environment.py": None,

@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.baseline import BaselineError, _aligned, _paired_gate, compare_accuracy, compare_loss
+from harness.baseline import (
+    BaselineError,
+    _aligned,
+    _paired_gate,
+    compare_accuracy,
+    compare_loss,
+    compare_macro_f1,
+    compare_recall,
+)
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle, LeakedRow, Split
 from harness.evaluation import SplitMetrics, split_metrics
@@ -794,3 +802,119 @@ def test_parity_gates_fail_on_one_logit_one_label_or_any_accuracy_difference():
     assert not accuracy.passed and accuracy.value == 0.125  # |0.75 - 0.875|
     assert accuracy.details == ["onnx accuracy 0.7500, torch accuracy 0.8750"]
     assert parity_gates(parity(label_agreement=0.96), "test", 0.96)[1].passed
+
+
+def classes_candidate(labels: list[int], predictions: list[int], names: tuple[str, ...]) -> SplitMetrics:
+    """A candidate's per-example labels and predictions; ``per_class`` names the classes (their count and names)."""
+    per_class = {name: {} for name in names}
+    return SplitMetrics("test", len(labels), 0.0, 0.0, 0.0, per_class, [], labels=np.array(labels),
+                        predictions=np.array(predictions), losses=np.zeros(len(labels)))  # fmt: skip
+
+
+def prediction_baseline(predictions: list[int]) -> dict:
+    ids = [f"id{i}" for i in range(len(predictions))]
+    return {"examples": {"test": {"ids": ids, "prediction": predictions, "correct": [0] * len(ids)}}}
+
+
+def reference_bootstrap_drop(before: np.ndarray, now: np.ndarray, seed: int) -> float:
+    """The one-sided paired bootstrap p-value of a drop in a mean, written out: the share of 2000 seeded resamples
+    of the pairs (plus one) where the candidate is not worse."""
+    rows = np.random.default_rng(seed).integers(0, len(before), size=(RESAMPLES, len(before)))
+    drops = before[rows].mean(axis=1) - now[rows].mean(axis=1)
+    return (np.sum(drops <= 0) + 1) / (RESAMPLES + 1)
+
+
+MACRO_LABELS = [0] * 14 + [1] * 13 + [2] * 13  # and a fourth class, "d", that no example has
+
+
+def test_macro_f1_comparison_is_the_drop_of_scikit_learns_macro_f1_over_every_class_and_fails_when_significant():
+    from sklearn.metrics import f1_score
+
+    worse = [*MACRO_LABELS[:27], *[1] * 8, *[2] * 5]  # 8 of class 2 predicted as class 1
+    ids = ["new", *[f"id{i}" for i in range(40)]]  # one example the baseline has not seen
+    cand = classes_candidate([3, *MACRO_LABELS], [0, *worse], ("a", "b", "c", "d"))
+
+    def f1(predictions: list[int]) -> float:
+        return f1_score(MACRO_LABELS, predictions, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+
+    cfg = BaselineSection(macro_f1_drop_abs=0.1, alpha=0.05)
+    gate = compare_macro_f1(prediction_baseline(MACRO_LABELS), cand, ids, cfg)
+    assert f1(MACRO_LABELS) == 0.75  # three perfect classes of four
+    assert gate.value == pytest.approx(0.75 - f1(worse), abs=1e-12)
+    assert gate == GateResult(
+        gate="baseline_macro_f1", metric="macro-F1 drop vs baseline", split="test", value=gate.value, threshold=0.1,
+        op="<=", n=40, mode="paired", p_value=1 / 2001, alpha=0.05, details=[
+            f"baseline macro-F1 0.7500 -> candidate {f1(worse):.4f} on 40 shared examples",
+            "paired bootstrap (one-sided, candidate worse) p = 0.0005 (alpha 0.05)",
+            "rule: fail only when the drop exceeds the allowance AND p < alpha",
+        ],
+    )  # fmt: skip
+    assert gate.value > 0.1 and not gate.passed
+    assert compare_macro_f1(prediction_baseline(MACRO_LABELS), cand, ids, BaselineSection(macro_f1_drop_abs=0.2)).passed
+    unset = compare_macro_f1(prediction_baseline(MACRO_LABELS), cand, ids, BaselineSection())
+    assert unset.threshold == 0.0 and not unset.passed  # no allowance: any significant drop fails
+    # the baseline worse than the candidate: no drop, p = 1
+    better = compare_macro_f1(prediction_baseline(worse), classes_candidate(MACRO_LABELS, MACRO_LABELS,
+                              ("a", "b", "c", "d")), ids[1:], BaselineSection())  # fmt: skip
+    assert better.value == pytest.approx(f1(worse) - 0.75, abs=1e-12) and better.p_value == 1.0 and better.passed
+
+
+def test_macro_f1_comparison_p_value_is_the_seeded_paired_bootstrap():
+    from harness.stats import paired_bootstrap_drop
+
+    base = [*MACRO_LABELS[:12], 1, 1, *MACRO_LABELS[14:30], 0, *MACRO_LABELS[31:]]  # 3 wrong
+    mixed = [2, 2, 2, *MACRO_LABELS[3:20], 0, *MACRO_LABELS[21:]]  # 4 others wrong
+    ids = [f"id{i}" for i in range(40)]
+    cand = classes_candidate(MACRO_LABELS, mixed, ("a", "b", "c"))
+    y, before, now = np.array(MACRO_LABELS), np.array(base), np.array(mixed)
+
+    def drop(*arrays: np.ndarray, axis: int = -1) -> np.ndarray:
+        return macro_f1(arrays[0], arrays[1], 3, axis) - macro_f1(arrays[0], arrays[2], 3, axis)
+
+    p0, p5 = (paired_bootstrap_drop((y, before, now), drop, seed) for seed in (0, 5))
+    assert p0 != p5 and 0.05 < p0 < 0.95
+    assert compare_macro_f1(prediction_baseline(base), cand, ids, BaselineSection()).p_value == p0
+    assert compare_macro_f1(prediction_baseline(base), cand, ids, BaselineSection(), seed=5).p_value == p5
+
+
+def test_recall_comparison_counts_the_class_examples_lost_and_gained_and_fails_when_significant():
+    labels = [1] * 10 + [0] * 6  # class b: 10 shared examples; class a's are predicted b by the candidate
+    base = [1] * 9 + [0] + [0] * 6  # right on 9 of b
+    now = [0] * 5 + [1] * 4 + [1] + [1] * 6  # right on 5 of b: lost 5, gained 1 (and 6 false b's, not counted)
+    ids = ["new", *[f"id{i}" for i in range(16)]]
+    cand = classes_candidate([1, *labels], [0, *now], ("a", "b", "c"))
+    cfg = BaselineSection(alpha=0.05)
+    gate = compare_recall(prediction_baseline(base), cand, ids, 1, 0.2, cfg)
+    p = reference_bootstrap_drop(np.array(base[:10]) == 1, np.array(now[:10]) == 1, 0)
+    assert gate.p_value == pytest.approx(p, abs=1e-15)
+    assert gate == GateResult(
+        gate="baseline_recall:b", metric="recall of b drop vs baseline", split="test", value=0.4, threshold=0.2,
+        op="<=", n=10, mode="paired", p_value=gate.p_value, alpha=0.05, details=[
+            "baseline recall of b 0.9000 -> candidate 0.5000 on 10 shared b examples: 5 right before and wrong now, "
+            "1 wrong before and right now",
+            f"paired bootstrap (one-sided, candidate worse) p = {p:.3g} (alpha 0.05)",
+            "rule: fail only when the drop exceeds the allowance AND p < alpha",
+        ],
+    )  # fmt: skip
+    assert p < 0.05 and not gate.passed
+    assert compare_recall(prediction_baseline(base), cand, ids, 1, 0.4, cfg).passed  # 4 of 10 is exactly 0.4
+    seeded = compare_recall(prediction_baseline(base), cand, ids, 1, 0.2, cfg, seed=9)
+    assert seeded.p_value == pytest.approx(reference_bootstrap_drop(np.array(base[:10]) == 1,
+                                                                    np.array(now[:10]) == 1, 9), abs=1e-15)  # fmt: skip
+    # class a: 6 shared examples, right on all 6 before and none now
+    assert compare_recall(prediction_baseline(base), cand, ids, 0, 0.5, cfg).value == 1.0
+
+
+def test_recall_comparison_of_a_class_without_shared_examples_is_no_drop():
+    cand = classes_candidate([0, 1, 2], [0, 1, 1], ("a", "b", "c"))
+    gate = compare_recall(prediction_baseline([0, 1]), cand, ["id0", "id1", "new"], 2, 0.0, BaselineSection())
+    assert gate == GateResult(
+        gate="baseline_recall:c", metric="recall of c drop vs baseline", split="test", value=0.0, threshold=0.0,
+        op="<=", n=0, mode="paired", p_value=1.0, alpha=0.05, details=[
+            "baseline recall of c 0.0000 -> candidate 0.0000 on 0 shared c examples: 0 right before and wrong now, "
+            "0 wrong before and right now",
+            "paired bootstrap (one-sided, candidate worse) p = 1 (alpha 0.05)",
+            "rule: fail only when the drop exceeds the allowance AND p < alpha",
+        ],
+    )  # fmt: skip
+    assert gate.passed

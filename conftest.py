@@ -5,6 +5,7 @@ subprocesses they start at this checkout."""
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 from harness.properties import property_settings_name
@@ -23,3 +24,11 @@ _CHECKOUT = str(Path(__file__).resolve().parent)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_CHECKOUT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _CHECKOUT]]
 )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under mutmut, a mutant that lets bad input (a HarnessError, which the plugin turns into exit 4) escape a test
+    has failed that test: mutmut reads exit 4 as a broken command line, and its worker then waits out the timeout."""
+    if os.environ.get("MUTANT_UNDER_TEST") and session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

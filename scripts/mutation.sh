@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the modules that decide verdicts, from a clean state (see README, "Mutation testing").
 # Prints killed / total per module and every survivor; exits 1 if a module scores below 90 %, a survivor is not
-# justified in docs/mutation-survivors.md, or a hand-written mutant of what mutmut skips survives.
+# justified in docs/mutation-survivors.md, or a hand-written mutant of what mutmut skips survives. Then writes
+# docs/mutation-record.json (per function: source digest, killed / total, survivors) and the README's table from
+# it; commit both. .ci/run re-runs only what changed since (scripts/mutation_record.py check).
 #   PYTHON=/path/to/venv/bin/python JOBS=2 scripts/mutation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +30,6 @@ status=0
 start=$SECONDS
 nice "$PYTHON" scripts/mutation_report.py hand || status=1
 echo "hand mutants: $((SECONDS - start)) s"
+"$PYTHON" -m mutmut results --all true 2>/dev/null | "$PYTHON" scripts/mutation_record.py write
+echo "wrote docs/mutation-record.json and the README's mutation table"
 exit $status

@@ -38,6 +38,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_slice_verdicts.py",
     "tests/test_expectation_verdicts.py",
     "tests/test_temperature_verdicts.py",
+    "tests/test_metric_gate_verdicts.py",
     "tests/test_key_functions.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",

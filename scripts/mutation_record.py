@@ -157,7 +157,10 @@ def table(record: dict) -> str:
     for path, module in record["modules"].items():
         killed, total = module_totals(module["functions"])
         killed_all, total_all = killed_all + killed, total_all + total
-        names = "all" if module["scope"] == "all" else ", ".join(f"`{f}`" for f in module["functions"])
+        listed = list(module["functions"])
+        names = "all" if module["scope"] == "all" else ", ".join(f"`{f}`" for f in listed)
+        if module["scope"] != "all" and len(listed) > 4:
+            names = f"{len(listed)} listed in `SCOPE`"
         rows.append(f"| `{path}` | {names} | {killed} / {total} | {killed / max(total, 1):.1%} |")
     rows.append(f"| all | | {killed_all} / {total_all} | {killed_all / max(total_all, 1):.1%} |")
     hand = record["hand"]
@@ -208,6 +211,11 @@ def check(python: str, jobs: int) -> int:
     if unjustified:
         print(f"mutation record: survivors no longer justified in docs/mutation-survivors.md: {unjustified}")
         failed = True
+    for path, module in record["modules"].items():
+        killed, total = module_totals(module["functions"])
+        if killed < scope.MINIMUM * total:
+            print(f"mutation record: {path} recorded at {killed}/{total}, below {scope.MINIMUM:.0%}")
+            failed = True
     if not stale:
         print(f"mutation record current: every function in scope unchanged since {record['commit']}; nothing re-run")
         return int(failed)
@@ -257,7 +265,8 @@ if __name__ == "__main__":
     if command == "check":
         sys.exit(check(sys.executable, int(sys.argv[2]) if len(sys.argv) > 2 else 2))
     elif command == "write":
-        hand_counts = json.loads((ROOT / "mutants" / "hand.json").read_text(encoding="utf-8"))
+        hand_file = ROOT / "mutants" / "hand.json"  # absent when this run had no hand mutants: the record's stay
+        hand_counts = json.loads(hand_file.read_text(encoding="utf-8")) if hand_file.exists() else {}
         write(sys.stdin.read(), hand_counts)
     elif command == "table":
         print(table(json.loads(RECORD.read_text(encoding="utf-8"))))

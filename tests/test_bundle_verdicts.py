@@ -10,6 +10,7 @@ a real PyTorch model changed the one way a check guards against.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -416,6 +417,8 @@ def test_parity_pools_every_batch_size_and_measures_against_the_labels(runner, m
     ]  # fmt: skip
     assert parity.histogram == diff_histogram(diff)
     assert sum(count for _, count in parity.histogram) == 13 * 2 * 3
+    compared = np.ascontiguousarray(e["torch"], dtype=np.float32).tobytes()  # what the parity verdict is bound to
+    assert parity.torch_logits_sha256 == hashlib.sha256(compared).hexdigest()
     exact = compare_on_texts(runner, model, bundle_tokenizer, texts, labels, sizes, float(diff.max()), 0.0)
     assert exact.outside_tolerance == 0  # a difference equal to the tolerance is within it
 

@@ -918,3 +918,13 @@ def test_recall_comparison_of_a_class_without_shared_examples_is_no_drop():
         ],
     )  # fmt: skip
     assert gate.passed
+
+
+def test_a_too_small_result_reads_as_undecided_with_its_value_and_an_unknown_marker_is_refused():
+    small = {"gate": "slice:x", "metric": "accuracy in slice x", "split": "validation", "value": 0.75,
+             "threshold": 0.9, "op": ">=", "n": 4, "interval": [0.3, 0.95]}  # fmt: skip
+    result = GateResult(**small, too_small="fail")
+    assert result.summary() == "accuracy in slice x 0.75 [0.3, 0.95] on validation (n=4): too small a sample to decide"
+    refused = r"^gate slice:x: too_small 'sometimes' must be one of \('', 'fail', 'report'\)$"
+    with pytest.raises(ValueError, match=refused):
+        GateResult(**small, too_small="sometimes")

@@ -193,11 +193,6 @@ def changed(record: dict, digests: dict[str, tuple[dict[str, str], str]]) -> dic
     return stale
 
 
-def globs_for(path: str, names: list[str]) -> list[str]:
-    module = path.removesuffix(".py").replace("/", ".")
-    return [f"{module}.x{'ǁ' + f.replace('.', 'ǁ') if '.' in f else '_' + f}__mutmut_*" for f in names]
-
-
 def check(python: str, jobs: int) -> int:
     """Re-run the mutants of what changed since the record; 1 if a changed module falls below 90 % or has a
     survivor not justified, or a recorded survivor is no longer justified."""
@@ -224,7 +219,7 @@ def check(python: str, jobs: int) -> int:
     started = time.monotonic()
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     (ROOT / "mutants").mkdir()
-    globs = [g for path, names in stale.items() for g in globs_for(path, names)]
+    globs = [g for path, names in stale.items() for g in scope.function_globs(path, names)]
     command = ["nice", python, "-m", "mutmut", "run", "--max-children", str(jobs), *globs]
     # one OpenMP thread: the workers are forked from a process that ran torch, and a forked OpenMP pool hangs
     environment = os.environ | {"OMP_NUM_THREADS": "1"}

@@ -175,12 +175,17 @@ HAND_TESTS = {
 }
 
 
-def globs_of(path: str) -> list[str]:
-    """mutmut's names: ``harness.stats.x_wilson__mutmut_3``, ``harness.result.xǁGateResultǁ_decide__mutmut_1``."""
-    module, functions = path.removesuffix(".py").replace("/", "."), SCOPE[path]
-    if functions is None:
-        return [f"{module}.*"]
+def function_globs(path: str, functions: list[str]) -> list[str]:
+    """mutmut's names of ``functions`` in ``path``: ``harness.stats.x_wilson__mutmut_*``,
+    ``harness.result.xǁGateResultǁ_decide__mutmut_*`` (a method is ``Class.method``)."""
+    module = path.removesuffix(".py").replace("/", ".")
     return [f"{module}.x{'ǁ' + f.replace('.', 'ǁ') if '.' in f else '_' + f}__mutmut_*" for f in functions]
+
+
+def globs_of(path: str) -> list[str]:
+    """The mutants in scope of ``path``: all of the module's, or those of its listed functions."""
+    functions = SCOPE[path]
+    return [f"{path.removesuffix('.py').replace('/', '.')}.*"] if functions is None else function_globs(path, functions)
 
 
 def module_of(mutant: str) -> str | None:

@@ -80,6 +80,6 @@ def test_mutant_names_map_to_their_function():
         "harness/result.py", "GateResult._decide",
     )  # fmt: skip
     assert mutation_record.function_of("harness.cli.x_main__mutmut_1") is None
-    assert mutation_record.globs_for("harness/result.py", ["GateResult._decide", "fmt"]) == [
+    assert mutation_report.function_globs("harness/result.py", ["GateResult._decide", "fmt"]) == [
         "harness.result.xǁGateResultǁ_decide__mutmut_*", "harness.result.x_fmt__mutmut_*",
     ]  # fmt: skip

@@ -6,7 +6,9 @@ with the commit the tree was measured at, and regenerate the README's mutation t
 ``check``: what ``.ci/run`` does. Digest the sources; a function whose source changed, or every function of a module
 whose module-level code changed (constants, imports), has its mutants run again with mutmut (and the hand mutants of
 a changed file); the fresh counts replace the recorded ones and the module's score must stay at or above 90 % with
-every survivor justified in docs/mutation-survivors.md. An unchanged tree runs nothing (well under a second).
+every survivor justified in docs/mutation-survivors.md and recorded with the same mutated source (a changed
+function's mutants are renumbered: its survivors are reviewed again). An unchanged tree runs nothing (well under a
+second).
 ``table``: print the README table generated from the record.
 
 A function's key is its own source (decorators included) and its module's code outside any function: mutmut
@@ -102,6 +104,23 @@ def measured(results: str, digests: dict[str, tuple[dict[str, str], str]]) -> di
     return counts
 
 
+def mutant_digests(path: str) -> dict[str, str]:
+    """{mutant name: digest of its mutated source} from the mutants/ copy mutmut wrote of ``path``: what a
+    justification of an equivalent survivor is about. A survivor of a changed function gets another source (and
+    may get the number of an old one), so it is justified again by a run that records it, never by its name."""
+    copy = ROOT / "mutants" / path
+    if not copy.exists():
+        return {}
+    source = copy.read_text(encoding="utf-8")
+    module = path.removesuffix(".py").replace("/", ".")
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name and not node.name.endswith("_orig"):
+            body = ast.get_source_segment(source, node) or ""
+            found[f"{module}.{node.name}"] = _sha(body.replace(node.name, "MUTANT", 1))
+    return found
+
+
 def current_digests() -> dict[str, tuple[dict[str, str], str]]:
     return {path: functions_of(path) for path in scope.SCOPE}
 
@@ -118,7 +137,7 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def write(results: str, hand: dict[str, dict[str, int]]) -> dict:
+def write(results: str, hand: dict[str, dict[str, int]], commit: str | None = None) -> dict:
     """The record of a run (``results``: ``mutmut results --all true``; ``hand``: the hand mutants per file). A
     function the run left unchecked keeps its recorded counts if its source is unchanged; if it changed, the run
     must include it."""
@@ -128,6 +147,7 @@ def write(results: str, hand: dict[str, dict[str, int]]) -> dict:
     stale = changed(previous, digests)
     modules = {}
     for path in scope.SCOPE:
+        sources = mutant_digests(path)
         functions = {}
         for name, digest in digests[path][0].items():
             entry = counts[path][name]
@@ -135,12 +155,14 @@ def write(results: str, hand: dict[str, dict[str, int]]) -> dict:
                 if name in stale.get(path, []):
                     raise SystemExit(f"{path}: {name} changed since the record and this run did not measure it")
                 entry = {k: v for k, v in previous["modules"][path]["functions"][name].items() if k != "digest"}
+            if isinstance(entry["survivors"], list):  # measured now: each survivor with its mutated source's digest
+                entry["survivors"] = {n: sources.get(n, "") for n in entry["survivors"]}
             functions[name] = {"digest": digest, **entry}
         modules[path] = {"scope": "all" if scope.SCOPE[path] is None else "listed", "outside": digests[path][1],
                          "functions": functions}  # fmt: skip
     dirty = _git("status", "--porcelain", "--", *scope.SCOPE)
     record = {
-        "commit": _git("rev-parse", "--short=10", "HEAD") + (" (with uncommitted changes)" if dirty else ""),
+        "commit": commit or _git("rev-parse", "--short=10", "HEAD") + (" (with uncommitted changes)" if dirty else ""),
         "date": time.strftime("%Y-%m-%d"),
         "modules": modules,
         "hand": previous.get("hand", {}) | hand,
@@ -244,10 +266,14 @@ def check(python: str, jobs: int) -> int:
         if share < scope.MINIMUM:
             print(f"    below {scope.MINIMUM:.0%}: kill the survivors with tests")
             failed = True
-        for name in (n for f in names for n in fresh[path][f]["survivors"]):
-            note = "justified" if name in known else "NOT JUSTIFIED: kill it or justify it in the survivors doc"
-            failed |= name not in known
-            print(f"    survivor {name} ({note})")
+        sources, recorded = mutant_digests(path), record["modules"].get(path, {}).get("functions", {})
+        for function in names:
+            reviewed = (recorded.get(function) or {}).get("survivors", {})
+            for name in fresh[path][function]["survivors"]:
+                ok = name in known and reviewed.get(name) == sources.get(name)  # the same mutant, justified
+                note = "justified" if ok else "NOT JUSTIFIED: kill it, or justify it and refresh the record"
+                failed |= not ok
+                print(f"    survivor {name} ({note})")
     hand_files = sorted({path for path, _, _ in scope.HAND_MUTANTS} & set(stale))
     if hand_files and scope.hand(python, only=hand_files) != 0:
         failed = True
@@ -262,8 +288,8 @@ if __name__ == "__main__":
     elif command == "write":
         hand_file = ROOT / "mutants" / "hand.json"  # absent when this run had no hand mutants: the record's stay
         hand_counts = json.loads(hand_file.read_text(encoding="utf-8")) if hand_file.exists() else {}
-        write(sys.stdin.read(), hand_counts)
+        write(sys.stdin.read(), hand_counts, sys.argv[2] if len(sys.argv) > 2 else None)
     elif command == "table":
         print(table(json.loads(RECORD.read_text(encoding="utf-8"))))
     else:
-        sys.exit(f"usage: {sys.argv[0]} check [jobs] | write < results | table")
+        sys.exit(f"usage: {sys.argv[0]} check [jobs] | write [commit] < results | table")

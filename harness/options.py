@@ -17,10 +17,13 @@ class Option(NamedTuple):
     ini: bool = False  # may also be set in [tool.pytest.ini_options] (or pytest.ini); the command line wins
     ini_path: bool = False  # an ini value is a path relative to the ini file's folder
     optional_value: str | None = None  # the value when the flag is given without one
+    names: tuple[str, ...] = ()  # values that are names, not paths (never made relative to the ini file)
 
 
 OPTIONS = (
-    Option("--harness-config", "harness_config", "PATH", "TOML profile (default: packaged profile)", True, True),
+    Option("--harness-config", "harness_config", "PATH",
+           "TOML profile, or `demo` for the packaged demo profile (required: no profile is assumed)", True, True,
+           names=("demo",)),
     Option("--harness-report", "harness_report", "DIR", "write metrics.json, report.md and report.html into DIR",
            True, True),
     Option("--harness-cache", "harness_cache", "DIR",
@@ -70,8 +73,34 @@ def resolve(command_line: Mapping[str, Any], ini: Callable[[str], Any], ini_fold
         given = ini(option.dest) if option.ini else None
         if values.get(option.dest) or not given:
             continue
-        values[option.dest] = str(ini_folder / given) if option.ini_path else given
+        values[option.dest] = str(ini_folder / given) if option.ini_path and given not in option.names else given
     return values
+
+
+def unknown_ini_keys(inipath: Path | None) -> list[str]:
+    """The ``harness*`` keys of pytest's ini file that name no option (pytest itself only warns about them): a
+    misspelt ``harness_confg`` must stop the run, not leave it to a default. Read from the file as pytest reads it:
+    ``[tool.pytest.ini_options]`` or ``[tool.pytest]`` of pyproject.toml, ``[pytest]`` of pytest.ini or tox.ini,
+    ``[tool:pytest]`` of setup.cfg."""
+    known = {option.dest for option in OPTIONS if option.ini}
+    return sorted(key for key in ini_keys(inipath) if key.startswith("harness") and key not in known)
+
+
+def ini_keys(inipath: Path | None) -> list[str]:
+    if inipath is None or not inipath.is_file():
+        return []
+    if inipath.suffix == ".toml":
+        import tomllib
+
+        with open(inipath, "rb") as handle:
+            pytest_table = tomllib.load(handle).get("tool", {}).get("pytest", {})
+        return [*pytest_table.get("ini_options", {}), *(k for k in pytest_table if k != "ini_options")]
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(inipath, encoding="utf-8")
+    section = "tool:pytest" if inipath.name == "setup.cfg" else "pytest"
+    return list(parser[section]) if parser.has_section(section) else []
 
 
 def harness_tests(items: list[Any]) -> list[Any]:

@@ -8,6 +8,7 @@ a pytest session.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -19,8 +20,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from harness import registry
-from harness.errors import DataMissingError, HarnessError
-from harness.profile import Profile, load_profile
+from harness.errors import DataMissingError, HarnessError, ProfileError
+from harness.profile import DEMO_PROFILE, Profile, load_profile
 from harness.properties import examples_tried, in_ci
 from harness.property_keys import PropertyRun, property_run
 from harness.result import GateResult
@@ -45,6 +46,7 @@ class Settings:
     onnx_providers: tuple[str, ...] = ()
     require_gpu: bool = False
     mlflow: str | None = None  # --harness-mlflow: a tracking URI, or "local" (harness.report.tracking.store_for)
+    looked_in: str = ""  # where a profile could have been named: the ini file read, or that none was found
 
     @classmethod
     def from_options(cls, options: Any, rootdir: Path) -> Settings:
@@ -75,7 +77,8 @@ class Settings:
         from harness.options import resolve
 
         values = resolve(vars(command_line), ini, inipath.parent if inipath else rootdir)
-        return cls.from_options(SimpleNamespace(**values), rootdir)
+        looked_in = f"the ini file {inipath}" if inipath else f"no ini file (none found from {rootdir})"
+        return dataclasses.replace(cls.from_options(SimpleNamespace(**values), rootdir), looked_in=looked_in)
 
     def providers(self, profile: Profile) -> list[str]:
         return list(self.onnx_providers) or list(profile.onnx.providers)
@@ -94,6 +97,13 @@ class GateSession:
 
     @classmethod
     def start(cls, settings: Settings, progress: Callable[[str], None]) -> GateSession:
+        if not settings.config:  # never the demo by default: a CI job that forgot its profile must not pass
+            raise ProfileError(
+                f"no profile given: the harness gates the model and data a profile names, and assumes none. Pass "
+                f"--harness-config PATH (or --harness-config {DEMO_PROFILE} for the packaged demo), or set "
+                f"harness_config in [tool.pytest.ini_options] or [pytest]; looked in the command line and "
+                f"{settings.looked_in or 'no ini file'}"
+            )
         run = HarnessRun(
             load_profile(settings.config), settings.cache, retrain=settings.retrain, require_gpu=settings.require_gpu,
             progress=progress, baseline_path=settings.baseline, onnx_bundle_path=settings.onnx_bundle,

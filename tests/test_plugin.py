@@ -255,3 +255,29 @@ def test_bad_input_met_inside_a_test_is_one_line_and_a_usage_exit(pytester):
     result.stdout.fnmatch_lines(["*CacheWriteError: /cache/finetune: cannot write the fine-tuned model*"])
     assert "raise CacheWriteError" not in result.stdout.str()  # no traceback
     result.assert_outcomes(passed=1, failed=1)
+
+
+@pytest.mark.parametrize("ci", ["true", ""], ids=["CI=true", "local"])
+def test_no_profile_or_a_misspelt_ini_key_stops_before_any_work(suite, monkeypatch, ci):
+    """No profile is assumed: without one, or with ``harness_confg`` misspelt in the ini file (which pytest itself only
+    warns about), the run exits 4 before anything is loaded or trained, naming what it looked for and where."""
+    monkeypatch.setenv("CI", ci)
+    none = suite.runpytest("-p", "no:cacheprovider")
+    assert none.ret == pytest.ExitCode.USAGE_ERROR, none.stdout.str()[-2000:]
+    none.stderr.fnmatch_lines(["*no profile given*--harness-config PATH (or --harness-config demo*no ini file*"])
+    suite.pytester.makeini("[pytest]\nharness_confg = profile.toml\n")
+    misspelt = suite.runpytest("-p", "no:cacheprovider")
+    assert misspelt.ret == pytest.ExitCode.USAGE_ERROR, misspelt.stdout.str()[-2000:]
+    misspelt.stderr.fnmatch_lines(["*unknown harness ini key(s) harness_confg; known: *harness_config*"])
+    for run in (none, misspelt):
+        assert not [line for line in run.stdout.lines if line.startswith("harness: ")]  # no stage began
+
+
+def test_the_demo_is_a_name_on_the_command_line_and_in_the_ini_file(tmp_path):
+    from harness.options import resolve
+    from harness.profile import default_profile_path, load_profile
+
+    assert load_profile("demo").path == default_profile_path()
+    ini = {"harness_config": "demo", "harness_report": "out"}
+    values = resolve({"harness_config": None, "harness_report": None}, ini.get, tmp_path)
+    assert values["harness_config"] == "demo" and values["harness_report"] == str(tmp_path / "out")

@@ -14,6 +14,7 @@ nested dicts (lists, not tuples) that reports and cache keys hash.
 """
 
 from harness.profile.loading import (
+    DEMO_PROFILE,
     Profile,
     default_profile_path,
     label_problems,
@@ -47,6 +48,7 @@ from harness.profile.sections import (
 __all__ = [
     "ARRAYS",
     "ARRAY_SCHEMA",
+    "DEMO_PROFILE",
     "EXPECTATION_SUFFIXES",
     "NUMBER",
     "REPORT_TO",

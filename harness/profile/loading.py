@@ -80,14 +80,19 @@ class Profile:
         }
 
 
+DEMO_PROFILE = "demo"  # the name that asks for the packaged demo profile (--harness-config demo)
+
+
 def default_profile_path() -> Path:
     """The packaged default: the embedded clinical-triage data on the packaged MiniLM."""
     return Path(str(resources.files("harness.embedded") / "profile.toml"))
 
 
 def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
-    """Read and validate a profile; relative data paths resolve against the profile file."""
-    profile_path = Path(path).expanduser().resolve() if path else default_profile_path()
+    """Read and validate a profile (``demo``, or no path: the packaged demo profile); relative data paths resolve
+    against the profile file."""
+    named_demo = path is None or str(path) == DEMO_PROFILE
+    profile_path = default_profile_path() if named_demo else Path(path).expanduser().resolve()
     try:
         with open(profile_path, "rb") as handle:
             raw = tomllib.load(handle)

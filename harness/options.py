@@ -77,6 +77,15 @@ def resolve(command_line: Mapping[str, Any], ini: Callable[[str], Any], ini_fold
     return values
 
 
+def ini_problem(inipath: Path | None) -> str | None:
+    """What is wrong with the harness keys of pytest's ini file, or None."""
+    unknown = unknown_ini_keys(inipath)
+    if not unknown:
+        return None
+    known = ", ".join(sorted(option.dest for option in OPTIONS if option.ini))
+    return f"{inipath}: unknown harness ini key(s) {', '.join(unknown)}; known: {known}"
+
+
 def unknown_ini_keys(inipath: Path | None) -> list[str]:
     """The ``harness*`` keys of pytest's ini file that name no option (pytest itself only warns about them): a
     misspelt ``harness_confg`` must stop the run, not leave it to a default. Read from the file as pytest reads it:

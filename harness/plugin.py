@@ -32,12 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Markers and the named hypothesis profiles only: the gate session starts when a harness test is collected.
-    A ``harness*`` ini key that names no option (a misspelt ``harness_confg``) stops the run here."""
-    unknown = options.unknown_ini_keys(config.inipath)
-    if unknown:
-        known = ", ".join(sorted(o.dest for o in options.OPTIONS if o.ini))
-        raise pytest.UsageError(f"{config.inipath}: unknown harness ini key(s) {', '.join(unknown)}; known: {known}")
+    """Markers and the named hypothesis profiles only: the gate session starts when a harness test is collected."""
     for name, text in options.MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     from harness.tokenizers.strategies import register_profiles

@@ -74,8 +74,10 @@ class Settings:
     def from_config(cls, command_line: Any, ini: Callable[[str], Any], inipath: Path | None, rootdir: Path) -> Settings:
         """From pytest's parsed options (``config.option``), its ini lookup and paths: command line first, then the
         ini file (paths relative to the ini file), then the defaults."""
-        from harness.options import resolve
+        from harness.options import ini_problem, resolve
 
+        if problem := ini_problem(inipath):  # a misspelt harness_confg must stop the run, not fall to no profile
+            raise ProfileError(problem)
         values = resolve(vars(command_line), ini, inipath.parent if inipath else rootdir)
         looked_in = f"the ini file {inipath}" if inipath else f"no ini file (none found from {rootdir})"
         return dataclasses.replace(cls.from_options(SimpleNamespace(**values), rootdir), looked_in=looked_in)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="comma-separated, each in (0, 1]")
     curve.add_argument("--output", default="out/learning-curve", help="folder for learning_curve.json and .png")
     check = _command(commands, "check", "validate every input a gate run would read, without training", "cache folder")
-    check.add_argument("--model", help="a model folder from `harness train` (as --harness-model)")
+    check.add_argument("--model", help="a trained classifier: a folder or hub id (as --harness-model)")
     check.add_argument("--baseline", help="a baseline file (as --harness-baseline)")
     check.add_argument("--onnx-bundle", help="an ONNX bundle folder (as --harness-onnx-bundle)")
     check.add_argument("--json", action="store_true", help="print the record as JSON")
@@ -131,13 +131,15 @@ def _check(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.report.metrics import build_metrics
     from harness.run import HarnessRun
+    from harness.session import model_value
 
     def path(value: str | None) -> Path | None:
         return Path(value).resolve() if value else None
 
-    run = HarnessRun(load_profile(args.config), Path(args.cache).resolve(), progress=lambda line: None,
+    profile = load_profile(args.config)
+    run = HarnessRun(profile, Path(args.cache).resolve(), progress=lambda line: None,
                      baseline_path=path(args.baseline), onnx_bundle_path=path(args.onnx_bundle),
-                     model_dir=path(args.model))  # fmt: skip
+                     model_dir=model_value(args.model) or profile.model.trained or None)  # fmt: skip
     run.validate_inputs()
     metrics = build_metrics(run.record)
     found = {key: metrics[key] for key in ("profile", "data", "model", "tokenization", "baseline", "onnx", "device")}
@@ -153,7 +155,7 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  model: {model['base']}{pinned} (weights sha256 {model['base_weights_sha256']})")
     print(f"  max_length: {run.max_length}" + (" (auto)" if run.record.max_length_choice else ""))
     if found["model"]["finetuned_content"]:
-        print(f"  model folder: {args.model} (content {found['model']['finetuned_content']})")
+        print(f"  trained model: {run.model_dir} (content {found['model']['finetuned_content']})")
     if found["baseline"]:
         print(f"  baseline: {found['baseline']['path']}")
     if found["onnx"]:

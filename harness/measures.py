@@ -42,6 +42,8 @@ class HarnessRun(Protocol):
     @property
     def gate_split(self) -> str: ...
     @property
+    def base_named(self) -> bool: ...
+    @property
     def data(self) -> DataBundle: ...
     @property
     def base_metrics(self) -> dict[str, SplitMetrics]: ...
@@ -77,6 +79,11 @@ def _eval_loss(run: HarnessRun, _: str) -> GateResult:
 
 
 def _uplift(run: HarnessRun, _: str) -> GateResult:
+    if not run.base_named:
+        raise NotApplicable(
+            "no base model named: the classifier was trained elsewhere and [model] name_or_path does not say what it "
+            "was fine-tuned from, so there is nothing to measure uplift over; name it to gate uplift"
+        )
     split, cfg = run.gate_split, run.profile.gates
     base, tuned = run.base_metrics[split], run.tuned_metrics[split]
     return gates.check_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)

@@ -38,7 +38,8 @@ OPTIONS = (
     Option("--harness-baseline", "harness_baseline", "PATH",
            "compare the candidate with this stored baseline (paired tests on the same examples)", True, True),
     Option("--harness-model", "harness_model", "DIR",
-           "gate this model folder (written by `harness train`) instead of fine-tuning"),
+           "gate this trained sequence classifier instead of fine-tuning: a folder (save_pretrained, "
+           "Trainer.save_model or harness train) or a hub id; overrides [model] trained"),
     Option("--harness-onnx-bundle", "harness_onnx_bundle", "PATH",
            "validate this ONNX bundle (built elsewhere) instead of exporting the fine-tuned model"),
     Option("--harness-onnx-providers", "harness_onnx_providers", "LIST",

@@ -40,6 +40,7 @@ class FinetuneRecord:
     train_seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     temperature: dict[str, Any] | None = None  # temperature scaling folded into the head ([training] calibration)
+    trained_elsewhere: dict[str, Any] | None = None  # a classifier trained elsewhere: its name, revision, commit
 
 
 @dataclass

@@ -34,7 +34,7 @@ from harness.profile import Profile
 from harness.record import RunRecord
 from harness.result import GateResult
 from harness.reuse import Results, source_digest
-from harness.training import FineTuned, model_folder
+from harness.training import FineTuned, TrainedModel, locate_trained, model_folder
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class HarnessRun:
     progress: Callable[[str], None] = print
     baseline_path: Path | None = None
     onnx_bundle_path: Path | None = None  # validate this bundle instead of exporting one
-    model_dir: Path | None = None  # gate this model (from `harness train`) instead of fine-tuning
+    model_dir: Path | str | None = None  # gate this trained model (a folder or hub id) instead of fine-tuning
     preset_data: DataBundle | None = None  # data already loaded (a learning curve's subset of train)
     record: RunRecord = field(default_factory=RunRecord)
     parts: dict[str, Any] = field(default_factory=dict)  # what each stage that ran returned, by stage name
@@ -92,12 +92,13 @@ class HarnessRun:
         if self.onnx_bundle_path is not None:
             self.onnx.open_bundle()  # a folder that is not a readable bundle is refused here
         if self.model_dir is not None:
-            self.need("finetune")  # hashes and recorded inputs of a model trained elsewhere
+            self.need("finetune")  # hashes and recorded inputs, or labels, of a model trained elsewhere
 
     # the stages' outputs, by name: each runs its stage (and the stages it needs) on first use
     data = Part[DataBundle]("data")
     device = Part[Device]("device")
     source = Part[ModelSource]("model")
+    trained = Part[TrainedModel | None]("trained")
     tokenizer = Part[Any]("tokenizer")
     resolved_profile = Part[Profile]("profile")
     finetuned = Part[FineTuned]("finetune")
@@ -120,6 +121,11 @@ class HarnessRun:
     @property
     def gate_split(self) -> str:
         return self.profile.gates.split
+
+    @property
+    def base_named(self) -> bool:
+        """Whether there is a base model to measure uplift over (see ``stages.base_named``)."""
+        return stages.base_named(self.profile, self.trained)
 
     @property
     def has_finetuned(self) -> bool:
@@ -226,8 +232,15 @@ def _device(run: HarnessRun) -> Device:
     return device
 
 
+def _trained(run: HarnessRun) -> TrainedModel | None:
+    """Where the model trained elsewhere is (``--harness-model``), verified before anything else reads it."""
+    if run.model_dir is None:
+        return None
+    return locate_trained(str(run.model_dir), run.profile.model.trained_revision)
+
+
 def _model(run: HarnessRun) -> ModelSource:
-    source, run.record.model = stages.model_stage(run.profile, run.data.label_names)
+    source, run.record.model = stages.model_stage(run.profile, run.data.label_names, run.trained)
     return source
 
 
@@ -243,7 +256,7 @@ def _resolved_profile(run: HarnessRun) -> Profile:
 def _finetune(run: HarnessRun) -> FineTuned:
     result, run.record.finetuned = stages.finetune_stage(
         run.resolved_profile, run.data, run.source, run.device, run.cache_dir, retrain=run.retrain,
-        progress=run.progress, model_dir=run.model_dir,
+        progress=run.progress, trained=run.trained,
     )  # fmt: skip
     return result
 
@@ -311,7 +324,8 @@ def _onnx(run: HarnessRun) -> OnnxStage:
 STAGES: tuple[Stage, ...] = (
     Stage("data", (), _data, "load_data"),
     Stage("device", (), _device),
-    Stage("model", ("data",), _model),
+    Stage("trained", (), _trained),
+    Stage("model", ("data", "trained"), _model),
     Stage("base_digest", ("model",), lambda run: model_digest(run.source.folder)),
     Stage("tokenizer", ("model",), lambda run: load_tokenizer(run.source)),
     Stage("profile", ("data", "model", "tokenizer"), _resolved_profile),
@@ -329,4 +343,4 @@ STAGES: tuple[Stage, ...] = (
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 # the stages that read and check every input before the first test runs (a bad input is a usage error)
-VALIDATED = ("data", "model", "tokenizer", "profile", "device", "baseline", "expectations")
+VALIDATED = ("data", "trained", "model", "tokenizer", "profile", "device", "baseline", "expectations")

@@ -29,6 +29,14 @@ from harness.reuse import PassedProperties
 from harness.run import HarnessRun
 
 
+def model_value(value: str | None) -> str | None:
+    """``--harness-model``: an existing folder (or a path-like value) made absolute; anything else is a hub id."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() or value.startswith((".", "/", "~")) else value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The ``--harness-*`` options, resolved once (paths absolute, defaults applied)."""
@@ -41,7 +49,7 @@ class Settings:
     save_failing_baseline: bool = False
     replace_baseline: bool = False  # --harness-replace-baseline: an existing baseline file may be replaced
     baseline: Path | None = None
-    model: Path | None = None
+    model: str | None = None  # --harness-model: a folder (made absolute) or a hub id
     onnx_bundle: Path | None = None
     onnx_providers: tuple[str, ...] = ()
     require_gpu: bool = False
@@ -66,7 +74,7 @@ class Settings:
             save_failing_baseline=options.harness_save_failing_baseline,
             replace_baseline=getattr(options, "harness_replace_baseline", False),
             baseline=Path(options.harness_baseline) if options.harness_baseline else None,
-            model=path(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
+            model=model_value(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
             onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
         )  # fmt: skip
 
@@ -106,10 +114,11 @@ class GateSession:
                 f"harness_config in [tool.pytest.ini_options] or [pytest]; looked in the command line and "
                 f"{settings.looked_in or 'no ini file'}"
             )
+        profile = load_profile(settings.config)
         run = HarnessRun(
-            load_profile(settings.config), settings.cache, retrain=settings.retrain, require_gpu=settings.require_gpu,
+            profile, settings.cache, retrain=settings.retrain, require_gpu=settings.require_gpu,
             progress=progress, baseline_path=settings.baseline, onnx_bundle_path=settings.onnx_bundle,
-            model_dir=settings.model,
+            model_dir=settings.model or profile.model.trained or None,
         )  # fmt: skip
         return cls(settings, run)
 
@@ -156,7 +165,8 @@ class GateSession:
 
         run = self.run
         return [
-            f"harness: profile {run.profile.path} model {run.profile.model.name_or_path} cache {run.cache_dir}",
+            f"harness: profile {run.profile.path} model {run.model_dir or run.profile.model.base} "
+            f"cache {run.cache_dir}",
             f"harness: hypothesis profile of the properties: {property_settings_name()}",
         ]
 
@@ -318,10 +328,11 @@ class GateSession:
         return None
 
     def release_gates(self) -> list[tuple[Any, str]]:
-        """(check, variant) of every release gate this profile and data give."""
+        """(check, variant) of every release gate this profile and data give (uplift only where there is a base)."""
         providers = self.settings.providers(self.run.profile)
         return [(c, v) for c in registry.checks("release", "gate")
-                for v in registry.variants(c, providers, self.run.profile, self.run)]  # fmt: skip
+                for v in registry.variants(c, providers, self.run.profile, self.run)
+                if c.name != "uplift" or self.run.base_named]  # fmt: skip
 
 
 def progress_writer(plugins: Any) -> Callable[[str], None]:

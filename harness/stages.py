@@ -27,18 +27,32 @@ from harness.profile import Profile
 from harness.record import BaseModelRecord, FinetuneRecord
 from harness.reuse import Results
 from harness.tokenizers.properties import general_english, max_length_choice, vocabulary_fit
-from harness.training import FineTuned, fine_tune, load_trained, model_folder
+from harness.training import FineTuned, TrainedModel, fine_tune, load_foreign, load_trained, model_folder
 
 Progress = Callable[[str], None]
 LoadModel = Callable[[], tuple[Any, Any]]  # -> (model in eval mode, tokenizer), called only if work is left
 
 
-def model_stage(profile: Profile, label_names: list[str]) -> tuple[ModelSource, BaseModelRecord]:
-    """The base model the profile names (packaged, a folder or a hub id), its head checked against the labels."""
-    source = resolve_model(profile.model.name_or_path, profile.model.revision)
+def model_stage(
+    profile: Profile, label_names: list[str], trained: TrainedModel | None = None
+) -> tuple[ModelSource, BaseModelRecord]:
+    """The base model the profile names (packaged, a folder or a hub id), its head checked against the labels.
+    Gating a classifier trained elsewhere with no base named, the classifier's own files stand in for it (its
+    tokenizer is the one tested) and the run has no base to measure uplift over (``base_named``)."""
+    if trained is not None and trained.source is not None and not base_named(profile, trained):
+        source = trained.source
+        name = f"none named (the trained model {source.name} stands in for its tokenizer)"
+        return source, BaseModelRecord(name, source.weights_sha256, source.revision or None, source.commit or None)
+    source = resolve_model(profile.model.base, profile.model.revision)
     check_label_head(source.folder, label_names, profile.model.replace_head)
     record = BaseModelRecord(source.name, source.weights_sha256, source.revision or None, source.commit or None)
     return source, record
+
+
+def base_named(profile: Profile, trained: TrainedModel | None) -> bool:
+    """Whether the run has a base model: always when fine-tuning (the packaged default unless one is named), and
+    for a classifier trained elsewhere only when ``[model] name_or_path`` names the model it was fine-tuned from."""
+    return trained is None or not trained.foreign or bool(profile.model.name_or_path)
 
 
 def max_length_stage(
@@ -56,19 +70,26 @@ def max_length_stage(
 
 def finetune_stage(
     profile: Profile, data: DataBundle, source: ModelSource, device: Device, cache_dir: Path, *,
-    retrain: bool = False, progress: Progress = print, model_dir: Path | None = None,
+    retrain: bool = False, progress: Progress = print, trained: TrainedModel | None = None,
 ) -> tuple[FineTuned, FinetuneRecord]:  # fmt: skip
-    """Fine-tune (or reuse the cached fine-tune), or with ``model_dir`` load a model trained outside this session;
+    """Fine-tune (or reuse the cached fine-tune), or load the model ``trained`` outside this session (a ``harness
+    train`` folder checked against its recorded inputs, or any classifier checked against the data's labels);
     the record carries the content key of its files as they are on disk, which evaluation and export are bound to."""
-    if model_dir is not None:
-        result = load_trained(model_dir, profile, data, source, device)
-        progress(f"harness: gating the model trained outside this session: {model_dir}")
+    trained_elsewhere = None
+    if trained is not None and trained.source is not None:
+        result = load_foreign(trained, data, profile.model.output_labels)
+        trained_elsewhere = {"name": trained.source.name, "revision": trained.source.revision or None,
+                             "commit": trained.source.commit or None}  # fmt: skip
+        progress(f"harness: gating the classifier trained elsewhere: {trained.source.name}")
+    elif trained is not None:
+        result = load_trained(trained.folder, profile, data, source, device)
+        progress(f"harness: gating the model trained by `harness train`: {trained.folder}")
     else:
         result = fine_tune(profile, data, source, device, cache_dir, retrain, progress)
     record = FinetuneRecord(
         cache_key=result.key, content=model_digest(model_folder(result)), from_cache=result.from_cache,
         best_epoch=result.best_epoch, train_seconds=result.train_seconds, history=result.history,
-        temperature=result.calibration,
+        temperature=result.calibration, trained_elsewhere=trained_elsewhere,
     )  # fmt: skip
     return result, record
 

@@ -133,6 +133,25 @@ def _no_tokenizer(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def _foreign(change: Callable[[dict[str, Any]], None] | None = None, base: bool = False) -> Callable[[Case], None]:
+    """An --harness-model folder as a plain training script saves it (a 3-label classifier on the tiny model, its
+    config.json then changed); with ``base``, the bare encoder folder instead."""
+
+    def plant(case: Case) -> None:
+        case.trained = case.folder / "trained"
+        if base:
+            shutil.copytree(case.model_dir, case.trained)
+            return
+        load_classifier(case.model_dir, ["0", "1", "2"], seed=0).save_pretrained(case.trained)
+        shutil.copy(case.model_dir / "tokenizer.json", case.trained)
+        if change is not None:
+            config = json.loads((case.trained / "config.json").read_text())
+            change(config)
+            (case.trained / "config.json").write_text(json.dumps(config))
+
+    return plant
+
+
 def _trained_folder(case: Case, files: dict[str, str]) -> None:
     """An --harness-model folder whose entry.json lists ``files``."""
     case.trained = case.folder / "trained"
@@ -389,6 +408,33 @@ CATALOGUE: list[Row] = [
         "file"),
     Row("trained-entry-empty", "trained", "entry.json lists no files", lambda c: _trained_folder(c, {}),
         r"trained: not a complete harness model folder \(entry\.json lists no files\)", "file"),
+    # --harness-model folders written by a plain training script (save_pretrained / Trainer.save_model)
+    Row("trained-elsewhere", "trained", "a 3-label classifier saved by save_pretrained, id2label 0, 1, 2",
+        _foreign(), None, "file"),
+    Row("trained-not-classifier", "trained", "a bare encoder folder (BertModel) as --harness-model",
+        _foreign(base=True), r"trained/config\.json: architectures = \['BertModel'\] is not a sequence classifier",
+        "file"),
+    Row("trained-multi-label", "trained", "config.json problem_type = multi_label_classification",
+        _foreign(lambda c: c.update(problem_type="multi_label_classification")),
+        r"trained/config\.json: problem_type = 'multi_label_classification'; this harness gates single-label", "file"),
+    Row("trained-labels-permuted", "trained", "id2label names the data's labels in another order",
+        _foreign(lambda c: c.update(id2label={"0": "1", "1": "2", "2": "0"})),
+        r"trained/config\.json: the model's outputs \(config\.json id2label\) are \['1', '2', '0'\]; the data's "
+        r"labels are \['0', '1', '2'\]: the same labels in another order", "file"),
+    Row("trained-labels-other", "trained", "id2label names labels the data does not have",
+        _foreign(lambda c: c.update(id2label={"0": "cardiac", "1": "respiratory", "2": "digestive"})),
+        r"are \['cardiac', 'respiratory', 'digestive'\]; the data's labels are \['0', '1', '2'\]: not the same "
+        r"labels", "file"),
+    Row("trained-labels-generic", "trained", "id2label LABEL_0, LABEL_1, LABEL_2 and no [model] output_labels",
+        _foreign(lambda c: c.update(id2label={str(i): f"LABEL_{i}" for i in range(3)})),
+        r"trained/config\.json: id2label has generic names .*; name the data label of each output in order: "
+        r"\[model\] output_labels = \[\"0\", \"1\", \"2\"\]", "key"),
+    Row("trained-output-labels-count", "trained", "[model] output_labels names 2 labels for 3 outputs",
+        lambda c: (_foreign()(c), c.add("model", 'output_labels = ["0", "1"]')),
+        r"the model has 3 outputs but \[model\] output_labels names 2", "key"),
+    Row("trained-output-labels-twice", "trained", "[model] output_labels names one label twice",
+        lambda c: (_foreign()(c), c.add("model", 'output_labels = ["0", "0", "1"]')),
+        r"\[model\] output_labels: \['0'\] named for more than one output", "key"),
     # ONNX bundles (--harness-onnx-bundle)
     Row("onnx-empty", "onnx", "0-byte model.onnx", _damage_onnx("empty"), r"model\.onnx: empty file", "file"),
     Row("onnx-truncated", "onnx", "model.onnx cut in half", _damage_onnx("truncated"),

@@ -162,6 +162,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["training"].pop("calibration"), plain["training"].pop("calibration_fraction")) == ("none", 0.1)
     # added after the pin: the fine-tune key has the revision only when one is set, and never report_to
     assert (plain["model"].pop("revision"), plain["training"].pop("report_to")) == ("", [])
+    # added after the pin (#25): a model trained elsewhere, gated instead of fine-tuning; no fine-tune key hashes them
+    assert [plain["model"].pop(k) for k in ("trained", "trained_revision", "output_labels")] == ["", "", None]
     # added after the pin (issue #17): keyed as resolved for the device, and absent from the key for fp32
     assert plain["training"].pop("precision") == "auto"
     # added after the pin (issue #16), unset by default: no gate runs, no key hashes them

@@ -47,7 +47,7 @@ def test_the_evaluation_stage_alone_on_a_saved_folder_gives_the_record_part_the_
 def test_a_run_that_needs_only_the_tokenizer_runs_no_later_stage(tmp_path: Path, make_profile) -> None:
     run = HarnessRun(load_profile(make_profile()), tmp_path / "cache", progress=lambda _: None)
     run.need("tokenizer")
-    assert set(run.parts) == {"data", "model", "tokenizer"}
+    assert set(run.parts) == {"data", "trained", "model", "tokenizer"}  # "trained": None, no model was given
     assert run.record.finetuned is None and not run.record.tuned_metrics and not (tmp_path / "cache").exists()
     run.validate_inputs()
     assert set(run.parts) == {*run_module.VALIDATED}, "validation reads every input and trains nothing"

@@ -127,10 +127,11 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
             _refuse_symlink_escape(profile_path, f"[data] {split}", data[split])
             data[split] = str((base / data[split]).resolve())
     model = sections["model"]
-    candidate = base / model["name_or_path"]
-    if model["name_or_path"].startswith((".", "/", "~")) or candidate.is_dir():
-        _refuse_symlink_escape(profile_path, "[model] name_or_path", model["name_or_path"])
-        model["name_or_path"] = str(candidate.expanduser().resolve())
+    for key in ("name_or_path", "trained"):  # a folder named relative to the profile, not to the working directory
+        candidate = base / model[key]
+        if model[key] and (model[key].startswith((".", "/", "~")) or candidate.is_dir()):
+            _refuse_symlink_escape(profile_path, f"[model] {key}", model[key])
+            model[key] = str(candidate.expanduser().resolve())
     if data["labels"] is not None:
         data["labels"] = _normalise_labels(data["labels"], profile_path)
     sections["tokenization"]["skip"] = [DeclaredSkip(**entry) for entry in sections["tokenization"]["skip"]]

@@ -42,17 +42,48 @@ def _check_revision(value: Any) -> list[str]:
     return []
 
 
+def _check_output_labels(value: Any) -> list[str]:
+    """One distinct, non-empty name per output."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        return [f"{value!r} must be a non-empty list of label names, one per output (output 0 first)"]
+    twice = sorted({v for v in value if value.count(v) > 1})
+    return [f"{twice} named for more than one output"] if twice else []
+
+
 @dataclass(frozen=True)
 class ModelSection(Section):
-    """``[model]``: the base model."""
+    """``[model]``: the base model, and the model trained elsewhere when one is gated instead of fine-tuning."""
 
-    name_or_path: str = setting("packaged:minilm-l6")
+    name_or_path: str = setting(
+        "", why="the base model (packaged:minilm-l6, a folder or a hub id): what is fine-tuned and what uplift is "
+        "measured over; unset: packaged:minilm-l6 when fine-tuning, no base (no uplift) when gating a trained model",
+    )  # fmt: skip
     replace_head: bool = setting(False, why="true: a classification head for other labels is replaced")
     revision: str = setting(
         "", toml=str, check=_check_revision,
         why="a hub id's branch, tag or commit (a 40-hex commit pins the bytes; a branch can move); not for a "
         "local folder or packaged model",
     )  # fmt: skip
+    trained: str = setting(
+        "", why="a sequence classifier trained elsewhere, gated instead of fine-tuning: a folder written by "
+        "save_pretrained / Trainer.save_model / harness train, or a hub id; --harness-model overrides it",
+    )  # fmt: skip
+    trained_revision: str = setting(
+        "", toml=str, check=_check_revision, why="the branch, tag or commit of a hub id given as the trained model"
+    )
+    output_labels: tuple[str, ...] | None = setting(
+        None, toml=list, check=_check_output_labels,
+        why="the data label each output of the trained model means, in output order; needed where its config.json "
+        "names them LABEL_0, LABEL_1, ...",
+    )  # fmt: skip
+
+    @property
+    def base(self) -> str:
+        """The base model fine-tuning starts from: the one named, else the packaged default."""
+        return self.name_or_path or DEFAULT_BASE
+
+
+DEFAULT_BASE = "packaged:minilm-l6"
 
 
 @dataclass(frozen=True)

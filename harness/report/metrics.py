@@ -60,6 +60,7 @@ def build_metrics(record: RunRecord) -> dict[str, Any]:
             "train_seconds": tuned.train_seconds if tuned else None,
             "history": tuned.history if tuned else [],
             "temperature": tuned.temperature if tuned else None,
+            "trained_elsewhere": tuned.trained_elsewhere if tuned else None,
         },
         "data": record.data,
         "metrics": {

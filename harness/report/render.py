@@ -206,6 +206,8 @@ def header_section(metrics: dict[str, Any], results: list[GateResult]) -> Sectio
     origin = {True: "reused from cache", False: "trained in this run", None: "not fine-tuned"}[reused]
     if model.get("train_seconds") is not None:
         origin += f" (training took {model['train_seconds']:.0f} s)"
+    if model.get("trained_elsewhere"):
+        origin = f"none: gating the classifier trained elsewhere, {model['trained_elsewhere']['name']}"
     pairs = [
         ("profile", f"{metrics['profile']['name']} ({metrics['profile'].get('path', '')})"),
         ("verdict", verdict),

@@ -25,7 +25,15 @@ from harness.training.job import (
     world,
 )
 from harness.training.recipe import ProgressCallback, cached_tokenized, shard_report, tokenize_split
-from harness.training.trained import check_output_folder, load_trained, publish_copy
+from harness.training.trained import (
+    TrainedModel,
+    check_output_folder,
+    load_foreign,
+    load_trained,
+    locate_trained,
+    output_labels,
+    publish_copy,
+)
 
 __all__ = [
     "CACHE_FORMAT",
@@ -33,13 +41,17 @@ __all__ = [
     "FineTuned",
     "Progress",
     "ProgressCallback",
+    "TrainedModel",
     "cache_key",
     "cached_tokenized",
     "check_output_folder",
     "fine_tune",
     "key_inputs",
+    "load_foreign",
     "load_trained",
+    "locate_trained",
     "model_folder",
+    "output_labels",
     "publish_copy",
     "shard_report",
     "tokenize_split",

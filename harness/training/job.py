@@ -34,10 +34,11 @@ class FineTuned:
     folder: Path
     key: str
     from_cache: bool
-    train_seconds: float
+    train_seconds: float | None  # None: trained elsewhere, time unknown
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: float | None = None
     calibration: dict[str, Any] | None = None  # the temperature folded into the head, where one was fitted
+    model_subfolder: str = "model"  # where the model's files are in ``folder`` ("": a plain save_pretrained folder)
 
 
 def world() -> tuple[int, int]:
@@ -121,4 +122,4 @@ def verify_entry(entry: Path) -> dict[str, Any] | None:
 
 
 def model_folder(result: FineTuned) -> Path:
-    return result.folder / "model"
+    return result.folder / result.model_subfolder

@@ -1,19 +1,115 @@
-"""A model folder trained outside this session (``harness train --output``): checked against the profile before it
-is gated, and published complete or not at all."""
+"""A model trained outside this session, checked before it is gated: a folder written by ``harness train --output``
+(its recorded inputs against the profile), or any Hugging Face sequence classifier (a ``save_pretrained`` /
+``Trainer.save_model`` folder or a hub id: its labels against the data's). ``harness train`` folders are published
+complete or not at all."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.cache import check_folder, replacing
 from harness.data import DataBundle
 from harness.device import Device
-from harness.models import ModelSource
+from harness.models import ModelSource, model_digest, read_config, resolve_model
 from harness.profile import Profile
 from harness.training.job import ENTRY_FILE, FineTuned, key_inputs
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """Where a model trained elsewhere is: a ``harness train`` folder (``source`` None: its entry.json vouches for
+    its files) or any sequence classifier, verified as a base model is (safetensors, no remote code, a tokenizer)."""
+
+    folder: Path
+    source: ModelSource | None = None
+
+    @property
+    def foreign(self) -> bool:
+        return self.source is not None
+
+
+def locate_trained(value: str, revision: str = "") -> TrainedModel:
+    """``--harness-model`` / ``[model] trained``: a folder with entry.json is a ``harness train`` folder; any other
+    folder or hub id must be a Hugging Face sequence classifier (``*ForSequenceClassification``)."""
+    from harness.errors import ModelSourceError
+
+    folder = Path(value).expanduser()
+    if folder.is_dir() and (folder / ENTRY_FILE).exists():
+        if revision:
+            raise ModelSourceError(f"{folder}: a local folder has no revisions; remove [model] trained_revision")
+        return TrainedModel(folder.resolve())
+    source = resolve_model(value, revision)
+    config = read_config(source.folder)
+    architectures = [str(a) for a in config.get("architectures") or []]
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ModelSourceError(
+            f"{source.folder / 'config.json'}: architectures = {architectures} is not a sequence classifier "
+            "(*ForSequenceClassification); gate the classifier saved by the training script (trainer.save_model())"
+        )
+    problem = config.get("problem_type") or "single_label_classification"
+    if problem != "single_label_classification":
+        raise ModelSourceError(
+            f"{source.folder / 'config.json'}: problem_type = {problem!r}; this harness gates single-label "
+            "classifiers (one label per text)"
+        )
+    return TrainedModel(source.folder, source)
+
+
+GENERIC_LABEL = re.compile(r"LABEL_\d+")
+
+
+def output_labels(folder: Path, data_labels: list[str], declared: tuple[str, ...] | None) -> list[str]:
+    """The data label each output of a trained classifier means, in output order: ``[model] output_labels`` where
+    given, else ``config.json``'s ``id2label``. Output k is judged as the data's label k, so the two lists must be
+    equal, order included; anything else is refused with both lists (a permuted head would pass as a bad model)."""
+    from harness.errors import ModelSourceError
+
+    config_path = folder / "config.json"
+    config = read_config(folder)
+    id2label = config.get("id2label") or {}
+    try:
+        named = [str(id2label[key]) for key in sorted(id2label, key=int)]
+    except (TypeError, ValueError):
+        keys = list(id2label)
+        raise ModelSourceError(f"{config_path}: id2label keys must be output numbers 0..k-1, got {keys}") from None
+    count = len(named) or int(config.get("num_labels") or 0)
+    if declared is not None:
+        names, where = list(declared), "[model] output_labels"
+        if len(names) != count:
+            raise ModelSourceError(
+                f"{config_path}: the model has {count} outputs but [model] output_labels names {len(names)}: {names}"
+            )
+    elif named and all(GENERIC_LABEL.fullmatch(n) for n in named):
+        raise ModelSourceError(
+            f"{config_path}: id2label has generic names {named}, which say nothing about what each output means; "
+            f"name the data label of each output in order: [model] output_labels = {json.dumps(data_labels)} "
+            "(if that is the order it was trained in)"
+        )
+    else:
+        names, where = named, f"{config_path.name} id2label"
+    if names != data_labels:
+        same = sorted(names) == sorted(data_labels)
+        fix = (
+            "the same labels in another order: output k is judged as the data's label k, so list the data's labels "
+            "in the model's order ([data] labels) where the files hold label names" if same
+            else "not the same labels: gate the model with the data it was trained for"
+        )  # fmt: skip
+        raise ModelSourceError(
+            f"{config_path}: the model's outputs ({where}) are {names}; the data's labels are {data_labels}: {fix}"
+        )
+    return names
+
+
+def load_foreign(trained: TrainedModel, data: DataBundle, declared: tuple[str, ...] | None) -> FineTuned:
+    """A sequence classifier trained elsewhere, its outputs checked against the data's labels; keyed by the bytes
+    of its files (nothing it says about itself), and carrying no training history."""
+    output_labels(trained.folder, data.label_names, declared)
+    return FineTuned(trained.folder, model_digest(trained.folder), True, None, model_subfolder="")
 
 
 def load_trained(folder: Path, profile: Profile, data: DataBundle, source: ModelSource, device: Device) -> FineTuned:

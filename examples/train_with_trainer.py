@@ -41,6 +41,7 @@ def train(
 
     label2id = {name: i for i, name in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.model_max_length = max_length  # saved with it: a server calling tokenizer(text, truncation=True) cuts
     classifier = AutoModelForSequenceClassification.from_pretrained(
         model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
         ignore_mismatched_sizes=True,

@@ -23,7 +23,7 @@ from harness.expectations import ExpectationFile
 from harness.onnx import checks as onnx_checks
 from harness.onnx import perf as onnx_perf
 from harness.onnx.parity import ParityGates, parity_gates, predict
-from harness.onnx.stage import OnnxStage
+from harness.onnx.stage import NoReference, OnnxStage
 from harness.profile import Profile, per_label
 from harness.result import GateResult
 from harness.tokenizers import properties as tokenization
@@ -132,9 +132,33 @@ def _int8(pick: Callable[[onnx_perf.Int8Gates], GateResult]) -> Measure:
 
 def _parity(pick: Callable[[ParityGates], GateResult]) -> Measure:
     def measure(run: HarnessRun, provider: str) -> GateResult:
+        _reference(run.onnx)
         return pick(parity_gates(run.onnx.parity(provider), run.gate_split, run.profile.onnx.label_agreement_min))
 
     return measure
+
+
+def _reference(onnx: OnnxStage) -> None:
+    """A check against PyTorch does not apply to an export made elsewhere with no PyTorch model given."""
+    try:
+        onnx.require_reference()
+    except NoReference as reason:
+        raise NotApplicable(str(reason)) from None
+
+
+def _onnx_tokenizer(run: HarnessRun, _: str) -> GateResult:
+    _reference(run.onnx)
+    onnx = run.onnx
+    return onnx_checks.check_tokenizer_matches(onnx.bundle, onnx.tokenizer, onnx.model_tokenizer, onnx.texts)
+
+
+def _onnx_manifest(run: HarnessRun, _: str) -> GateResult:
+    if run.onnx.bundle.external:
+        raise NotApplicable(
+            f"{run.onnx.bundle.folder} was exported elsewhere and records no hashes of its own; its files are hashed "
+            "when opened, and every ONNX result is keyed by those digests"
+        )
+    return onnx_checks.check_manifest(run.onnx.bundle)
 
 
 def _expectations(onnx: bool) -> Measure:
@@ -252,12 +276,11 @@ MEASURES: dict[Check, Measure] = {
     d.ONNX_CHECKER: _onnx(lambda onnx: onnx_checks.check_onnx_checker(onnx.bundle)),
     d.ONNX_SYMBOLIC_AXES: _onnx(lambda onnx: onnx_checks.check_symbolic_axes(onnx.bundle)),
     d.ONNX_INPUT_NAMES: _onnx(lambda onnx: onnx_checks.check_input_names(onnx.bundle, onnx.tokenizer)),
-    d.ONNX_MANIFEST: _onnx(lambda onnx: onnx_checks.check_manifest(onnx.bundle)),
+    d.ONNX_MANIFEST: _onnx_manifest,
     d.ONNX_ACCURACY: _onnx_accuracy,
     d.ONNX_INT8_AGREEMENT: _int8(lambda found: found.agreement),
     d.ONNX_INT8_ACCURACY_DROP: _int8(lambda found: found.accuracy_drop),
-    d.ONNX_TOKENIZER: _onnx(lambda onnx: onnx_checks.check_tokenizer_matches(onnx.bundle, onnx.tokenizer,
-                                                                             onnx.model_tokenizer, onnx.texts)),
+    d.ONNX_TOKENIZER: _onnx_tokenizer,
     d.ONNX_PARITY_LOGITS: _parity(lambda found: found.logits),
     d.ONNX_PARITY_LABEL_AGREEMENT: _parity(lambda found: found.label_agreement),
     d.ONNX_PARITY_ACCURACY: _parity(lambda found: found.accuracy),

@@ -317,6 +317,7 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         progress=run.progress, record=run.record, max_length=run.max_length, stored=run.stored,
         harness_source=run.harness_source, tuned_metrics=lambda: run.tuned_metrics,
         finetuned=lambda: TunedModel(model_folder(run.finetuned), run.finetuned_digest),
+        output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
     )  # fmt: skip
     return OnnxStage(inputs)
 

@@ -215,6 +215,22 @@ def _damage_onnx(how: str) -> Callable[[Case], None]:
     return plant
 
 
+def _external(config: dict[str, Any] | None = None, tokenizer: bool = True) -> Callable[[Case], None]:
+    """An export made elsewhere: the bundle's model.onnx beside its tokenizer files (and ``config`` as config.json),
+    none of the harness's own bundle files."""
+
+    def plant(case: Case) -> None:
+        case.bundle = case.folder / "export"
+        case.bundle.mkdir()
+        keep = ["model.onnx", *(["tokenizer.json", "tokenizer_config.json"] if tokenizer else [])]
+        for name in keep:
+            shutil.copy(case.bundle_source / name, case.bundle)
+        if config is not None:
+            (case.bundle / "config.json").write_text(json.dumps(config))
+
+    return plant
+
+
 def _stars(case: Case) -> None:
     """The good data with its classes named "1".."3" (star ratings), not numbered 0..2."""
     write_csv(case.train, [(text, str(label + 1)) for text, label in GOOD_TRAIN])
@@ -445,6 +461,15 @@ CATALOGUE: list[Row] = [
         r"model\.onnx: \d+ bytes, but manifest\.json says \d+", "file"),
     Row("onnx-no-manifest", "onnx", "bundle without manifest.json",
         lambda c: (c.onnx_bundle() / "manifest.json").unlink(), r"manifest\.json: missing", "file"),
+    # ONNX exports made elsewhere (optimum-cli export onnx, a team's torch.onnx.export): model.onnx beside a tokenizer
+    Row("onnx-external", "onnx", "model.onnx beside tokenizer files, no manifest.json (a hand-written export)",
+        _external(), None, "file"),
+    Row("onnx-external-no-tokenizer", "onnx", "model.onnx alone (no tokenizer files, no manifest.json)",
+        _external(tokenizer=False), r"export: model\.onnx without tokenizer files", "file"),
+    Row("onnx-external-labels", "onnx", "an export whose config.json id2label names other labels",
+        _external({"architectures": ["BertForSequenceClassification"], "id2label": {"0": "a", "1": "b", "2": "c"}}),
+        r"export/config\.json: the model's outputs \(config\.json id2label\) are \['a', 'b', 'c'\]; the data's "
+        r"labels are \['0', '1', '2'\]: not the same labels", "file"),
     Row("onnx-manifest-escapes", "onnx", "manifest.json lists `../train.csv` (outside the bundle)",
         _bundle_naming_outside,
         r"bundle/manifest\.json: names files outside the bundle folder: \['\.\./train\.csv'\]; refusing it", "file"),

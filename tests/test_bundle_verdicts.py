@@ -10,6 +10,7 @@ a real PyTorch model changed the one way a check guards against.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -22,10 +23,18 @@ import torch
 
 from fixtures.faults import LogitsFault
 from fixtures.tiny import TINY_MAX_LENGTH, easy_rows
+from harness.errors import BundleError
 from harness.inference import encode, torch_logits
 from harness.onnx import checks as onnx_checks
 from harness.onnx.bundle import MODEL_FILE, Bundle, open_bundle, write_manifest
-from harness.onnx.parity import OnnxRunner, check_same_outputs, compare_on_texts, diff_histogram, parity_gates
+from harness.onnx.parity import (
+    OnnxRunner,
+    check_same_outputs,
+    compare_on_texts,
+    diff_histogram,
+    dropped_inputs,
+    parity_gates,
+)
 from harness.tokenizers.properties import PropertyViolation
 
 TEXTS = [text for text, _ in easy_rows(12, seed=5)]
@@ -631,3 +640,49 @@ def test_same_outputs_names_the_first_decided_flip(runner, model_dir, bundle_tok
     with pytest.raises(PropertyViolation, match="ONNX predicts the PyTorch label") as caught:
         check_same_outputs(runner, FavoursOne(torch_model(model_dir), label), bundle_tokenizer, texts, 0.0, 1.2)
     assert caught.value.offender == texts[int(np.flatnonzero(onnx_pred != label)[0])]
+
+
+def test_dropped_inputs_are_the_tokenizer_outputs_the_model_reads_and_the_graph_lacks(model_dir, bundle_tokenizer):
+    model = torch_model(model_dir)
+    everything = list(bundle_tokenizer(["x"]).keys())
+    assert "token_type_ids" in everything and model.config.type_vocab_size == 2
+    assert dropped_inputs(everything, model, bundle_tokenizer) == []
+    assert dropped_inputs(["input_ids", "attention_mask"], model, bundle_tokenizer) == ["token_type_ids"]
+    assert dropped_inputs(["input_ids"], model, bundle_tokenizer) == ["token_type_ids", "attention_mask"]
+    model.config.type_vocab_size = 1  # one token type (RoBERTa's): the segment ids carry nothing
+    assert dropped_inputs(["input_ids", "attention_mask"], model, bundle_tokenizer) == []
+    assert dropped_inputs(["input_ids"], model, bundle_tokenizer) == ["attention_mask"]
+
+
+def test_dropped_inputs_leave_out_what_the_model_does_not_take(model_dir, bundle_tokenizer):
+    class NoSegments(torch.nn.Module):
+        config = torch_model(model_dir).config
+
+        def forward(self, input_ids: Any = None, attention_mask: Any = None) -> Any:
+            raise AssertionError("not called")
+
+    assert dropped_inputs(["input_ids", "attention_mask"], NoSegments(), bundle_tokenizer) == []
+
+
+def test_parity_counts_every_logit_outside_when_the_graph_drops_an_input_the_model_uses(
+    runner, model_dir, bundle_tokenizer
+):
+    texts, labels = TEXTS[:6], [0, 1, 2] * 2
+    parity = compare_on_texts(runner, torch_model(model_dir), bundle_tokenizer, texts, labels, [1, 4], 1e-4, 1e-4)
+    assert parity.dropped_inputs == [] and parity.outside_tolerance == 0
+    dropped = dataclasses.replace(parity, dropped_inputs=["token_type_ids"])
+    gates = {g.gate: g for g in parity_gates(dropped, "validation", 1.0)}
+    logits = gates["onnx[cpu]_logits"]
+    assert (logits.value, logits.n, logits.passed) == (12.0, 12, False)
+    assert logits.details[0].startswith("the graph takes no token_type_ids, which the tokenizer produces")
+    assert gates["onnx[cpu]_label_agreement"].passed and gates["onnx[cpu]_accuracy"].passed
+    assert {g.gate: g.value for g in parity_gates(parity, "validation", 1.0)}["onnx[cpu]_logits"] == 0.0
+
+
+def test_the_runner_feeds_the_graph_its_inputs_and_refuses_one_the_tokenizer_lacks(runner, bundle_tokenizer):
+    encoding = {k: np.asarray(v) for k, v in bundle_tokenizer(TEXTS[:2], padding=True).items()}
+    plain = runner(encoding)
+    assert np.array_equal(runner(encoding | {"extra_ids": encoding["input_ids"]}), plain)  # fed what it takes
+    without = {k: v for k, v in encoding.items() if k != "token_type_ids"}
+    with pytest.raises(BundleError, match=r"graph inputs the tokenizer does not make: \['token_type_ids'\]"):
+        runner(without)

@@ -44,6 +44,8 @@ RUNTIME_SETTINGS: dict[str, Any] = {
 # dynamic int8 quantisation of the weights, one scale per output channel; part of the int8 cache key
 INT8_SETTINGS: dict[str, Any] = {"weight_type": "QInt8", "per_channel": True}
 OUTPUT_NAME = "logits"
+EXTERNAL_FORMAT = "external"  # the "format" of a manifest described here for an export made elsewhere
+OPTIMUM_INT8 = "model_quantized.onnx"  # what optimum-cli's quantisation writes beside model.onnx
 Progress = Callable[[str], None]
 
 
@@ -60,7 +62,13 @@ class Bundle:
 
     @property
     def int8_path(self) -> Path | None:
-        return self.folder / INT8_FILE if INT8_FILE in self.manifest["files"] else None
+        name = self.manifest.get("int8_file", INT8_FILE)
+        return self.folder / name if name in self.manifest["files"] else None
+
+    @property
+    def external(self) -> bool:
+        """An export made outside the harness (no manifest.json of its own: see ``open_export``)."""
+        return self.manifest["format"] == EXTERNAL_FORMAT
 
     @property
     def max_length(self) -> int:
@@ -225,14 +233,49 @@ def quantize_int8(fp32: Path, int8: Path) -> None:
     quantize_dynamic(str(fp32), str(int8), weight_type=weight_type, per_channel=INT8_SETTINGS["per_channel"])
 
 
+def is_external_export(folder: Path) -> bool:
+    """A folder with model.onnx and none of the harness's own bundle files: an ``optimum-cli export onnx`` folder
+    or a team's ``torch.onnx.export`` beside its tokenizer. A harness bundle that lost its manifest is not one."""
+    ours = (MANIFEST, "labels.json", INT8_FILE)
+    return (folder / MODEL_FILE).is_file() and not any((folder / name).exists() for name in ours)
+
+
+def open_export(folder: Path, label_names: list[str], declared: tuple[str, ...] | None, max_length: int) -> Bundle:
+    """An ONNX export made outside the harness, opened as a bundle whose manifest is what its files say now: graph
+    inputs and outputs read from the graph, every file hashed here (it records no hashes of its own to check), the
+    output labels from config.json's id2label (or ``[model] output_labels``) checked against the data's, and without
+    a config.json output k taken as the data's label k; ``max_length`` is the profile's."""
+    import onnx
+
+    from harness.models import TOKENIZER_FILES
+    from harness.training.trained import output_labels
+
+    model_path = folder / MODEL_FILE
+    _refuse_unreadable(model_path, None)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise BundleError(
+            f"{folder}: model.onnx without tokenizer files (one of {', '.join(TOKENIZER_FILES)}); a server needs the "
+            "tokenizer the model was exported with: save it beside model.onnx (tokenizer.save_pretrained(folder))"
+        )
+    if (folder / "config.json").is_file():
+        output_labels(folder, label_names, declared)
+    opsets = [o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if not o.domain]
+    files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(folder.iterdir())
+             if p.is_file()}  # fmt: skip
+    manifest = {
+        "format": EXTERNAL_FORMAT, "opset": opsets[0] if opsets else None, "max_length": max_length,
+        "label_names": label_names, "files": files, "source": {"export_folder": str(folder)},
+        **({"int8_file": OPTIMUM_INT8} if OPTIMUM_INT8 in files else {"int8_file": None}),
+    }  # fmt: skip
+    return Bundle(folder, _describe_graph(folder, manifest))
+
+
 def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
     """Open a bundle, raising BundleError (a usage error) for anything that is not a readable bundle.
 
     An ONNX file that is empty, truncated, not ONNX, or larger than the manifest says is
     refused here, before it is parsed, with a message naming the file.
     """
-    import onnx
-
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise BundleError(f"{folder}: ONNX bundle folder not found")
@@ -240,7 +283,11 @@ def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BundleError(f"{manifest_path}: missing; a bundle needs manifest.json beside model.onnx") from None
+        raise BundleError(
+            f"{manifest_path}: missing; a bundle needs manifest.json beside model.onnx (this folder holds the "
+            "harness's own bundle files, and a harness bundle without its manifest is never trusted; an export made "
+            "elsewhere holds model.onnx and tokenizer files only)"
+        ) from None
     except (OSError, ValueError) as error:
         raise BundleError(f"{manifest_path}: not readable JSON ({error})") from None
     required = ("format", "opset", "max_length", "label_names", "inputs", "outputs", "files")
@@ -250,11 +297,19 @@ def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
     model_path = folder / MODEL_FILE
     if not model_path.is_file():
         raise BundleError(f"{model_path}: missing from the bundle")
-    size = model_path.stat().st_size
     escaping = [name for name in manifest["files"] if not confined(folder, name)]
     if escaping:
         raise BundleError(f"{manifest_path}: names files outside the bundle folder: {escaping[:3]}; refusing it")
-    recorded = manifest["files"].get(MODEL_FILE, {}).get("bytes")
+    _refuse_unreadable(model_path, manifest["files"].get(MODEL_FILE, {}).get("bytes"))
+    return Bundle(folder, manifest)
+
+
+def _refuse_unreadable(model_path: Path, recorded: Any) -> None:
+    """An ONNX file that is empty, larger than its manifest says (``recorded`` bytes) or not ONNX is refused before
+    anything trusts it, naming the file."""
+    import onnx
+
+    size = model_path.stat().st_size
     if size == 0:
         raise BundleError(f"{model_path}: empty file (0 bytes)")
     if isinstance(recorded, int) and size > 2 * recorded + 1_000_000:
@@ -263,7 +318,6 @@ def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
         onnx.load(str(model_path), load_external_data=False)
     except Exception as error:  # protobuf raises several types for garbage
         raise BundleError(f"{model_path}: not a readable ONNX model ({type(error).__name__}: {error})") from None
-    return Bundle(folder, manifest)
 
 
 def manifest_mismatches(bundle: Bundle) -> list[str]:

@@ -26,13 +26,25 @@ from harness.evaluation import SplitMetrics
 from harness.inference import predicted_labels
 from harness.models import load_finetuned
 from harness.onnx import perf as onnx_perf
-from harness.onnx.bundle import RUNTIME_SETTINGS, Bundle, cached_export, cached_int8, open_bundle
+from harness.onnx.bundle import (
+    RUNTIME_SETTINGS,
+    Bundle,
+    cached_export,
+    cached_int8,
+    is_external_export,
+    open_bundle,
+    open_export,
+)
 from harness.onnx.parity import OnnxRunner, Parity, compare_on_texts, predict, provider_identity
 from harness.profile import GatesSection, OnnxSection
 from harness.record import OnnxRecord, RunRecord
 from harness.result import GateResult, threshold_gate
 from harness.reuse import Results, machine
 from harness.stats import wilson
+
+
+class NoReference(Exception):
+    """A check that compares with PyTorch, on an export made elsewhere with no PyTorch model given."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class OnnxInputs:
     harness_source: str  # digest of the harness's source: part of every stored result's key
     finetuned: Callable[[], TunedModel]  # the fine-tuned model's folder and content key (fine-tuned on first need)
     tuned_metrics: Callable[[], dict[str, SplitMetrics]]  # its metrics, recorded in an exported bundle's manifest
+    output_labels: tuple[str, ...] | None = None  # [model] output_labels: an export's outputs, where config names none
+    model_given: bool = False  # --harness-model: the PyTorch reference of an export made elsewhere
 
 
 @dataclass
@@ -101,6 +115,8 @@ class OnnxStage:
             "inputs": bundle.manifest["inputs"],
             "outputs": bundle.manifest["outputs"],
             "exported_here": self.inputs.bundle_path is None,
+            "exported_elsewhere": bundle.external,  # no manifest of its own: optimum or torch.onnx.export
+            "int8_file": bundle.int8_path.name if bundle.int8_path else None,
             "runtime": bundle.manifest.get("runtime"),
             "torch_metrics": bundle.manifest.get("torch_metrics", {}),
         }
@@ -112,6 +128,8 @@ class OnnxStage:
 
     def _open_or_export(self) -> Bundle:
         given, names = self.inputs.bundle_path, self.inputs.label_names
+        if given is not None and is_external_export(given):
+            return open_export(given, names, self.inputs.output_labels, self.inputs.max_length)
         if given is not None:
             bundle = open_bundle(given)
             if bundle.label_names != names:
@@ -128,6 +146,21 @@ class OnnxStage:
             metrics, self.inputs.progress,
         )  # fmt: skip
 
+    @property
+    def has_reference(self) -> bool:
+        """Whether there is a PyTorch model this bundle must reproduce: the run's fine-tune for an exported or harness
+        bundle; for an export made elsewhere, only the model given with ``--harness-model`` (a fine-tune of the base
+        here would be another model)."""
+        return not self.bundle.external or self.inputs.model_given
+
+    def require_reference(self) -> None:
+        """Raise ``NoReference`` where ``has_reference`` is false, saying what to pass."""
+        if not self.has_reference:
+            raise NoReference(
+                f"{self.bundle.folder} was exported elsewhere and no PyTorch model was given to compare it with: pass "
+                "--harness-model FOLDER for parity, or select -m 'onnx and not gpu' for the checks and accuracy alone"
+            )
+
     @cached_property
     def tokenizer(self) -> Any:
         return self.bundle.tokenizer()
@@ -135,6 +168,7 @@ class OnnxStage:
     @cached_property
     def reference(self) -> tuple[Any, Any]:
         """The fine-tuned model on the CPU in fp32 eval mode (the numbers ONNX must reproduce) and its tokenizer."""
+        self.require_reference()
         return load_finetuned(self.inputs.finetuned().folder, "cpu")
 
     @property
@@ -146,6 +180,7 @@ class OnnxStage:
         """The tokenizer saved with the fine-tuned model, loaded alone (the model is needed only to measure)."""
         from transformers import AutoTokenizer
 
+        self.require_reference()
         return AutoTokenizer.from_pretrained(self.inputs.finetuned().folder, trust_remote_code=False)
 
     def runner(self, provider: str = "cpu", int8: bool = False) -> OnnxRunner:

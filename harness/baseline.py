@@ -46,6 +46,7 @@ def save_baseline(path: Path, data: DataBundle, metrics: dict[str, SplitMetrics]
             "prediction": split_metrics.predictions.tolist(),
             "correct": split_metrics.correct.astype(int).tolist(),
             "loss": [round(float(x), 7) for x in split_metrics.losses],
+            "confidence": [round(float(x), 5) for x in split_metrics.confidence],  # of the prediction: flip lists
         }
     payload = {
         "format": FORMAT,
@@ -90,6 +91,36 @@ def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -
         except BaselineError as error:
             raise BaselineError(f"{path}: {error}") from None
     return baseline
+
+
+def flipped_examples(
+    baseline: dict[str, Any], candidate: SplitMetrics, texts: list[str], label_names: list[str]
+) -> list[dict[str, Any]]:
+    """The shared examples the candidate gets right and the baseline wrong, or the reverse: each with its text,
+    label, and both models' prediction and confidence (a baseline saved before 0.7.0 recorded no confidence).
+    What the counts of the paired test are made of, so a reviewer can read the examples behind a verdict."""
+    recorded = (baseline.get("examples") or {}).get(candidate.split)
+    if not recorded:
+        return []
+    position = {example: i for i, example in enumerate(recorded["ids"])}
+    confidence = recorded.get("confidence") or [None] * len(recorded["ids"])
+    found = []
+    for index, example in enumerate(example_ids(texts)):
+        if example not in position:
+            continue
+        before = position[example]
+        was_right, now_right = bool(recorded["correct"][before]), bool(candidate.correct[index])
+        if was_right == now_right:
+            continue
+        found.append({
+            "example": index, "text": texts[index], "label": label_names[int(candidate.labels[index])],
+            "flip": "wrong to right" if now_right else "right to wrong",
+            "baseline": {"prediction": label_names[int(recorded["prediction"][before])],
+                         "confidence": confidence[before]},
+            "candidate": {"prediction": label_names[int(candidate.predictions[index])],
+                          "confidence": round(float(candidate.confidence[index]), 5)},
+        })  # fmt: skip
+    return found
 
 
 def _aligned(baseline: dict[str, Any], split: str, ids: list[str], field: str) -> tuple[np.ndarray, np.ndarray]:

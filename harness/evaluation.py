@@ -24,7 +24,7 @@ from harness.stats import macro_f1 as vector_f1
 if TYPE_CHECKING:
     from harness.data import DataBundle
 
-PER_EXAMPLE = ("labels", "predictions", "losses", "confidence")
+PER_EXAMPLE = ("labels", "predictions", "losses", "confidence", "probabilities")
 CALIBRATION_BINS = 10
 
 
@@ -44,6 +44,7 @@ class SplitMetrics:
     predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)  # softmax, per class
 
     @property
     def correct(self) -> np.ndarray:
@@ -162,6 +163,7 @@ def split_metrics(
         predictions=y_pred,
         losses=losses,
         confidence=confidence,
+        probabilities=np.exp(log_probs),
     )
 
 

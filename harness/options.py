@@ -37,6 +37,9 @@ OPTIONS = (
            "let --harness-save-baseline replace an existing baseline (the previous one is kept as NAME.previous.json)"),
     Option("--harness-baseline", "harness_baseline", "PATH",
            "compare the candidate with this stored baseline (paired tests on the same examples)", True, True),
+    Option("--harness-limit", "harness_limit", "N",
+           "a quick look: the first N examples of each split (stratified); such a run cannot release anything (its "
+           "verdict is 'limited' and no baseline is saved from it)"),
     Option("--harness-model", "harness_model", "DIR",
            "gate this trained sequence classifier instead of fine-tuning: a folder (save_pretrained, "
            "Trainer.save_model or harness train) or a hub id; overrides [model] trained"),

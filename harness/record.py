@@ -79,6 +79,8 @@ class RunRecord:
     baseline: dict[str, Any] | None = None  # which stored release the candidate was compared with
     timings: dict[str, float] = field(default_factory=dict)
     reused: dict[str, str] = field(default_factory=dict)  # stored results reused (harness.reuse): what -> key
+    texts: dict[str, list[str]] = field(default_factory=dict)  # each evaluated split's texts: per-example reports
+    limit: int | None = None  # --harness-limit: examples per split of a quick look (such a run releases nothing)
 
     def register(self, result: GateResult) -> GateResult:
         """Keep a check's verdict (the last one wins for a name) and return it."""

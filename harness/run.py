@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness import registry, stages
-from harness.baseline import load_baseline, save_baseline
+from harness.baseline import flipped_examples, load_baseline, save_baseline
 from harness.behaviour import PerturbationResult
-from harness.data import DataBundle, load_data
+from harness.data import DataBundle, limited, load_data
 from harness.device import Device, select_device
 from harness.digests import texts_digest
 from harness.environment import interpreter, versions
@@ -69,6 +69,7 @@ class HarnessRun:
     baseline_path: Path | None = None
     onnx_bundle_path: Path | None = None  # validate this bundle instead of exporting one
     model_dir: Path | str | None = None  # gate this trained model (a folder or hub id) instead of fine-tuning
+    limit: int | None = None  # a quick look: the first N examples of each split, stratified (releases nothing)
     preset_data: DataBundle | None = None  # data already loaded (a learning curve's subset of train)
     record: RunRecord = field(default_factory=RunRecord)
     parts: dict[str, Any] = field(default_factory=dict)  # what each stage that ran returned, by stage name
@@ -169,6 +170,17 @@ class HarnessRun:
         batch_size = self.resolved_profile.training.eval_batch_size
         return predict_logits(model, tokenizer, texts, self.max_length, batch_size, self.device.kind)
 
+    def record_flips(self) -> None:
+        """Into the record's baseline part: the gate split's examples that flipped against the baseline (texts,
+        both predictions and confidences), where this run both read a baseline and evaluated that split (never
+        evaluating for it)."""
+        metrics = self.record.tuned_metrics.get(self.gate_split)
+        if self.parts.get("baseline") is None or metrics is None:
+            return
+        texts = self.data.splits[self.gate_split].texts
+        flips = flipped_examples(self.baseline, metrics, texts, self.data.label_names)
+        self.record.baseline = (self.record.baseline or {}) | {"flips": flips}
+
     def save_baseline(self, path: Path) -> None:
         model = {
             "base": self.source.name,
@@ -221,7 +233,9 @@ class _LoadedOnUse(Sequence[Any]):
 # --- the stages: each calls one function of harness.stages (or a library function) and records its part
 def _data(run: HarnessRun) -> DataBundle:
     bundle = run.preset_data or load_data(run.profile)
-    run.record.data = bundle.fingerprint()
+    if run.limit:
+        bundle, run.record.limit = limited(bundle, run.limit), run.limit
+    run.record.data = bundle.fingerprint() | ({"limit": run.limit} if run.limit else {})
     run.record.profile = {"path": str(run.profile.path), "name": run.profile.name, **run.profile.as_dict()}
     return bundle
 
@@ -278,6 +292,7 @@ def _base_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
 
 
 def _tuned_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
+    run.record.texts = {name: split.texts for name, split in run.data.splits.items() if name != "train"}
     run.record.tuned_metrics = stages.evaluation_stage(
         lambda: run.finetuned_model, {"model_content": run.finetuned_digest, "on": run.device.identity()}, run.data,
         run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,

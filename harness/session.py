@@ -29,6 +29,15 @@ from harness.reuse import PassedProperties
 from harness.run import HarnessRun
 
 
+def limit_value(value: str | None) -> int | None:
+    """``--harness-limit N``: a whole number of examples per split, at least 1."""
+    if value in (None, ""):
+        return None
+    if not str(value).isdigit() or int(value) < 1:
+        raise ProfileError(f"--harness-limit {value!r}: expected a whole number of examples per split, at least 1")
+    return int(value)
+
+
 def model_value(value: str | None) -> str | None:
     """``--harness-model``: an existing folder (or a path-like value) made absolute; anything else is a hub id."""
     if not value:
@@ -50,6 +59,7 @@ class Settings:
     replace_baseline: bool = False  # --harness-replace-baseline: an existing baseline file may be replaced
     baseline: Path | None = None
     model: str | None = None  # --harness-model: a folder (made absolute) or a hub id
+    limit: int | None = None  # --harness-limit: examples per split of a quick look
     onnx_bundle: Path | None = None
     onnx_providers: tuple[str, ...] = ()
     require_gpu: bool = False
@@ -75,6 +85,7 @@ class Settings:
             replace_baseline=getattr(options, "harness_replace_baseline", False),
             baseline=Path(options.harness_baseline) if options.harness_baseline else None,
             model=model_value(options.harness_model), onnx_bundle=path(options.harness_onnx_bundle),
+            limit=limit_value(getattr(options, "harness_limit", None)),
             onnx_providers=tuple(p.strip() for p in providers if p.strip()), require_gpu=options.harness_require_gpu,
         )  # fmt: skip
 
@@ -118,7 +129,7 @@ class GateSession:
         run = HarnessRun(
             profile, settings.cache, retrain=settings.retrain, require_gpu=settings.require_gpu,
             progress=progress, baseline_path=settings.baseline, onnx_bundle_path=settings.onnx_bundle,
-            model_dir=settings.model or profile.model.trained or None,
+            model_dir=settings.model or profile.model.trained or None, limit=settings.limit,
         )  # fmt: skip
         return cls(settings, run)
 
@@ -226,6 +237,9 @@ class GateSession:
             return []
 
         lines = [(line, False) for line in gates_table(self.results)]
+        if self.settings.limit:
+            lines.insert(0, (f"QUICK LOOK on at most {self.settings.limit} examples per split (--harness-limit): "
+                             "these gates cannot release anything", True))  # fmt: skip
         outcome = self.outcome(exitstatus, self.results)
         lines.append((outcome_line(outcome), outcome["verdict"] != "pass"))
         if self.settings.report:
@@ -243,11 +257,13 @@ class GateSession:
             expected = [c.result_name(v) for c, v in self.release_gates()]
         except HarnessError as error:  # the inputs could not be read: none of the release was judged
             expected = [f"(release gates: {error})"]
-        return session_outcome(exitstatus, results, [name for name in expected if name not in judged])
+        not_judged = [name for name in expected if name not in judged]
+        return session_outcome(exitstatus, results, not_judged, self.settings.limit)
 
     def finish(self, worker: bool, exitstatus: int = 0) -> str | None:
         """Save the baseline, write metrics.json and the reports; a worker returns its part instead."""
         from harness.atomic import write_json_atomic
+        from harness.report.examples import example_sections, read_predictions, write_predictions
         from harness.report.metrics import build_metrics, merge_worker_metrics
         from harness.report.render import write_documents, write_plots
 
@@ -261,13 +277,16 @@ class GateSession:
             metrics, images = merge_worker_metrics(self.worker_parts)
             results = [GateResult.from_dict(g) for g in metrics["gates"]]
         else:
+            self.run.record_flips()
             results, metrics = self.results, build_metrics(record)
             images = write_plots(metrics, folder, self.run.gate_split)
+            write_predictions(folder, record)
         if worker:  # the controller, which knows the session's exit status, adds its outcome
             return json.dumps({"metrics": metrics, "images": {k: str(v) for k, v in images.items()}}, default=str)
         metrics["session"] = self.outcome(exitstatus, results)
         write_json_atomic(folder / "metrics.json", metrics)
-        documents = write_documents(results, metrics, images, folder)
+        extra = example_sections(metrics, read_predictions(folder))
+        documents = write_documents(results, metrics, images, folder, extra)
         if self.settings.mlflow:
             self._log_to_mlflow(metrics, [folder / "metrics.json", *documents])
         return None
@@ -309,6 +328,8 @@ class GateSession:
 
     def _baseline_refusal(self, path: Path, exitstatus: int) -> str | None:
         """Why this run may not be saved as the baseline, or None."""
+        if self.settings.limit:
+            return f"a quick look on {self.settings.limit} examples per split (--harness-limit) is never a baseline"
         expected = [c.result_name(v) for c, v in self.release_gates()]
         judged = {r.gate for r in self.results}
         missing = [name for name in expected if name not in judged]

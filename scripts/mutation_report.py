@@ -63,6 +63,7 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/onnx/parity.py": [
         "parity_gates",
         "compare_on_texts",
+        "dropped_inputs",
         "_run_both",
         "_worst",
         "diff_histogram",

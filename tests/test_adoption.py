@@ -32,6 +32,19 @@ def test_init_writes_a_valid_commented_profile_data_ini_and_ci_job(tmp_path, cap
     assert "harness_config = harness.toml" in (tmp_path / "pytest.ini").read_text()
 
 
+def test_the_ci_job_caches_the_folder_its_gate_run_uses_and_shows_the_three_ways_in(tmp_path):
+    import yaml
+
+    assert main(["init", str(tmp_path)]) == 0
+    text = (tmp_path / "ci" / "harness-release-gate.yml").read_text()
+    steps = yaml.safe_load(text)["jobs"]["gate"]["steps"]
+    cache = next(step for step in steps if step.get("uses", "").startswith("actions/cache"))
+    gate = next(step["run"] for step in steps if "harness.suites" in step.get("run", ""))
+    assert f"--harness-cache {cache['with']['path']} " in gate, (cache, gate)
+    assert "${{ github.sha }}" in cache["with"]["key"] and cache["with"]["restore-keys"].strip()
+    assert "--harness-model path/to/model" in text and "--harness-onnx-bundle path/to/export" in text
+
+
 def test_init_never_overwrites_and_leaves_an_existing_pytest_configuration_alone(tmp_path, capsys):
     (tmp_path / "harness.toml").write_text(starter_profile().replace("seed = 42", "seed = 7"))
     (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-q"\n')

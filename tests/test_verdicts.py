@@ -7,6 +7,7 @@ a check whose outcome no test pins is a check that could silently stop failing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from harness.baseline import (
     compare_loss,
     compare_macro_f1,
     compare_recall,
+    example_ids,
+    flipped_examples,
 )
 from harness.behaviour import PerturbationResult
-from harness.data import DataBundle, LeakedRow, Split
+from harness.data import DataBundle, LeakedRow, Split, limited
 from harness.evaluation import SplitMetrics, split_metrics
 from harness.gates import (
     check_accuracy,
@@ -928,3 +931,33 @@ def test_a_too_small_result_reads_as_undecided_with_its_value_and_an_unknown_mar
     refused = r"^gate slice:x: too_small 'sometimes' must be one of \('', 'fail', 'report'\)$"
     with pytest.raises(ValueError, match=refused):
         GateResult(**small, too_small="sometimes")
+
+
+def test_flipped_examples_list_both_directions_with_texts_predictions_and_confidences():
+    texts = ["alpha one", "beta two", "gamma three", "delta four", "new text"]
+    ids = example_ids(texts)
+    recorded = {"ids": ids[:4], "correct": [1, 0, 1, 1], "prediction": [0, 2, 1, 0], "confidence": [0.9, 0.6, 0.8, 0.7]}
+    baseline = {"examples": {"test": recorded}}
+    cand = dataclasses.replace(candidate("test", [0, 1, 1, 0, 2], [1, 1, 1, 0, 0], [0.0] * 5),
+                               confidence=np.array([0.55, 0.95, 0.9, 0.8, 0.5]))  # fmt: skip
+    found = flipped_examples(baseline, cand, texts, ["a", "b", "c"])
+    assert found == [
+        {"example": 0, "text": "alpha one", "label": "a", "flip": "right to wrong",
+         "baseline": {"prediction": "a", "confidence": 0.9}, "candidate": {"prediction": "b", "confidence": 0.55}},
+        {"example": 1, "text": "beta two", "label": "b", "flip": "wrong to right",
+         "baseline": {"prediction": "c", "confidence": 0.6}, "candidate": {"prediction": "b", "confidence": 0.95}},
+    ]  # fmt: skip
+    del recorded["confidence"]  # a baseline saved before 0.7.0
+    assert [f["baseline"]["confidence"] for f in flipped_examples(baseline, cand, texts, ["a", "b", "c"])] == [None] * 2
+    assert flipped_examples({"examples": {}}, cand, texts, ["a", "b", "c"]) == []
+
+
+def test_a_limited_bundle_keeps_each_class_in_proportion_in_file_order():
+    split = Split("train", Path("t.csv"), "f" * 64, [f"t{i}" for i in range(10)], [0, 0, 0, 0, 0, 0, 1, 1, 1, 2])
+    bundle = DataBundle({"train": split}, ["a", "b", "c"])
+    # shares 3, 1.5, 0.5: the one example left over goes to the rarer of the two tied classes
+    assert limited(bundle, 5).splits["train"].labels == [0, 0, 0, 1, 2]
+    assert limited(bundle, 4).splits["train"].texts == ["t0", "t1", "t6", "t9"]  # 2.4, 1.2, 0.4 -> 2, 1, 1
+    assert limited(bundle, 20).splits["train"].texts == split.texts
+    digests = {limited(bundle, n).splits["train"].sha256 for n in (4, 5, 20)}
+    assert len(digests) == 3 and split.sha256 not in digests  # nothing cached for the whole split is reused

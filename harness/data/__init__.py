@@ -2,7 +2,16 @@
 the splits together (labels, duplicates, leakage) into a ``DataBundle``."""
 
 from harness.data.readers import BUILDERS, MAX_LINE_BYTES, check_bytes
-from harness.data.splits import SPLITS, DataBundle, LeakedRow, Split, find_leaks, load_data, normalise_for_leakage
+from harness.data.splits import (
+    SPLITS,
+    DataBundle,
+    LeakedRow,
+    Split,
+    find_leaks,
+    limited,
+    load_data,
+    normalise_for_leakage,
+)
 
 __all__ = [
     "BUILDERS",
@@ -13,6 +22,7 @@ __all__ = [
     "Split",
     "check_bytes",
     "find_leaks",
+    "limited",
     "load_data",
     "normalise_for_leakage",
 ]

@@ -16,11 +16,13 @@ import json
 import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.data.readers import read_columns
+from harness.digests import sha256_bytes
 from harness.errors import DataError
 from harness.profile import Profile, refuse_unknown_labels
 
@@ -126,6 +128,31 @@ def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Spli
             name, split.path, split.sha256, [split.texts[i] for i in keep], [split.labels[i] for i in keep], column
         )
     return out
+
+
+def limited(bundle: DataBundle, limit: int) -> DataBundle:
+    """The first ``limit`` examples of each split, stratified: each class its share of ``limit`` (largest remainders
+    rounded up, the rarer class first on a tie), its first examples in file order, for a quick look
+    (``--harness-limit``). Each split's digest becomes the file's with the limit, so nothing cached for the whole
+    split is taken for the subset, or the reverse."""
+    out = {}
+    for name, split in bundle.splits.items():
+        counts = Counter(split.labels)
+        exact = {label: count * min(limit, len(split)) / max(len(split), 1) for label, count in counts.items()}
+        quota = {label: math.floor(value) for label, value in exact.items()}
+        left = min(limit, len(split)) - sum(quota.values())
+        for label in sorted(exact, key=lambda c: (round(quota[c] - exact[c], 9), counts[c]))[:left]:  # ties: rarer
+            quota[label] += 1
+        taken, keep = Counter[int](), []
+        for i, label in enumerate(split.labels):
+            if len(keep) < limit and taken[label] < quota[label]:
+                keep.append(i)
+                taken[label] += 1
+        column = [split.slice_column[i] for i in keep] if split.slice_column is not None else None
+        digest = sha256_bytes(f"{split.sha256} limited to {limit}".encode())
+        out[name] = Split(name, split.path, digest, [split.texts[i] for i in keep], [split.labels[i] for i in keep],
+                          column)  # fmt: skip
+    return DataBundle(out, bundle.label_names, bundle.leaks, bundle.dropped)
 
 
 def normalise_for_leakage(text: str) -> str:

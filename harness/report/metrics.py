@@ -98,6 +98,8 @@ SHAPED = frozenset(
         "baseline",
         "timings",
         "reused",
+        "texts",  # per example: in predictions-<split>.jsonl (harness.report.examples), not in metrics.json
+        "limit",  # data.limit
     }
 )
 
@@ -131,26 +133,34 @@ def gates_table(results: list[GateResult]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def session_outcome(exit_status: int, results: list[GateResult], not_judged: list[str]) -> dict[str, Any]:
+def session_outcome(
+    exit_status: int, results: list[GateResult], not_judged: list[str], limit: int | None = None
+) -> dict[str, Any]:
     """The session's verdict, not only its registered results': "fail" when a check failed or pytest exits 1 (a test
-    failed or errored), "error" for any other non-zero exit (a usage error, an interrupt, no tests), "incomplete"
-    when it exits 0 but release gates of the profile were not judged (deselected, skipped or errored) or nothing
-    was, and "pass" only for a whole release run that passed."""
+    failed or errored), "error" for any other non-zero exit (a usage error, an interrupt, no tests), "limited" for a
+    quick look on ``limit`` examples per split that failed nothing (it releases nothing), "incomplete" when it exits
+    0 but release gates of the profile were not judged (deselected, skipped or errored) or nothing was, and "pass"
+    only for a whole release run that passed."""
     failed = [r.gate for r in results if not r.passed]
     if failed or exit_status == 1:
         verdict = "fail"
     elif exit_status != 0:
         verdict = "error"
+    elif limit:
+        verdict = "limited"
     elif not_judged or not results:
         verdict = "incomplete"
     else:
         verdict = "pass"
-    return {"verdict": verdict, "exit_status": exit_status, "failed": failed, "not_judged": list(not_judged)}
+    outcome = {"verdict": verdict, "exit_status": exit_status, "failed": failed, "not_judged": list(not_judged)}
+    return outcome | ({"limit": limit} if limit else {})
 
 
 def outcome_line(outcome: dict[str, Any]) -> str:
     """One line that says what the session decided and why, for the terminal, the report and MLflow."""
     parts = [f"session {outcome['verdict'].upper()}: pytest exit status {outcome['exit_status']}"]
+    if outcome.get("limit"):
+        parts.append(f"a quick look on at most {outcome['limit']} examples per split (--harness-limit): cannot release")
     if outcome["failed"]:
         parts.append(f"{len(outcome['failed'])} check(s) failed ({', '.join(outcome['failed'][:5])})")
     if outcome["not_judged"]:

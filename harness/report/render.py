@@ -50,6 +50,8 @@ class Table:
     header: list[str]
     rows: list[Row]
     caption: str = ""
+    sortable: bool = False  # report.html sorts it by the column whose header is clicked
+    html_only: bool = False  # too long for report.md (per-example predictions)
     kind: ClassVar[str] = "table"
 
 
@@ -68,6 +70,7 @@ class Note:
     text: str
     items: list[str] = field(default_factory=list)
     failing: bool = False
+    md_only: bool = False  # what report.md says instead of an html_only table
     kind: ClassVar[str] = "note"
 
 
@@ -98,6 +101,11 @@ class Report:
     passed: bool
     sections: list[Section]
 
+    @property
+    def sortable(self) -> bool:
+        """Whether report.html needs its table-sorting script."""
+        return any(isinstance(b, Table) and b.sortable for s in self.sections for b in s.blocks)
+
 
 # --- public entry points -------------------------------------------------------------------------------
 
@@ -126,12 +134,14 @@ def write_plots(metrics: dict[str, Any], folder: Path, split: str) -> dict[str, 
 
 
 def write_documents(
-    results: list[GateResult], metrics: dict[str, Any], images: dict[str, Path], folder: Path
-) -> list[Path]:
-    """report.md and report.html from metrics and already written plots; return the files written."""
+    results: list[GateResult], metrics: dict[str, Any], images: dict[str, Path], folder: Path,
+    extra: list[Section] | None = None,
+) -> list[Path]:  # fmt: skip
+    """report.md and report.html from metrics, already written plots and ``extra`` sections (the examples: see
+    ``harness.report.examples``); return the files written."""
     images = {name: Path(path) for name, path in images.items() if Path(path).exists()}
     folder.mkdir(parents=True, exist_ok=True)
-    report = build_report(metrics, results, images)
+    report = build_report(metrics, results, images, extra or [])
     markdown = render(report, "md")
     written = []
     for fmt_name, text in (("md", markdown), ("html", render(report, "html"))):
@@ -143,8 +153,10 @@ def write_documents(
     return [*written, *images.values()]
 
 
-def build_report(metrics: dict[str, Any], results: list[GateResult], images: dict[str, Path]) -> Report:
-    """The report's content, once, for every format: each section only where the run produced it."""
+def build_report(
+    metrics: dict[str, Any], results: list[GateResult], images: dict[str, Path], extra: list[Section] | None = None
+) -> Report:
+    """The report's content, once, for every format: each section only where the run produced it, ``extra`` last."""
     split = gate_split(metrics)
     builders: list[Callable[[], Section | None]] = [
         lambda: header_section(metrics, results),
@@ -158,7 +170,7 @@ def build_report(metrics: dict[str, Any], results: list[GateResult], images: dic
         lambda: baseline_section(metrics.get("baseline"), results),
         lambda: Section("Plots", [Figure(n, p) for n, p in images.items()]) if images else None,
     ]
-    sections = [s for s in (build() for build in builders) if s is not None]
+    sections = [s for s in (build() for build in builders) if s is not None] + list(extra or [])
     session = metrics.get("session")
     passed = session["verdict"] == "pass" if session else all(r.passed for r in results)
     return Report(title=sections[0].title, passed=passed, sections=sections)
@@ -414,7 +426,7 @@ def baseline_section(baseline: dict[str, Any] | None, results: list[GateResult])
         return None
     blocks: list[Block] = []
     if baseline:
-        blocks.append(Facts([(str(k), _plain(v)) for k, v in baseline.items()]))
+        blocks.append(Facts([(str(k), _plain(v)) for k, v in baseline.items() if k != "flips"]))
     if paired:
         rows = [
             Row([r.gate, r.split, fmt(r.value), _rule(r), str(r.n), _num(r.p_value, ".3g"), _num(r.alpha, "g"),

@@ -26,7 +26,8 @@ T = TypeVar("T")
 def _command(commands: Any, name: str, text: str, cache: str = "fine-tune cache folder") -> argparse.ArgumentParser:
     """A subcommand with the options every one takes: the profile and the cache folder."""
     parser = commands.add_parser(name, help=text)
-    parser.add_argument("--config", help="TOML profile (default: the packaged profile)")
+    parser.add_argument("--config", required=True, help="TOML profile, or `demo` for the packaged demo profile "
+                        "(required: no profile is assumed, as in the gate suites)")  # fmt: skip
     parser.add_argument("--cache", default=".harness_cache", help=cache)
     return parser
 

@@ -18,7 +18,17 @@ def test_learning_curve_on_the_tiny_model(make_profile, tmp_path, capsys):
 
 
 def test_bad_fractions_and_profiles_exit_with_usage_code(tmp_path, capsys):
-    assert main(["learning-curve", "--fractions", "0.5,2"]) == 4
+    assert main(["learning-curve", "--config", "demo", "--fractions", "0.5,2"]) == 4
     assert "each fraction must be in (0, 1]" in capsys.readouterr().err
     assert main(["learning-curve", "--config", str(tmp_path / "absent.toml"), "--fractions", "1"]) == 4
     assert "profile not found" in capsys.readouterr().err
+
+
+def test_every_command_that_reads_a_profile_requires_one(capsys):
+    import pytest
+
+    for command in ("train", "learning-curve", "check", "seeds"):
+        with pytest.raises(SystemExit) as stopped:
+            main([command])
+        assert stopped.value.code == 2
+        assert "the following arguments are required: --config" in capsys.readouterr().err

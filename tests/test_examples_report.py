@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.train_with_trainer import train
 from fixtures.suites import Outcome, run_suites
-from fixtures.tiny import TINY_LABELS, write_profile
+from fixtures.tiny import TINY_LABELS, trained_elsewhere, write_profile
 
 RELEASE, BASELINE = "test_release_gates.py", "test_baseline.py"
 
@@ -23,10 +22,7 @@ RELEASE, BASELINE = "test_release_gates.py", "test_baseline.py"
 def trained(tmp_path_factory, tiny_model_dir) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("examples-report")
     profile = write_profile(folder / "data", tiny_model_dir, data={"labels": list(TINY_LABELS)})
-    data = profile.parent
-    model = train(str(tiny_model_dir), data / "train.csv", data / "validation.csv", list(TINY_LABELS),
-                  folder / "model", epochs=8, learning_rate=1e-3, batch_size=8, max_length=32)  # fmt: skip
-    return profile, model
+    return profile, trained_elsewhere(profile, tiny_model_dir, folder / "model")
 
 
 def gate(profile: Path, model: Path, folder: Path, suites: list[str], *args: str) -> Outcome:

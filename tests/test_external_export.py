@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.train_with_trainer import train
 from fixtures.suites import Outcome, run_suites
-from fixtures.tiny import TINY_LABELS, write_profile
+from fixtures.tiny import TINY_LABELS, trained_elsewhere, write_profile
 
 ALL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -52,9 +51,7 @@ def hand_export(model_dir: Path, out: Path, inputs: tuple[str, ...] = ALL_INPUTS
 def exported(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("external-export")
     profile = write_profile(folder / "data", tiny_model_dir, data={"labels": list(TINY_LABELS)})
-    data = profile.parent
-    model = train(str(tiny_model_dir), data / "train.csv", data / "validation.csv", list(TINY_LABELS),
-                  folder / "my-model", epochs=8, learning_rate=1e-3, batch_size=8, max_length=32)  # fmt: skip
+    model = trained_elsewhere(profile, tiny_model_dir, folder / "my-model")
     return {
         "profile": profile, "model": model,
         "optimum_layout": hand_export(model, folder / "optimum-layout"),

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.train_with_trainer import train
 from fixtures.suites import Outcome, run_suites
-from fixtures.tiny import TINY_LABELS, easy_rows, write_profile
+from fixtures.tiny import TINY_LABELS, easy_rows, trained_elsewhere, write_profile
 from harness.errors import ModelSourceError
 from harness.profile import load_profile
 from harness.run import HarnessRun
@@ -32,10 +31,7 @@ def elsewhere(tmp_path_factory, tiny_model_dir) -> tuple[Path, Path, Path]:
     with_base = write_profile(folder / "with-base", tiny_model_dir, validation=validation, data=labels)
     no_base = write_profile(folder / "no-base", tiny_model_dir, validation=validation, data=labels)
     no_base.write_text(no_base.read_text().replace(f'name_or_path = "{tiny_model_dir}"\n', ""))
-    data = with_base.parent
-    model = train(str(tiny_model_dir), data / "train.csv", data / "validation.csv", list(TINY_LABELS),
-                  folder / "my-model", epochs=8, learning_rate=1e-3, batch_size=8, max_length=32)  # fmt: skip
-    return no_base, with_base, model
+    return no_base, with_base, trained_elsewhere(with_base, tiny_model_dir, folder / "my-model")
 
 
 def gate(folder: Path, profile: Path, model: Path, suites: list[str], *args: str) -> Outcome:

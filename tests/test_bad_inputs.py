@@ -29,6 +29,7 @@ from harness.errors import HarnessError
 from harness.models import TOKENIZER_FILES, load_classifier
 from harness.profile import load_profile
 from harness.run import HarnessRun
+from harness.session import limit_value
 from harness.training import ENTRY_FILE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
@@ -48,6 +49,7 @@ class Case:
     bundle: Path | None = None
     baseline: Path | None = None  # --harness-baseline
     trained: Path | None = None  # --harness-model
+    limit: str | None = None  # --harness-limit, as typed
 
     @property
     def train(self) -> Path:
@@ -451,6 +453,13 @@ CATALOGUE: list[Row] = [
     Row("trained-output-labels-twice", "trained", "[model] output_labels names one label twice",
         lambda c: (_foreign()(c), c.add("model", 'output_labels = ["0", "0", "1"]')),
         r"\[model\] output_labels: \['0'\] named for more than one output", "key"),
+    # options
+    Row("limit-not-a-number", "options", "--harness-limit ten", lambda c: setattr(c, "limit", "ten"),
+        r"--harness-limit 'ten': expected a whole number of examples per split, at least 1", "key"),
+    Row("limit-zero", "options", "--harness-limit 0", lambda c: setattr(c, "limit", "0"),
+        r"--harness-limit '0': expected a whole number of examples per split, at least 1", "key"),
+    Row("limit-quick-look", "options", "--harness-limit 5 (a quick look: 5 examples per split, stratified)",
+        lambda c: setattr(c, "limit", "5"), None, "key"),
     # ONNX bundles (--harness-onnx-bundle)
     Row("onnx-empty", "onnx", "0-byte model.onnx", _damage_onnx("empty"), r"model\.onnx: empty file", "file"),
     Row("onnx-truncated", "onnx", "model.onnx cut in half", _damage_onnx("truncated"),
@@ -545,7 +554,8 @@ def answer(case: Case, loads_base: bool = False) -> HarnessRun:
     profile_path = case.folder / "profile.toml"
     profile_path.write_text(case.profile_text, encoding="utf-8")
     run = HarnessRun(load_profile(profile_path), case.folder / "cache", progress=lambda _: None,
-                     onnx_bundle_path=case.bundle, baseline_path=case.baseline, model_dir=case.trained)  # fmt: skip
+                     onnx_bundle_path=case.bundle, baseline_path=case.baseline, model_dir=case.trained,
+                     limit=limit_value(case.limit))  # fmt: skip
     run.validate_inputs()
     if loads_base:
         load_classifier(run.source.folder, run.data.label_names, run.profile.training.seed)

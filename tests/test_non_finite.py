@@ -99,6 +99,7 @@ class NanWherePyTorchSaysZero:
 
     def __init__(self, runner: OnnxRunner, model: Any) -> None:
         self.runner, self.model = runner, model
+        self.input_names = runner.input_names
 
     def __call__(self, encoding: dict[str, np.ndarray]) -> np.ndarray:
         out = self.runner(encoding).copy()

@@ -292,8 +292,19 @@ CATALOGUE: list[Row] = [
         r"train\.csv: row 2: missing label \('NaN'\)", "row"),
     Row("missing-label", "data", "empty label", lambda c: c.write_train("text,label\nlung,1\nheart,\n"),
         r"train\.csv: row 2: missing label", "row"),
-    Row("float-label", "data", "label 1.5", lambda c: c.write_train("text,label\nlung,1\nheart,1.5\n"),
-        r"train\.csv: row 2: label 1\.5 is a fraction", "row"),
+    Row("float-label", "data", "label 1.5 (a score, in a classification profile)",
+        lambda c: c.write_train("text,label\nlung,1\nheart,1.5\n"),
+        r"train\.csv: row 2: label 1\.5 is a fraction, but this profile is single-label classification "
+        r"\(\[data\] task = \"single_label\"", "row"),
+    Row("multi-label-jsonl", "data", "JSON lines with a list of labels (GoEmotions-style) in a single-label profile",
+        lambda c: (c.replace('train = "train.csv"', 'train = "train.jsonl"'),
+                   (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
+                                                         '{"text": "heart murmur", "label": ["0", "2"]}\n')),
+        r"train\.jsonl: row 1: label \['1'\] is a list of labels, but this profile is single-label classification "
+        r"\(\[data\] task = \"single_label\"", "row"),
+    Row("multi-label-csv", "data", "a CSV label column holding a written list (\"['0', '2']\")",
+        lambda c: c.write_train('text,label\nlung,1\nheart murmur,"[\'0\', \'2\']"\n'),
+        r"train\.csv: row 2: label \"\['0', '2'\]\" is a list of labels", "row"),
     Row("label-outside-set", "data", "label id 7 with labels 0..2 declared",
         lambda c: (c.add("data", 'labels = ["a", "b", "c"]'), c.write_train("text,label\nlung,1\nheart,7\n")),
         r"train\.csv: row 2: label id 7 outside 0\.\.2", "row"),

@@ -654,6 +654,23 @@ def test_dropped_inputs_are_the_tokenizer_outputs_the_model_reads_and_the_graph_
     assert dropped_inputs(["input_ids"], model, bundle_tokenizer) == ["attention_mask"]
 
 
+def test_dropped_inputs_take_segment_ids_as_used_where_the_config_does_not_say(bundle_tokenizer):
+    from types import SimpleNamespace
+
+    class Segmented(torch.nn.Module):
+        def __init__(self, **config: Any) -> None:
+            super().__init__()
+            self.config = SimpleNamespace(**config)
+
+        def forward(self, input_ids: Any = None, token_type_ids: Any = None, attention_mask: Any = None) -> Any:
+            raise AssertionError("not called")
+
+    graph = ["input_ids", "attention_mask"]
+    assert dropped_inputs(graph, Segmented(), bundle_tokenizer) == ["token_type_ids"]  # no type_vocab_size
+    assert dropped_inputs(graph, Segmented(type_vocab_size=2), bundle_tokenizer) == ["token_type_ids"]
+    assert dropped_inputs(graph, Segmented(type_vocab_size=1), bundle_tokenizer) == []
+
+
 def test_dropped_inputs_leave_out_what_the_model_does_not_take(model_dir, bundle_tokenizer):
     class NoSegments(torch.nn.Module):
         config = torch_model(model_dir).config
@@ -670,13 +687,41 @@ def test_parity_counts_every_logit_outside_when_the_graph_drops_an_input_the_mod
     texts, labels = TEXTS[:6], [0, 1, 2] * 2
     parity = compare_on_texts(runner, torch_model(model_dir), bundle_tokenizer, texts, labels, [1, 4], 1e-4, 1e-4)
     assert parity.dropped_inputs == [] and parity.outside_tolerance == 0
-    dropped = dataclasses.replace(parity, dropped_inputs=["token_type_ids"])
+    dropped = dataclasses.replace(parity, dropped_inputs=["token_type_ids", "position_ids"])
     gates = {g.gate: g for g in parity_gates(dropped, "validation", 1.0)}
     logits = gates["onnx[cpu]_logits"]
     assert (logits.value, logits.n, logits.passed) == (12.0, 12, False)
-    assert logits.details[0].startswith("the graph takes no token_type_ids, which the tokenizer produces")
+    assert logits.details[0] == (
+        "the graph takes no token_type_ids, position_ids, which the tokenizer produces and the PyTorch model uses: "
+        "every logit counts as outside tolerance (any agreement comes from the input holding its default on these "
+        "texts); export with every input the tokenizer produces"
+    )
+    assert logits.details[1:] == {g.gate: g for g in parity_gates(parity, "validation", 1.0)}[logits.gate].details
     assert gates["onnx[cpu]_label_agreement"].passed and gates["onnx[cpu]_accuracy"].passed
     assert {g.gate: g.value for g in parity_gates(parity, "validation", 1.0)}["onnx[cpu]_logits"] == 0.0
+
+
+class WithoutSegments:
+    """A graph exported without token_type_ids (the real bundle fed all-zero segment ids, as such a graph computes)."""
+
+    provider = "cpu"
+
+    def __init__(self, runner: OnnxRunner) -> None:
+        self.runner, self.input_names = runner, ["input_ids", "attention_mask"]
+
+    def __call__(self, encoding: dict[str, np.ndarray]) -> np.ndarray:
+        return self.runner(encoding | {"token_type_ids": np.zeros_like(encoding["input_ids"])})
+
+
+def test_parity_records_the_inputs_a_graph_drops_while_the_single_text_numbers_agree(
+    runner, model_dir, bundle_tokenizer
+):
+    model = torch_model(model_dir)
+    parity = compare_on_texts(WithoutSegments(runner), model, bundle_tokenizer, TEXTS[:6], [0, 1, 2] * 2, [1, 4],
+                              1e-4, 1e-4)  # fmt: skip
+    assert parity.dropped_inputs == ["token_type_ids"]
+    assert parity.outside_tolerance == 0 and parity.label_agreement == 1.0  # segment ids all 0 on single texts
+    assert not {g.gate: g for g in parity_gates(parity, "validation", 1.0)}["onnx[cpu]_logits"].passed
 
 
 def test_the_runner_feeds_the_graph_its_inputs_and_refuses_one_the_tokenizer_lacks(runner, bundle_tokenizer):

@@ -191,8 +191,8 @@ def dropped_inputs(graph_inputs: list[str], model: Any, tokenizer: Any) -> list[
     produced = list(tokenizer(["an example"]).keys())
     takes = inspect.signature(model.forward).parameters
     dropped = [name for name in produced if name not in graph_inputs and name in takes]
-    types = getattr(model.config, "type_vocab_size", 2)
-    return [name for name in dropped if name != "token_type_ids" or types > 1]
+    one_type = getattr(model.config, "type_vocab_size", None) == 1  # unknown: taken as used
+    return [name for name in dropped if name != "token_type_ids" or not one_type]
 
 
 def _run_both(

@@ -183,6 +183,7 @@ def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, li
     if declared:
         return list(declared)
     train_path, _, train_labels, _ = raw["train"]
+    values = [_as_label(train_path, row, v) for row, v in enumerate(train_labels, start=1)]  # a list: refused here
     labels_json = train_path.parent / "labels.json"
     if labels_json.exists():
         try:
@@ -193,7 +194,6 @@ def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, li
         except (ValueError, AttributeError):
             pass
         raise DataError(f"{labels_json}: expected a JSON object of ids 0..k-1 to names")
-    values = [_as_label(train_path, row, v) for row, v in enumerate(train_labels, start=1)]
     kinds = {type(v) for v in values}
     if len(kinds) > 1:
         first_id = next(row for row, v in enumerate(values, start=1) if isinstance(v, int))
@@ -207,9 +207,19 @@ def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, li
     return sorted({str(v) for v in values})
 
 
+SINGLE_LABEL = 'this profile is single-label classification ([data] task = "single_label": one label per text)'
+
+
 def _as_label(path: Path, row: int, value: Any) -> int | str:
+    """One class label as an integer id or a name; anything else is refused naming the row, never stringified (a
+    list of labels read as the class "['joy', 'surprise']" would be a silent wrong verdict)."""
     if value is None:
         raise DataError(f"{path}: row {row}: missing label")
+    if isinstance(value, list | tuple | dict) or (isinstance(value, str) and re.fullmatch(r"\s*\[.*\]\s*", value)):
+        raise DataError(
+            f"{path}: row {row}: label {value!r} is a list of labels, but {SINGLE_LABEL}; multi-label data needs a "
+            "multi-label task, which this version does not gate"
+        )
     if isinstance(value, bool):
         raise DataError(f"{path}: row {row}: invalid label {value!r}; labels must be integer ids or names")
     if isinstance(value, int):
@@ -219,7 +229,10 @@ def _as_label(path: Path, row: int, value: Any) -> int | str:
             raise DataError(f"{path}: row {row}: missing label (NaN)")
         if value.is_integer():
             return int(value)
-        raise DataError(f"{path}: row {row}: label {value!r} is a fraction; labels must be integer ids or names")
+        raise DataError(
+            f"{path}: row {row}: label {value!r} is a fraction, but {SINGLE_LABEL}; labels must be integer ids or "
+            "names (a score needs a regression task, which this version does not gate)"
+        )
     text = str(value).strip()
     if not text or text.lower() in MISSING_LABELS:
         raise DataError(f"{path}: row {row}: missing label ({text!r})")

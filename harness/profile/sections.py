@@ -92,6 +92,10 @@ class DataSection(Section):
 
     train: str = setting()
     validation: str = setting()
+    task: Literal["single_label"] = setting(
+        "single_label", why="one label per text, from label_column; the only task this version gates (sentence "
+        "pairs, multi-label and regression heads are refused where their data is met)",
+    )  # fmt: skip
     test: str = setting("")
     text_column: str = setting("text")
     label_column: str = setting("label")

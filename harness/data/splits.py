@@ -133,8 +133,8 @@ def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Spli
 def limited(bundle: DataBundle, limit: int) -> DataBundle:
     """The first ``limit`` examples of each split, stratified: each class its share of ``limit`` (largest remainders
     rounded up, the rarer class first on a tie), its first examples in file order, for a quick look
-    (``--harness-limit``). Each split's digest becomes the file's with the limit, so nothing cached for the whole
-    split is taken for the subset, or the reverse."""
+    (``--harness-limit``). Each split's digest becomes one of the kept rows (with the file's), so nothing cached for
+    the whole split is taken for the subset, or the reverse."""
     out = {}
     for name, split in bundle.splits.items():
         counts = Counter(split.labels)
@@ -149,9 +149,10 @@ def limited(bundle: DataBundle, limit: int) -> DataBundle:
                 keep.append(i)
                 taken[label] += 1
         column = [split.slice_column[i] for i in keep] if split.slice_column is not None else None
-        digest = sha256_bytes(f"{split.sha256} limited to {limit}".encode())
-        out[name] = Split(name, split.path, digest, [split.texts[i] for i in keep], [split.labels[i] for i in keep],
-                          column)  # fmt: skip
+        texts, labels = [split.texts[i] for i in keep], [split.labels[i] for i in keep]
+        # keyed by what is kept (and the file it came from), not by the rule that chose it: a changed rule is a new key
+        digest = sha256_bytes(json.dumps([split.sha256, texts, labels, column], ensure_ascii=False).encode())
+        out[name] = Split(name, split.path, digest, texts, labels, column)
     return DataBundle(out, bundle.label_names, bundle.leaks, bundle.dropped)
 
 

@@ -283,10 +283,11 @@ def open_bundle(folder: str | os.PathLike[str]) -> Bundle:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        found = "" if (folder / MODEL_FILE).is_file() else " and no model.onnx: not an ONNX bundle or export"
         raise BundleError(
-            f"{manifest_path}: missing; a bundle needs manifest.json beside model.onnx (this folder holds the "
-            "harness's own bundle files, and a harness bundle without its manifest is never trusted; an export made "
-            "elsewhere holds model.onnx and tokenizer files only)"
+            f"{manifest_path}: missing{found}; a harness bundle needs manifest.json beside model.onnx (one that lost "
+            "it is never trusted), an export made elsewhere holds model.onnx and tokenizer files and none of the "
+            "harness's bundle files (labels.json, model.int8.onnx)"
         ) from None
     except (OSError, ValueError) as error:
         raise BundleError(f"{manifest_path}: not readable JSON ({error})") from None

@@ -174,9 +174,10 @@ def _seeds(args: argparse.Namespace) -> int:
     seeds = _listed(args.seeds, int, "--seeds", "integers")
     profile = load_profile(args.config)
     suites = args.suites.split(",") if args.suites else None
-    unknown = sorted(set(suites or ()) - {c.suite for c in registry.CHECKS})
+    known = sorted({c.suite for c in registry.CHECKS})
+    unknown = sorted(set(suites or ()) - set(known))
     if unknown:
-        raise HarnessError(f"--suites: unknown suite(s) {', '.join(unknown)}")
+        raise HarnessError(f"--suites: unknown suite(s) {', '.join(unknown)}; known: {', '.join(known)}")
     rows = seed_study(profile, seeds, Path(args.cache).resolve(), lambda line: print(line, flush=True), suites)
     output = Path(args.output)
     table = table_markdown(rows)

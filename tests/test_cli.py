@@ -22,6 +22,10 @@ def test_bad_fractions_and_profiles_exit_with_usage_code(tmp_path, capsys):
     assert "each fraction must be in (0, 1]" in capsys.readouterr().err
     assert main(["learning-curve", "--config", str(tmp_path / "absent.toml"), "--fractions", "1"]) == 4
     assert "profile not found" in capsys.readouterr().err
+    assert main(["seeds", "--config", "demo", "--suites", "release_gates"]) == 4  # the module name, not the suite
+    assert "unknown suite(s) release_gates; known: baseline, behaviour, onnx, release, tokenization" in (
+        capsys.readouterr().err
+    )
 
 
 def test_every_command_that_reads_a_profile_requires_one(capsys):

@@ -22,6 +22,7 @@ from harness.data import DataBundle, normalise_for_leakage
 from harness.digests import sha256_bytes
 from harness.errors import HarnessError
 from harness.evaluation import SplitMetrics
+from harness.inputs import shown
 from harness.profile import BaselineSection
 from harness.result import GateResult
 from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
@@ -113,7 +114,7 @@ def flipped_examples(
         if was_right == now_right:
             continue
         found.append({
-            "example": index, "text": texts[index], "label": label_names[int(candidate.labels[index])],
+            "example": index, "text": shown(texts[index]), "label": label_names[int(candidate.labels[index])],
             "flip": "wrong to right" if now_right else "right to wrong",
             "baseline": {"prediction": label_names[int(recorded["prediction"][before])],
                          "confidence": confidence[before]},

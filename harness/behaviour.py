@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.declared import PERTURBATION_NAMES
 from harness.inference import NO_LABEL, TorchEngine, batched_logits, encode, predicted_labels, torch_logits
+from harness.inputs import Example, each_segment, shown
 from harness.tokenizers.properties import PropertyViolation
 
 
@@ -36,8 +37,15 @@ def _eval_mode_restored(model: Any) -> Iterator[None]:
             module.training = training
 
 
+def longer(mate: Example, example: Example) -> Example:
+    """A batch mate longer than ``example``: ``mate`` followed by the example twice (each text of a pair)."""
+    if isinstance(example, tuple) and isinstance(mate, tuple):
+        return (f"{mate[0]} {example[0]} {example[0]}", f"{mate[1]} {example[1]} {example[1]}")
+    return f"{mate} {example} {example}"
+
+
 def check_padding_invariance(
-    model: Any, tokenizer: Any, text: str, others: list[str], max_length: int, atol: float
+    model: Any, tokenizer: Any, text: Example, others: list[Example], max_length: int, atol: float
 ) -> None:
     """A text's logits alone equal its logits inside a batch padded to longer texts (within atol)."""
     alone = logits(model, tokenizer, [text], max_length)[0]
@@ -109,11 +117,12 @@ def perturbation_report(
     original = _predict(model, tokenizer, texts, max_length, batch_size)
     out = []
     for name in names:
-        changed_texts = [PERTURBATIONS[name](t, phrase) for t in texts]
+        rewrite = PERTURBATIONS[name]
+        changed_texts = [each_segment(lambda text, rewrite=rewrite: rewrite(text, phrase), t) for t in texts]
         predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
         # a row with no label (non-finite logits) is never invariant: NaN must not read as "unchanged"
         flips = [i for i in range(len(texts)) if predicted[i] != original[i] or NO_LABEL in (predicted[i], original[i])]
-        examples = [{"text": texts[i], "perturbed": changed_texts[i]} for i in flips[:3]]
+        examples = [{"text": shown(texts[i]), "perturbed": shown(changed_texts[i])} for i in flips[:3]]
         out.append(PerturbationResult(name, len(texts), len(flips), examples))
     return out
 

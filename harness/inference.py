@@ -7,18 +7,21 @@ Runtime session. ``batched_logits`` runs one over texts with the same tokenisati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from harness.inputs import Example, length, tokenize
 
 Encoding = dict[str, np.ndarray]
 Engine = Callable[[Encoding], np.ndarray]
 
 
-def encode(tokenizer: Any, texts: list[str], max_length: int | None = None) -> Encoding:
-    """One padded batch as numpy arrays, truncated at ``max_length`` (``None``: the tokenizer's own limit)."""
-    return dict(tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
+def encode(tokenizer: Any, texts: Sequence[Example], max_length: int | None = None) -> Encoding:
+    """One padded batch as numpy arrays, truncated at ``max_length`` (``None``: the tokenizer's own limit); pairs
+    are encoded as pairs (``harness.inputs``)."""
+    return dict(tokenize(tokenizer, texts, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
 
 
 NO_LABEL = -1  # the label of a row whose logits are not all finite: it matches no class, so it is never right
@@ -57,7 +60,7 @@ class TorchEngine:
 def batched_logits(
     engine: Engine,
     tokenizer: Any,
-    texts: list[str],
+    texts: Sequence[Example],
     batch_size: int,
     max_length: int | None = None,
     by_length: bool = False,
@@ -69,7 +72,7 @@ def batched_logits(
     ``encode`` (truncation at ``max_length``, padding to the batch's longest text)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if by_length else list(range(len(texts)))
+    order = sorted(range(len(texts)), key=lambda i: length(texts[i])) if by_length else list(range(len(texts)))
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     parts = [(idx, engine(encode(tokenizer, [texts[i] for i in idx], max_length))) for idx in batches]
     width = parts[0][1].shape[1] if parts else getattr(engine, "num_labels", 0)

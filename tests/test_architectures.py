@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.families import ARCHITECTURES, write_all
+from fixtures.families import ARCHITECTURES, write_all, write_pairs
 from fixtures.suites import Outcome, run_suites
 
 SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
@@ -131,6 +131,73 @@ def test_every_suite_passes_on_each_architecture(arch: str, families, cache, tmp
     assert skipped == EXPECTED_SKIPS[arch], skipped  # so no tokenizer property is skipped on any architecture
     assert run.suites["tokenization"].passed == 9, run.suites["tokenization"]
     assert all(s.passed for name, s in run.suites.items() if name != "baseline"), run.suites
+
+
+# sentence pairs on a tokenizer with token_type_ids (BERT's WordPiece) and one without (RoBERTa's byte-level BPE)
+PAIR_ARCHITECTURES = ("bert", "roberta")
+
+
+@pytest.fixture(scope="session")
+def pair_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each pair architecture's tiny model, easy pair data (the label is in the second text) and pair profile."""
+    return write_pairs(tmp_path_factory.mktemp("pair-families"), PAIR_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", PAIR_ARCHITECTURES)
+def test_every_suite_passes_on_sentence_pairs(arch: str, pair_families, cache, tmp_path: Path) -> None:
+    run = run_all_suites(pair_families[arch], cache, tmp_path / "run")
+    RESULTS[f"{arch} (pairs)"] = run
+    assert set(run.suites) == set(SUITES), (sorted(run.suites), run.outcome.tail())
+    failed = {name for s in run.suites.values() for name in s.failed}
+    assert not failed, run.outcome.tail(8000)
+    skipped = {(suite, reason) for suite, s in run.suites.items() for reason in s.skipped}
+    assert skipped == EXPECTED_SKIPS[arch], skipped
+    assert run.suites["tokenization"].passed == 9, run.suites["tokenization"]
+
+
+def test_a_pair_template_that_drops_the_second_text_fails_through_the_suite(pair_families, cache, tmp_path):
+    """Planted: the BERT pair model's tokenizer.json with the single-text template for pairs ([CLS] $A [SEP]): the
+    second text never reaches the model. The truncation property names the text dropped."""
+    import json
+    import shutil
+
+    folder = tmp_path / "bert-pairs"
+    shutil.copytree(pair_families["bert"].parent, folder)
+    spec_path = folder / "model" / "tokenizer.json"
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec["post_processor"]["pair"] = spec["post_processor"]["single"]
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text().replace(str(pair_families["bert"].parent), str(folder)))
+    truncation = "test_tokenization.py::test_truncation_keeps_max_length_and_special_tokens"
+    outcome = run_suites(
+        tmp_path / "run", [truncation], "--harness-config", str(profile), "--harness-cache", str(cache)
+    )
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    assert outcome.says("the pair's special tokens once each; tokens of both texts"), outcome.tail()
+    assert outcome.says("dropped whole; kept ["), outcome.tail()
+
+
+def test_a_pair_export_without_token_type_ids_is_rejected(pair_families, cache, tmp_path):
+    """Planted: the fine-tuned BERT pair model exported without ``token_type_ids`` (the classic pair export bug: on
+    single texts the segment ids are all 0 and nothing shows). Parity runs on real pairs and names the input."""
+    import json
+
+    from harness.cli import main
+    from tests.test_external_export import hand_export
+
+    profile, trained = pair_families["bert"], tmp_path / "trained"
+    assert main(["train", "--config", str(profile), "--cache", str(cache), "--output", str(trained)]) == 0
+    export = hand_export(trained / "model", tmp_path / "no-tti", inputs=("input_ids", "attention_mask"))
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_onnx.py"], "--harness-config", str(profile), "--harness-cache",
+                         str(cache), "--harness-onnx-bundle", str(export), "--harness-model", str(trained),
+                         "--harness-report", str(report))  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
+    logits = gates["onnx[cpu]_logits"]
+    assert not logits["passed"] and "the graph takes no token_type_ids" in " ".join(logits["details"]), logits
+    print("label agreement on pairs without token_type_ids:", gates["onnx[cpu]_label_agreement"]["value"])
 
 
 def test_gpt2_loaded_as_transformers_loads_it_breaks_padding_invariance(families, cache, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "atomic",
         "stats",
         "result",
+        "inputs",
         "inference",
         "declared",
         "options",

@@ -165,6 +165,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     # added after the pin (#25): a model trained elsewhere, gated instead of fine-tuning; no fine-tune key hashes them
     assert [plain["model"].pop(k) for k in ("trained", "trained_revision", "output_labels")] == ["", "", None]
     assert plain["data"].pop("task") == "single_label"  # added after the pin (#26): one label per text, as before
+    # added after the pin (#26, pairs): the fine-tune key has them only for task = "pair"
+    assert (plain["data"].pop("text_pair_column"), plain["data"].pop("symmetric")) == ("", False)
     # added after the pin (issue #17): keyed as resolved for the device, and absent from the key for fp32
     assert plain["training"].pop("precision") == "auto"
     # added after the pin (issue #16), unset by default: no gate runs, no key hashes them

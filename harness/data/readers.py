@@ -23,11 +23,11 @@ BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # the dat
 
 
 def read_columns(
-    path: Path, text_column: str, label_column: str, slice_column: str | None = None
+    path: Path, text_column: str, label_column: str, slice_column: str | None = None, pair_column: str | None = None
 ) -> tuple[list[Any], list[Any], str, list[str] | None]:
     """(texts, labels, SHA-256, the slice column's values as text or None) of one data file or ``save_to_disk``
     folder, parsed from the very bytes that are hashed: no cache keyed by path and modification time stands between
-    the recorded hash and the rows trained on."""
+    the recorded hash and the rows trained on. With ``pair_column`` each text is a (text, pair) tuple."""
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
     if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
@@ -35,13 +35,15 @@ def read_columns(
     else:
         table, digest = _read_file(path)
     columns = list(table.column_names)
-    missing = [c for c in (text_column, label_column) if c not in columns]
+    wanted = (text_column, *([pair_column] if pair_column else []), label_column)
+    missing = [c for c in wanted if c not in columns]
     if missing:
         text_file = path.suffix.lower() not in (".parquet", "") and not path.is_dir()
+        keys = "text_column / text_pair_column / label_column" if pair_column else "text_column / label_column"
         raise DataError(
             f"{path}: missing column(s) {missing}; found {columns}. "
-            "Set [data] text_column / label_column in the profile if the names differ."
-            + (_layout_hint(columns) if len(missing) == 2 and text_file else "")
+            f"Set [data] {keys} in the profile if the names differ."
+            + (_layout_hint(columns) if len(missing) == len(wanted) and text_file else "")
         )
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
@@ -52,7 +54,10 @@ def read_columns(
             f"{path}: [gates.slices] column = {slice_column!r} is not a column of the gate split{hint}; found {columns}"
         )
     values = ["" if v is None else str(v) for v in table[slice_column]] if slice_column else None
-    return list(table[text_column]), list(table[label_column]), digest, values
+    texts = list(table[text_column])
+    if pair_column:
+        texts = list(zip(texts, table[pair_column], strict=True))
+    return texts, list(table[label_column]), digest, values
 
 
 def _read_file(path: Path) -> tuple[Any, str]:

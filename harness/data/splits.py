@@ -24,6 +24,7 @@ from typing import Any
 from harness.data.readers import read_columns
 from harness.digests import sha256_bytes
 from harness.errors import DataError
+from harness.inputs import Example, is_pair, shown
 from harness.profile import Profile, refuse_unknown_labels
 
 SPLITS = ("train", "validation", "test")
@@ -32,12 +33,12 @@ MISSING_LABELS = {"nan", "na", "n/a", "null", "none"}
 
 @dataclass
 class Split:
-    """One validated split: texts and class indices in file order."""
+    """One validated split: texts (or pairs of texts, ``harness.inputs``) and class indices in file order."""
 
     name: str
     path: Path
     sha256: str
-    texts: list[str]
+    texts: list[Example]
     labels: list[int]
     slice_column: list[str] | None = None  # the gate split's [gates.slices] column, one value per row
 
@@ -86,7 +87,8 @@ def load_data(profile: Profile) -> DataBundle:
         if path is None:
             continue
         column = profile.slices.column if split == profile.gates.split else None
-        texts, labels, digest, values = read_columns(path, cfg.text_column, cfg.label_column, column)
+        pair = cfg.text_pair_column if cfg.task == "pair" else None
+        texts, labels, digest, values = read_columns(path, cfg.text_column, cfg.label_column, column, pair)
         raw[split] = (path, texts, labels, digest)
         if values is not None:
             kept[split] = values
@@ -98,10 +100,10 @@ def load_data(profile: Profile) -> DataBundle:
         indices = _map_labels(path, labels, label_names, declared)
         if split == "train" and len(set(indices)) < 2:
             raise DataError(f"{path}: train has a single class ({label_names[indices[0]]!r}); need at least 2")
-        _check_texts(path, texts)
+        examples = _checked_examples(path, texts, (cfg.text_column, cfg.text_pair_column))
         if not cfg.allow_duplicates:
-            _check_duplicates(path, texts, indices)
-        splits[split] = Split(split, path, digest, [str(t) for t in texts], indices, kept.get(split))
+            _check_duplicates(path, examples, indices, cfg.symmetric)
+        splits[split] = Split(split, path, digest, examples, indices, kept.get(split))
     train = splits["train"]
     seen = set(train.labels)
     for split in splits.values():
@@ -110,7 +112,7 @@ def load_data(profile: Profile) -> DataBundle:
                 raise DataError(
                     f"{split.path}: row {row}: label {label_names[label]!r} never occurs in train ({train.path.name})"
                 )
-    leaks = find_leaks(splits)
+    leaks = find_leaks(splits, cfg.symmetric)
     if leaks and cfg.leaked_rows == "drop":
         return DataBundle(_without(splits, leaks), label_names, [], leaks)
     return DataBundle(splits, label_names, leaks)
@@ -156,26 +158,31 @@ def limited(bundle: DataBundle, limit: int) -> DataBundle:
     return DataBundle(out, bundle.label_names, bundle.leaks, bundle.dropped)
 
 
-def normalise_for_leakage(text: str) -> str:
-    """Texts equal after NFKC, case folding and whitespace folding count as the same example."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().casefold()
+def normalise_for_leakage(example: Example, symmetric: bool = False) -> str:
+    """Texts equal after NFKC, case folding and whitespace folding count as the same example. A pair is the same
+    pair when both texts are, in order (either order when ``symmetric``): what the model sees is the pair, and
+    pair data sets (SICK, MNLI) reuse each sentence in many pairs by design."""
+    if is_pair(example):
+        parts = [normalise_for_leakage(text) for text in example]
+        return "\x1f".join(sorted(parts) if symmetric else parts)  # a unit separator: in no normalised text
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", str(example))).strip().casefold()
 
 
-def find_leaks(splits: dict[str, Split]) -> list[LeakedRow]:
-    """Rows of validation/test whose normalised text also occurs in train."""
+def find_leaks(splits: dict[str, Split], symmetric: bool = False) -> list[LeakedRow]:
+    """Rows of validation/test whose normalised example (text, or pair) also occurs in train."""
     if "train" not in splits:
         return []
     train_rows: dict[str, int] = {}
     for row, text in enumerate(splits["train"].texts, start=1):
-        train_rows.setdefault(normalise_for_leakage(text), row)
+        train_rows.setdefault(normalise_for_leakage(text, symmetric), row)
     leaks = []
     for name in ("validation", "test"):
         if name not in splits:
             continue
         for row, text in enumerate(splits[name].texts, start=1):
-            hit = train_rows.get(normalise_for_leakage(text))
+            hit = train_rows.get(normalise_for_leakage(text, symmetric))
             if hit is not None:
-                leaks.append(LeakedRow(name, row, hit, text))
+                leaks.append(LeakedRow(name, row, hit, shown(text)))
     return leaks
 
 
@@ -259,21 +266,29 @@ def _map_labels(path: Path, labels: list[Any], names: list[str], declared: bool 
     return out
 
 
-def _check_texts(path: Path, texts: list[Any]) -> None:
-    for row, text in enumerate(texts, start=1):
-        if text is None or not isinstance(text, str) or not text.strip():
-            raise DataError(f"{path}: row {row}: empty or missing text")
+def _checked_examples(path: Path, texts: list[Any], columns: tuple[str, str]) -> list[Example]:
+    """The rows' texts (or pairs), each refused naming its row (and column, for a pair) when empty or not text."""
+    examples: list[Example] = []
+    for row, value in enumerate(texts, start=1):
+        parts = value if isinstance(value, tuple) else (value,)
+        for column, text in zip(columns, parts, strict=False):
+            if text is None or not isinstance(text, str) or not text.strip():
+                where = f" (column {column!r})" if len(parts) == 2 else ""
+                raise DataError(f"{path}: row {row}: empty or missing text{where}")
+        examples.append(parts if len(parts) == 2 else parts[0])  # type: ignore[arg-type]
+    return examples
 
 
-def _check_duplicates(path: Path, texts: list[Any], labels: list[int]) -> None:
+def _check_duplicates(path: Path, texts: list[Example], labels: list[int], symmetric: bool = False) -> None:
     first: dict[str, tuple[int, int]] = {}
+    what_is = "pair" if texts and is_pair(texts[0]) else "text"
     for row, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
-        key = normalise_for_leakage(text)
+        key = normalise_for_leakage(text, symmetric)
         if key in first:
             earlier, earlier_label = first[key]
-            what = "conflicting labels for the same text" if earlier_label != label else "duplicate row"
+            what = f"conflicting labels for the same {what_is}" if earlier_label != label else "duplicate row"
             raise DataError(
-                f"{path}: row {row}: {what} (same text as row {earlier}); "
+                f"{path}: row {row}: {what} (same {what_is} as row {earlier}); "
                 "deduplicate the file or set [data] allow_duplicates = true"
             )
         first[key] = (row, label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.inputs import shown, tokenize
 from harness.onnx.bundle import Bundle, manifest_mismatches
 from harness.result import GateResult
 
@@ -101,13 +102,13 @@ def check_tokenizer_matches(
     lowercase = [_lowercases(t) for t in (bundle_tokenizer, model_tokenizer)]
     if lowercase[0] != lowercase[1]:
         problems.append(f"bundle tokenizer lowercase={lowercase[0]}, model's tokenizer lowercase={lowercase[1]}")
-    served = bundle_tokenizer(texts, truncation=True)["input_ids"]
-    expected = model_tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    served = tokenize(bundle_tokenizer, texts, truncation=True)["input_ids"]
+    expected = tokenize(model_tokenizer, texts, truncation=True, max_length=max_length)["input_ids"]
     differing = [i for i, (a, b) in enumerate(zip(served, expected, strict=True)) if a != b]
     if differing:
         i = differing[0]
         problems.append(
-            f"{len(differing)} of {len(texts)} texts encode differently; first: text {i} {texts[i][:80]!r}: "
+            f"{len(differing)} of {len(texts)} texts encode differently; first: text {i} {shown(texts[i], 80)!r}: "
             f"bundle ids {served[i][:12]}... vs model ids {expected[i][:12]}..."
         )
     return problems_gate("onnx_tokenizer", "tokenizer differences", problems, len(texts))

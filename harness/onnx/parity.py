@@ -18,6 +18,7 @@ from harness.device import cpu_threads
 from harness.digests import sha256_bytes
 from harness.errors import BundleError
 from harness.inference import batched_logits, encode, predicted_labels, torch_logits
+from harness.inputs import shown
 from harness.onnx.bundle import RUNTIME_SETTINGS
 from harness.result import GateResult
 
@@ -224,7 +225,7 @@ def _worst(
     index, size, shape = where[row]
     return {
         "example": index,
-        "text": texts[index][:300],
+        "text": shown(texts[index], 300),
         "batch_size": size,
         "shape": shape,
         "onnx_logits": [round(float(v), 6) for v in onnx_out[row]],

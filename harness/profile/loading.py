@@ -114,6 +114,9 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
+    problems += _pair_problems(sections["data"])
+    if sections["data"]["task"] == "pair" and expectations:
+        problems.append('[[expectations]] files hold single texts; this version has none for task = "pair"')
     if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded
         with contextlib.suppress(ProfileError):  # malformed labels are refused below, with their own message
             problems += label_problems(sections, _normalise_labels(sections["data"]["labels"], profile_path))
@@ -144,6 +147,19 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
         entry["file"] = str((base / entry["file"]).resolve())
     typed["expectations"] = tuple(declared.Expectation(**entry) for entry in expectations)
     return Profile(path=profile_path, raw=raw, **typed)
+
+
+def _pair_problems(data: dict[str, Any]) -> list[str]:
+    """A pair task names its second column (and not the first again); a single-text task names none."""
+    if data["task"] != "pair":
+        given = [k for k in ("text_pair_column", "symmetric") if data[k]]
+        return [f"[data] {k} is set but task = {data['task']!r}; set [data] task = \"pair\" for pairs of texts"
+                for k in given]  # fmt: skip
+    if not data["text_pair_column"]:
+        return ['[data] task = "pair" needs [data] text_pair_column: the column of each pair\'s second text']
+    if data["text_pair_column"] == data["text_column"]:
+        return [f"[data] text_pair_column = {data['text_column']!r} is text_column too; a pair has two columns"]
+    return []
 
 
 def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:

@@ -92,12 +92,18 @@ class DataSection(Section):
 
     train: str = setting()
     validation: str = setting()
-    task: Literal["single_label"] = setting(
-        "single_label", why="one label per text, from label_column; the only task this version gates (sentence "
-        "pairs, multi-label and regression heads are refused where their data is met)",
+    task: Literal["single_label", "pair"] = setting(
+        "single_label", why="single_label: one label per text; pair: one label per pair of texts (text_column and "
+        "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders). Multi-label and regression heads "
+        "are refused where their data is met",
     )  # fmt: skip
     test: str = setting("")
     text_column: str = setting("text")
+    text_pair_column: str = setting("", why='task = "pair": the column of each pair\'s second text')
+    symmetric: bool = setting(
+        False, why='task = "pair": the label does not depend on the order (paraphrase, duplicate questions): '
+        "leakage and duplicates match a pair in either order",
+    )  # fmt: skip
     label_column: str = setting("label")
     labels: tuple[str, ...] | None = setting(None, toml=(dict, list))  # names by id once validated
     allow_duplicates: bool = setting(False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text_atomic
+from harness.inputs import is_pair, shown
 from harness.record import RunRecord
 from harness.report.render import Note, Row, Section, Table
 
@@ -31,7 +32,8 @@ def prediction_rows(record: RunRecord, split: str, label_names: list[str]) -> li
     rows = []
     for i, text in enumerate(texts):
         row = {
-            "example": i, "text": text, "label": label_names[int(metrics.labels[i])],
+            "example": i, "text": shown(text), **({"texts": list(text)} if is_pair(text) else {}),
+            "label": label_names[int(metrics.labels[i])],
             "prediction": label_names[int(metrics.predictions[i])], "correct": bool(metrics.correct[i]),
             "confidence": round(float(metrics.confidence[i]), 6), "loss": round(float(metrics.losses[i]), 6),
             "probabilities": dict(zip(label_names, map(_rounded, metrics.probabilities[i]), strict=True)),

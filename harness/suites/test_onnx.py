@@ -35,7 +35,7 @@ def generated_texts(harness_run, harness_onnx):
     real = harness_run.data.splits[harness_run.gate_split].texts
     domain = hs.domain_text(real, harness_onnx.bundle.max_length)
     strategy = hs.text_without(st.one_of(domain, hs.tricky_text()), tk.special_token_strings(harness_onnx.tokenizer))
-    strategy = hs.text_with_tokens(strategy, harness_onnx.tokenizer)
+    strategy = hs.examples_like(real, hs.text_with_tokens(strategy, harness_onnx.tokenizer))
     return hs.Named(strategy, "validation texts cut, joined or repeated past max_length | tricky unicode | empty")
 
 

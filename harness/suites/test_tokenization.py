@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.inputs import is_pair
 from harness.plugin import harness_property
 from harness.tokenizers import properties as tk
 from harness.tokenizers import strategies as hs
@@ -69,6 +70,13 @@ def texts(harness_tokenizer, harness_data, max_length):
     return hs.Named(strategy, f"tricky unicode | validation texts cut, joined, or beyond {max_length} tokens")
 
 
+@pytest.fixture(scope="module")
+def examples(texts, harness_data):
+    """What the model reads: those texts, or pairs of them where the profile's task is pairs."""
+    real = harness_data.splits["validation"].texts
+    return hs.Named(hs.examples_like(real, texts.strategy), f"{texts!r}{' (pairs of two)' if is_pair(real[0]) else ''}")
+
+
 @harness_property("round_trip")
 @given(data=st.data())
 def test_round_trip_equals_normalisation_rule(harness_tokenizer, round_trip_rule, texts, data):
@@ -77,21 +85,26 @@ def test_round_trip_equals_normalisation_rule(harness_tokenizer, round_trip_rule
 
 @harness_property("truncation")
 @given(data=st.data())
-def test_truncation_keeps_max_length_and_special_tokens(harness_tokenizer, frame, texts, max_length, data):
-    tk.check_truncation(harness_tokenizer, data.draw(texts.strategy, label="text"), max_length, frame)
+def test_truncation_keeps_max_length_and_special_tokens(harness_tokenizer, frame, examples, max_length, data):
+    example = data.draw(examples.strategy, label="text")
+    if is_pair(example):  # both texts kept, with the pair's special tokens and token types
+        tk.check_pair_truncation(harness_tokenizer, example, max_length)
+    else:
+        tk.check_truncation(harness_tokenizer, example, max_length, frame)
 
 
 @harness_property("padding")
 @given(data=st.data())
-def test_padding_mask_and_side(harness_tokenizer, model_pad_id, texts, max_length, data):
-    batch = data.draw(hs.batches(texts.strategy), label="batch")
+def test_padding_mask_and_side(harness_tokenizer, model_pad_id, examples, max_length, data):
+    batch = data.draw(hs.batches(examples.strategy), label="batch")
     tk.check_padding(harness_tokenizer, batch, max_length, model_pad_id)
 
 
 @harness_property("batch_equals_single")
 @given(data=st.data())
-def test_batch_encodes_like_single_texts(harness_tokenizer, texts, max_length, data):
-    tk.check_batch_equals_single(harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length)
+def test_batch_encodes_like_single_texts(harness_tokenizer, examples, max_length, data):
+    batch = data.draw(hs.batches(examples.strategy), label="batch")
+    tk.check_batch_equals_single(harness_tokenizer, batch, max_length)
 
 
 @harness_property("offsets")
@@ -107,9 +120,9 @@ def reloaded(harness_tokenizer):
 
 @harness_property("reload_identical")
 @given(data=st.data())
-def test_save_and_reload_gives_identical_ids(harness_tokenizer, reloaded, texts, max_length, data):
+def test_save_and_reload_gives_identical_ids(harness_tokenizer, reloaded, examples, max_length, data):
     tk.check_reload_identical(
-        harness_tokenizer, data.draw(hs.batches(texts.strategy), label="batch"), max_length, reloaded
+        harness_tokenizer, data.draw(hs.batches(examples.strategy), label="batch"), max_length, reloaded
     )
 
 

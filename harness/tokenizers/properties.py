@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.inputs import Example, is_pair, texts_of, tokenize
 from harness.tokenizers.normalisers import Normaliser, Rebuild, UnsupportedTokenizer
 
 
@@ -116,10 +117,40 @@ def check_truncation(tokenizer: Any, text: str, max_length: int, frame: Frame | 
         raise PropertyViolation(statement, text, f"tokens {names(ids)}")
 
 
-def check_padding(tokenizer: Any, texts: list[str], max_length: int, pad_token_id: int) -> None:
+def check_pair_truncation(tokenizer: Any, pair: tuple[str, str], max_length: int) -> None:
+    """A pair cut at max_length (``longest_first``, as training and serving cut it) keeps the pair's special tokens,
+    each once, and tokens of both texts (a text is never dropped whole while the other keeps tokens to spare); where
+    the model reads ``token_type_ids`` they mark the two texts apart, each text with one type."""
+    statement = (f"len(ids) <= {max_length}; the pair's special tokens once each; tokens of both texts; "
+                 "token types mark the second text")  # fmt: skip
+    encoded = tokenizer(*pair, truncation=True, max_length=max_length)
+    ids, owners = encoded["input_ids"], encoded.sequence_ids()
+    if len(ids) > max_length:
+        raise PropertyViolation(statement, pair, f"{len(ids)} tokens")
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    if owners.count(None) != specials:
+        raise PropertyViolation(statement, pair, f"{owners.count(None)} special tokens, the pair template adds "
+                                f"{specials}: {tokenizer.convert_ids_to_tokens(ids)}")  # fmt: skip
+    alone = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in pair]
+    kept = [owners.count(0), owners.count(1)]
+    room = max_length - specials
+    for segment in (0, 1):
+        if alone[segment] and not kept[segment] and room >= 2:  # longest_first leaves each text a token
+            tokens = tokenizer.convert_ids_to_tokens(ids)
+            raise PropertyViolation(statement, pair, f"text {segment + 1} ({alone[segment]} tokens) dropped whole; "
+                                    f"kept {kept} tokens of {alone}: {tokens}")  # fmt: skip
+    types = encoded.get("token_type_ids")
+    if types is not None and "token_type_ids" in tokenizer.model_input_names and all(kept):
+        by_segment = [{t for t, o in zip(types, owners, strict=True) if o == s} for s in (0, 1)]
+        if any(len(found) != 1 for found in by_segment) or by_segment[0] == by_segment[1]:
+            raise PropertyViolation(statement, pair, f"token types of text 1 {sorted(by_segment[0])}, of text 2 "
+                                    f"{sorted(by_segment[1])}: the model cannot tell the texts apart")  # fmt: skip
+
+
+def check_padding(tokenizer: Any, texts: list[Example], max_length: int, pad_token_id: int) -> None:
     """The mask counts exactly the non-pad tokens; pads sit only where the mask is 0, on the configured side."""
     statement = f"mask == (id != pad {pad_token_id}); pads only on the {tokenizer.padding_side}"
-    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True)
+    batch = tokenize(tokenizer, texts, truncation=True, max_length=max_length, padding=True)
     for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True):
         if [int(i != pad_token_id) for i in ids] != list(mask):
             raise PropertyViolation(
@@ -130,12 +161,12 @@ def check_padding(tokenizer: Any, texts: list[str], max_length: int, pad_token_i
             raise PropertyViolation(statement, texts, f"mask {mask} is not padded on the {tokenizer.padding_side}")
 
 
-def check_batch_equals_single(tokenizer: Any, texts: list[str], max_length: int) -> None:
-    """Each row of a padded batch, without its padding, equals the text encoded alone."""
+def check_batch_equals_single(tokenizer: Any, texts: list[Example], max_length: int) -> None:
+    """Each row of a padded batch, without its padding, equals the text (or pair) encoded alone."""
     statement = "batch row minus padding == the text encoded alone"
-    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True)
+    batch = tokenize(tokenizer, texts, truncation=True, max_length=max_length, padding=True)
     for text, ids, mask in zip(texts, batch["input_ids"], batch["attention_mask"], strict=True):
-        alone = tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+        alone = tokenize(tokenizer, [text], truncation=True, max_length=max_length)["input_ids"][0]
         kept = [i for i, m in zip(ids, mask, strict=True) if m]
         if kept != alone:
             raise PropertyViolation(statement, text, f"in batch {kept}, alone {alone}")
@@ -172,14 +203,14 @@ def _without_whitespace(raw: bytes) -> bytes:
     return "".join(c for c in text if not c.isspace()).encode("utf-8", "surrogateescape")
 
 
-def check_reload_identical(tokenizer: Any, texts: list[str], max_length: int, reloaded: Any | None = None) -> None:
+def check_reload_identical(tokenizer: Any, texts: list[Example], max_length: int, reloaded: Any | None = None) -> None:
     """save_pretrained then from_pretrained (or the given copy, e.g. a bundle's) encodes to identical ids."""
     statement = "a saved and reloaded tokenizer gives identical ids"
     if reloaded is None:
         reloaded = reload_tokenizer(tokenizer)
     for text in texts:
-        want = tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
-        got = reloaded(text, truncation=True, max_length=max_length)["input_ids"]
+        want = tokenize(tokenizer, [text], truncation=True, max_length=max_length)["input_ids"][0]
+        got = tokenize(reloaded, [text], truncation=True, max_length=max_length)["input_ids"][0]
         if want != got:
             raise PropertyViolation(statement, text, f"original {want}, reloaded {got}")
 
@@ -207,21 +238,24 @@ def check_encodes_or_fails_clearly(tokenizer: Any, text: str, max_length: int) -
         ) from error
 
 
-def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = None) -> dict[str, float]:
+def vocabulary_fit(tokenizer: Any, texts: list[Example], max_length: int | None = None) -> dict[str, float]:
     """Unknown-token rate and fertility (tokens per whitespace word) of ``texts``, without truncation,
-    and the token-length distribution with the share of texts ``max_length`` would cut."""
+    and the token-length distribution with the share of texts ``max_length`` would cut (a pair: both texts and
+    the pair's special tokens, as the model reads it)."""
     import numpy as np
 
     words = tokens = unknown = 0
     unk_id = tokenizer.unk_token_id
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
     lengths = []
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-        words += len(text.split())
-        tokens += len(ids)
-        unknown += sum(1 for i in ids if i == unk_id)
-        lengths.append(len(ids) + specials)
+    for example in texts:
+        length = tokenizer.num_special_tokens_to_add(pair=is_pair(example))
+        for text in texts_of([example]):
+            ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+            words += len(text.split())
+            tokens += len(ids)
+            unknown += sum(1 for i in ids if i == unk_id)
+            length += len(ids)
+        lengths.append(length)
     spread = np.asarray(lengths or [0])
     report = {
         "texts": len(texts),
@@ -239,10 +273,10 @@ def vocabulary_fit(tokenizer: Any, texts: list[str], max_length: int | None = No
     return report
 
 
-def unknown_words(tokenizer: Any, texts: list[str], limit: int = 5) -> list[str]:
-    """The first ``limit`` distinct pieces of ``texts`` that the tokenizer encodes as its unknown token."""
+def unknown_words(tokenizer: Any, texts: list[Example], limit: int = 5) -> list[str]:
+    """The first ``limit`` distinct pieces of ``texts`` (each text of a pair) the tokenizer reads as unknown."""
     found: list[str] = []
-    for text in texts:
+    for text in texts_of(texts):
         encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         for token_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
             if token_id == tokenizer.unk_token_id and text[start:end] not in found:
@@ -252,9 +286,9 @@ def unknown_words(tokenizer: Any, texts: list[str], limit: int = 5) -> list[str]
     return found
 
 
-def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
-    """Tokens per text with the special tokens added and nothing cut."""
-    return [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+def token_lengths(tokenizer: Any, texts: list[Example]) -> list[int]:
+    """Tokens per text (or pair) with the special tokens added and nothing cut."""
+    return [len(ids) for ids in tokenize(tokenizer, texts, truncation=False, verbose=False)["input_ids"]]
 
 
 def choose_max_length(lengths: list[int], truncation_max: float, model_limit: int, multiple: int = 8) -> int:

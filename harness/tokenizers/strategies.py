@@ -12,6 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from harness.inputs import Example, is_pair, texts_of
+
 PROFILES = {
     # derandomised and fixed-size so CI sees the same examples every run; no deadline flakiness
     "ci": {"max_examples": 40, "derandomize": True, "deadline": None, "database": None, "print_blob": True},
@@ -75,9 +77,9 @@ def tricky_text() -> st.SearchStrategy[str]:
     return st.one_of(fixed, unicode_text(), st.lists(fixed, max_size=4).map(" ".join))
 
 
-def domain_text(texts: list[str], max_length: int) -> st.SearchStrategy[str]:
-    """Real texts of the profile, cut, joined, or repeated beyond ``max_length`` tokens."""
-    real = st.sampled_from(texts)
+def domain_text(texts: list[Example], max_length: int) -> st.SearchStrategy[str]:
+    """Real texts of the profile (each text of a pair), cut, joined, or repeated beyond ``max_length`` tokens."""
+    real = st.sampled_from(texts_of(texts))
     long = st.tuples(real, st.integers(2, max(3, max_length // 4))).map(lambda pair: " ".join([pair[0]] * pair[1]))
     cut = st.tuples(real, st.integers(0, 200)).map(lambda pair: pair[0][: pair[1]])
     return st.one_of(real, long, cut)
@@ -95,5 +97,14 @@ def text_with_tokens(strategy: st.SearchStrategy[str], tokenizer: Any) -> st.Sea
     return strategy.filter(lambda text: len(tokenizer(text)["input_ids"]) > 0)
 
 
-def batches(element: st.SearchStrategy[str], max_size: int = 8) -> st.SearchStrategy[list[str]]:
+def examples_like(real: list[Example], text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """``text`` where the split holds single texts; pairs of two draws of it where it holds pairs (a pair whose two
+    texts are drawn apart, as a long premise meets a short hypothesis). Neither text of a pair is blank, as the data
+    checks require: transformers encodes ``("a", "")`` as the single text "a", a pair no longer."""
+    if not (real and is_pair(real[0])):
+        return text
+    return st.tuples(text, text).filter(lambda pair: all(t.strip() for t in pair))
+
+
+def batches(element: st.SearchStrategy[Any], max_size: int = 8) -> st.SearchStrategy[list[Any]]:
     return st.lists(element, min_size=1, max_size=max_size)

@@ -11,6 +11,7 @@ from typing import Any
 from harness.cache import FileCache
 from harness.device import Device, training_precision
 from harness.digests import content_key, texts_digest
+from harness.inputs import Example, segments
 from harness.models import load_classifier, load_tokenizer, model_digest
 from harness.profile import Profile, TrainingSection
 from harness.training.job import Job, Progress, world
@@ -215,15 +216,18 @@ def shard_report(seen: list[str]) -> dict[str, Any]:
     }
 
 
-def tokenize_split(tokenizer: Any, texts: list[str], labels: list[int], max_length: int) -> Any:
-    """Tokenize without padding: ``DataCollatorWithPadding`` pads each batch to its own longest text."""
+def tokenize_split(tokenizer: Any, texts: list[Example], labels: list[int], max_length: int) -> Any:
+    """Tokenize without padding: ``DataCollatorWithPadding`` pads each batch to its own longest text. A pair is
+    tokenized as one (``tokenizer(text, text_pair)``: both segments, their separators and token types)."""
     from datasets import Dataset
 
-    dataset = Dataset.from_dict({"text": texts, "labels": labels})
+    firsts, seconds = segments(texts)
+    columns = {"text": firsts} | ({"text_pair": seconds} if seconds is not None else {})
+    dataset = Dataset.from_dict(columns | {"labels": labels})
     return dataset.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        lambda batch: tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length),
         batched=True,
-        remove_columns=["text"],
+        remove_columns=list(columns),
         keep_in_memory=True,
     )
 
@@ -232,7 +236,7 @@ def cached_tokenized(
     cache_dir: Path | None,
     tokenizer: Any,
     identity: dict[str, Any],
-    texts: list[str],
+    texts: list[Example],
     labels: list[int],
     progress: Progress = print,
 ) -> Any:

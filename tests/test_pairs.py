@@ -1,0 +1,134 @@
+"""Sentence pairs (``[data] task = "pair"``): read from two columns, validated per text, judged for leakage on the
+pair (SICK reuses each sentence in many pairs), tokenized as a pair, and the pair truncation property fails on the
+faults it guards against: a pair template that drops the second text, and token types that do not mark it.
+
+The whole gate run on pairs, through the real suites, is in ``tests/test_architectures.py`` (BERT and RoBERTa).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixtures.tiny import PAIR_HEADER, easy_pairs, write_csv
+from harness.data import load_data
+from harness.errors import DataError, ProfileError
+from harness.inputs import segments, shown, tokenize
+from harness.profile import load_profile
+from harness.tokenizers.properties import PropertyViolation, check_pair_truncation
+
+
+def pair_profile(folder: Path, train: list, validation: list, data: str = "") -> Path:
+    write_csv(folder / "train.csv", train, PAIR_HEADER)
+    write_csv(folder / "validation.csv", validation, PAIR_HEADER)
+    path = folder / "profile.toml"
+    path.write_text(
+        '[model]\nname_or_path = "x"\n[data]\ntrain = "train.csv"\nvalidation = "validation.csv"\n'
+        f'task = "pair"\ntext_pair_column = "text_pair"\n{data}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_pairs_are_read_as_pairs_and_leakage_is_judged_on_the_pair(tmp_path):
+    train = [*easy_pairs(30, 1), ("A man is playing a guitar", "Nobody is playing a guitar", 2)]
+    validation = [
+        ("A man is playing a guitar", "A man plays an instrument", 0),  # first sentence shared with train: no leak
+        ("a man  is playing a GUITAR", "Nobody is playing a guitar", 2),  # the train pair, normalised: a leak
+        ("Nobody is playing a guitar", "A man is playing a guitar", 2),  # swapped: a leak only when symmetric
+    ]
+    bundle = load_data(load_profile(pair_profile(tmp_path, train, validation)))
+    assert bundle.splits["validation"].texts[0] == ("A man is playing a guitar", "A man plays an instrument")
+    assert [(leak.row, leak.train_row) for leak in bundle.leaks] == [(2, 31)]
+    assert bundle.leaks[0].text == "a man  is playing a GUITAR ‖ Nobody is playing a guitar"
+    swapped_too = "symmetric = true\nallow_duplicates = true\n"
+    symmetric = load_data(load_profile(pair_profile(tmp_path / "sym", train, validation, swapped_too)))
+    assert [leak.row for leak in symmetric.leaks] == [2, 3]  # (rows 2 and 3 are one pair: duplicates when symmetric)
+
+
+def test_a_pair_with_an_empty_second_text_is_refused_naming_row_and_column(tmp_path):
+    validation = [("first text", "second text", 0), ("a premise", "  ", 1)]
+    with pytest.raises(DataError, match=r"validation.csv: row 2: empty or missing text \(column 'text_pair'\)"):
+        load_data(load_profile(pair_profile(tmp_path, easy_pairs(30, 1), validation)))
+
+
+def test_a_file_without_the_pair_column_names_the_key_to_set(tmp_path):
+    path = pair_profile(tmp_path, easy_pairs(30, 1), easy_pairs(5, 2, 100), "")
+    path.write_text(path.read_text().replace('"text_pair"', '"hypothesis"'), encoding="utf-8")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['hypothesis'\].*text_pair_column"):
+        load_data(load_profile(path))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('task = "pair"\n', r'task = "pair" needs \[data\] text_pair_column'),
+        ('text_pair_column = "b"\n', r"text_pair_column is set but task = 'single_label'; set \[data\] task"),
+        ('task = "pair"\ntext_pair_column = "text"\n', r"text_pair_column = 'text' is text_column too"),
+    ],
+)
+def test_pair_settings_that_contradict_each_other_are_refused(tmp_path, data, message):
+    path = tmp_path / "profile.toml"
+    path.write_text(f'[model]\nname_or_path = "x"\n[data]\ntrain = "t.csv"\nvalidation = "v.csv"\n{data}')
+    with pytest.raises(ProfileError, match=message):
+        load_profile(path)
+
+
+def test_a_batch_of_pairs_is_tokenized_as_pairs(wordpiece_tokenizer):
+    batch = [("a man sleeps", "someone sleeps"), ("a dog runs", "an animal moves")]
+    assert segments(batch) == (["a man sleeps", "a dog runs"], ["someone sleeps", "an animal moves"])
+    encoded = tokenize(wordpiece_tokenizer, batch)
+    assert encoded.sequence_ids(0).count(1) > 0 and set(encoded["token_type_ids"][0]) == {0, 1}
+    assert shown(batch[0], 5) == "a man ‖ someo"
+    with pytest.raises(ValueError, match="mixes single texts and pairs"):
+        segments(["a text", ("a", "pair")])
+
+
+@pytest.fixture(scope="module")
+def wordpiece_tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    from fixtures.families import tokenizer_texts
+    from fixtures.tokenizers import train_tokenizer
+
+    return AutoTokenizer.from_pretrained(train_tokenizer("wordpiece-lower", tmp_path_factory.mktemp("wp"),
+                                                         tokenizer_texts()))  # fmt: skip
+
+
+def with_pair_template(tokenizer, template: str, folder: Path):
+    """The tokenizer with its post-processor's pair template replaced (a planted fault), saved and reloaded."""
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(folder)
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["post_processor"]["pair"] = template
+    (folder / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    return AutoTokenizer.from_pretrained(folder)
+
+
+LONG_PAIR = (" ".join(["patient seen in clinic with cough"] * 6), "wheeze and sputum reported")
+
+
+def test_pair_truncation_keeps_both_texts_their_special_tokens_and_types(wordpiece_tokenizer):
+    for max_length in (8, 16, 32, 512):
+        check_pair_truncation(wordpiece_tokenizer, LONG_PAIR, max_length)
+
+
+def test_a_pair_template_that_drops_the_second_text_fails(wordpiece_tokenizer, tmp_path):
+    """Planted: the pair template is the single one ([CLS] $A [SEP]): the hypothesis never reaches the model."""
+    single = [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+              {"SpecialToken": {"id": "[SEP]", "type_id": 0}}]  # fmt: skip
+    broken = with_pair_template(wordpiece_tokenizer, single, tmp_path)
+    with pytest.raises(PropertyViolation, match=r"the pair template adds|dropped whole"):
+        check_pair_truncation(broken, LONG_PAIR, 32)
+
+
+def test_token_types_that_do_not_mark_the_second_text_fail(wordpiece_tokenizer, tmp_path):
+    """Planted: the BERT pair template with every token type 0: the model cannot tell premise from hypothesis."""
+    template = [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}},
+                {"SpecialToken": {"id": "[SEP]", "type_id": 0}}]  # fmt: skip
+    with pytest.raises(PropertyViolation, match="the model cannot tell the texts apart"):
+        check_pair_truncation(with_pair_template(wordpiece_tokenizer, template, tmp_path), LONG_PAIR, 32)

@@ -83,6 +83,7 @@ SCOPE: dict[str, list[str] | None] = {
         "special_token_strings",
         "check_round_trip",
         "check_truncation",
+        "check_pair_truncation",
         "check_padding",
         "check_batch_equals_single",
         "check_offsets",

@@ -411,6 +411,24 @@ def test_each_training_input_moves_the_fine_tune_key_and_a_resolved_fp32_does_no
         assert changed["training"]["calibration"] == "temperature" and "calibration_fraction" in changed["training"]
 
 
+def test_a_pair_task_is_keyed_by_its_second_column_and_its_symmetry(fine_tune, tmp_path, tiny_model_dir):
+    """Sentence pairs train another model on the same files (the second column is read, tokenized as a pair)."""
+    from fixtures.tiny import PAIR_HEADER, easy_pairs, write_csv, write_profile
+
+    _, single = fine_tune
+    keys = []
+    for symmetric in (False, True):
+        folder = tmp_path / str(symmetric)
+        data = {"task": "pair", "text_pair_column": "text_pair", "symmetric": symmetric}
+        path = write_profile(folder, tiny_model_dir, **{"data": data})
+        write_csv(folder / "train.csv", easy_pairs(30, 1), PAIR_HEADER)
+        write_csv(folder / "validation.csv", easy_pairs(9, 2, 500), PAIR_HEADER)
+        inputs = fine_tune_inputs(path)
+        assert inputs["pair"] == ["text_pair", symmetric] and set(inputs) == set(single) | {"pair"}
+        keys.append(inputs)
+    assert keys[0] != keys[1]
+
+
 def test_a_resolved_precision_other_than_fp32_is_keyed_and_so_is_a_distributed_world(fine_tune, monkeypatch):
     from harness.training.job import _precision_key
 

@@ -216,3 +216,18 @@ def test_upper_case_is_not_reported_when_the_normaliser_cannot_be_read(model, to
 def test_perturbation_report_of_no_texts_is_empty(model, tokenizer):
     results = bh.perturbation_report(model, tokenizer, [], 64, "ok")
     assert [(r.n, r.changed, r.fail_rate) for r in results] == [(0, 0, 0.0)] * 3
+
+
+def test_a_longer_batch_mate_repeats_the_example_in_each_text():
+    assert bh.longer("mate", "text") == "mate text text"
+    assert bh.longer(("m1", "m2"), ("a", "b")) == ("m1 a a", "m2 b b")
+
+
+def test_perturbations_of_a_pair_change_both_texts(model, tokenizer):
+    pairs = [(w, "cough") for w in WORDS]
+    results = {r.name: r for r in bh.perturbation_report(LengthSensitive(model), tokenizer, pairs, 64, "Thanks.")}
+    assert all(r.n == len(pairs) for r in results.values())
+    flipped = results["neutral_suffix"].examples
+    assert flipped and all(
+        e["perturbed"].endswith("cough Thanks.") and " Thanks. ‖ " in e["perturbed"] for e in flipped
+    )

@@ -1045,3 +1045,132 @@ def test_reload_runs_no_code_the_saved_tokenizer_asks_for(tokenizers, monkeypatc
     bert = tokenizers["wordpiece-lower"]
     reloaded = tk.reload_tokenizer(WithRemoteCode(bert))
     assert type(reloaded) is type(bert) and reloaded(ACCENTS)["input_ids"] == bert(ACCENTS)["input_ids"]
+
+
+# --- sentence pairs -----------------------------------------------------------------------------------------------
+
+PAIR = ("heart murmur", "patient seen today")
+
+
+def test_pair_truncation_holds_for_every_family_at_every_length(tokenizers):
+    for family, tokenizer in tokenizers.items():
+        for max_length in (6, 8, 16, 64):
+            for pair in (PAIR, (LONG, "cough"), ("cough", LONG), (LONG, LONG)):
+                tk.check_pair_truncation(tokenizer, pair, max_length)  # raises naming family's rule if broken
+        assert family
+
+
+def test_pair_truncation_names_a_pair_longer_than_max_length(tokenizers, monkeypatch):
+    """Planted: a tokenizer that ignores truncation for pairs (the encoding is cut nowhere)."""
+    bert = tokenizers["wordpiece-lower"]
+    uncut = type(bert).__call__
+
+    def never_cut(self, *args, **kwargs):
+        return uncut(self, *args, **(kwargs | {"truncation": False}))
+
+    monkeypatch.setattr(type(bert), "__call__", never_cut)
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(bert, (LONG, "cough"), 16)
+    assert raised.value.observed == f"{len(uncut(bert, LONG, 'cough')['input_ids'])} tokens"
+    assert raised.value.offender == (LONG, "cough")
+    assert raised.value.rule == ("len(ids) <= 16; the pair's special tokens once each; tokens of both texts; "
+                                 "token types mark the second text")  # fmt: skip
+
+
+def _pair_template(tokenizer: Any, folder: Path, pair: list[dict]) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(folder)
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["post_processor"]["pair"] = pair
+    (folder / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def _piece(kind: str, name: str, type_id: int) -> dict:
+    return {kind: {"id": name, "type_id": type_id}}
+
+
+def test_a_pair_template_without_the_second_text_fails_naming_what_was_kept(tokenizers, tmp_path):
+    single = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0)]
+    broken = _pair_template(tokenizers["wordpiece-lower"], tmp_path, single)
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(broken, PAIR, 16)
+    assert raised.value.observed == "text 2 (3 tokens) dropped whole; kept [2, 0] tokens of [2, 3]: " + str(
+        ["[CLS]", "heart", "murmur", "[SEP]"]
+    )
+    first_dropped = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "B", 1), _piece("SpecialToken", "[SEP]", 1)]
+    with pytest.raises(PropertyViolation, match=r"observed: 0 special tokens, the pair template adds 2"):
+        tk.check_pair_truncation(_pair_template(tokenizers["wordpiece-lower"], tmp_path / "b", first_dropped), PAIR, 16)
+
+
+def test_a_dropped_text_is_allowed_only_where_max_length_leaves_no_room(tokenizers, tmp_path):
+    """With room for one token of text (max_length = specials + 1) a pair cannot keep both: no violation."""
+    bert = tokenizers["wordpiece-lower"]
+    tk.check_pair_truncation(bert, PAIR, 4)  # 3 specials + 1: longest_first keeps one token in all
+    single = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0)]
+    broken = _pair_template(bert, tmp_path, single)  # the broken template adds 2: room for 2, so 2 must be kept
+    with pytest.raises(PropertyViolation, match="dropped whole"):
+        tk.check_pair_truncation(broken, PAIR, 4)
+    tk.check_pair_truncation(broken, PAIR, 3)  # room for one token: nothing to judge
+
+
+def test_a_pair_template_with_extra_or_missing_special_tokens_fails(tokenizers, tmp_path):
+    bert = tokenizers["wordpiece-lower"]
+    doubled = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0),
+               _piece("Sequence", "B", 1), _piece("SpecialToken", "[SEP]", 1)]  # fmt: skip
+    fine = _pair_template(bert, tmp_path, doubled)
+    tk.check_pair_truncation(fine, PAIR, 16)
+    tk.check_pair_truncation(fine, PAIR, 16)
+
+    class Undercounts:  # the template's count as a tokenizer that miscounts it would report
+        def __init__(self, inner: Any, count: int) -> None:
+            self.inner, self.count = inner, count
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return self.inner(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def num_special_tokens_to_add(self, pair: bool = False) -> int:
+            return self.count
+
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(Undercounts(bert, 2), PAIR, 16)
+    assert raised.value.observed == (
+        "3 special tokens, the pair template adds 2: ['[CLS]', 'heart', 'murmur', '[SEP]', 'patient', 'seen', "
+        "'today', '[SEP]']"
+    )
+    tk.check_pair_truncation(Undercounts(bert, 3), PAIR, 16)
+
+
+def test_token_types_must_mark_the_second_text_where_the_model_reads_them(tokenizers, tmp_path):
+    bert = tokenizers["wordpiece-lower"]
+    flat = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0),
+            _piece("Sequence", "B", 0), _piece("SpecialToken", "[SEP]", 0)]  # fmt: skip
+    same = _pair_template(bert, tmp_path / "flat", flat)
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(same, PAIR, 16)
+    assert raised.value.observed == "token types of text 1 [0], of text 2 [0]: the model cannot tell the texts apart"
+    mixed = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0),
+             _piece("Sequence", "B", 1), _piece("SpecialToken", "[SEP]", 1)]  # fmt: skip
+    tk.check_pair_truncation(_pair_template(bert, tmp_path / "mixed", mixed), PAIR, 16)
+    same.model_input_names = ["input_ids", "attention_mask"]  # a model without token types: nothing to mark
+    tk.check_pair_truncation(same, PAIR, 16)
+    swapped = [_piece("SpecialToken", "[CLS]", 1), _piece("Sequence", "A", 1), _piece("SpecialToken", "[SEP]", 1),
+               _piece("Sequence", "B", 0), _piece("SpecialToken", "[SEP]", 0)]  # fmt: skip
+    tk.check_pair_truncation(_pair_template(bert, tmp_path / "swapped", swapped), PAIR, 16)  # apart is enough
+
+
+def test_pairs_are_padded_batched_reloaded_and_measured_as_pairs(tokenizers):
+    bert = tokenizers["wordpiece-lower"]
+    pairs = [PAIR, ("cough", LONG), ("a", "b")]
+    tk.check_padding(bert, pairs, 16, bert.pad_token_id)
+    tk.check_batch_equals_single(bert, pairs, 16)
+    tk.check_reload_identical(bert, pairs, 16)
+    assert tk.token_lengths(bert, [PAIR, ("cough", "x")]) == [8, 5]  # [CLS] 2 [SEP] 3 [SEP]; [CLS] 1 [SEP] 1 [SEP]
+    report = tk.vocabulary_fit(bert, [PAIR, ("☃ cough", "cough")], max_length=6)
+    assert (report["texts"], report["words"], report["tokens"]) == (2, 8, 8)
+    assert (report["length_max"], report["unk_rate"], report["truncated_at_max_length"]) == (8, 1 / 8, 0.5)
+    assert tk.unknown_words(bert, [("heart", "☃ murmur"), ("Jinx", "x")]) == ["☃", "Jinx", "x"]  # both texts

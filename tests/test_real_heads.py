@@ -1,0 +1,56 @@
+"""The real data sets of the other heads (``../shared/datasets``: skipped where absent, a failure under CI=true):
+SICK read as sentence pairs, its leakage judged on the pair, and GoEmotions' multi-label lists refused by a
+single-label profile naming the file, the row and the ``task`` setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.data import load_data
+from harness.data.splits import normalise_for_leakage
+from harness.errors import DataError
+from harness.profile import load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def need(name: str) -> Path:
+    folder = SHARED / name
+    if not folder.is_dir():
+        reason = f"shared dataset not present on this machine: {folder}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: a skip would hide a missing file)")
+        pytest.skip(reason)
+    return folder
+
+
+def test_sick_is_read_as_pairs_and_its_leakage_judged_on_the_pair():
+    need("sick_nli_pairs")
+    bundle = load_data(load_profile(ROOT / "fixtures" / "profiles" / "sick_pairs.toml"))
+    assert {name: len(split) for name, split in bundle.splits.items()} == {"train": 4500, "validation": 497,
+                                                                           "test": 1483}  # fmt: skip
+    assert bundle.label_names == ["entailment", "neutral", "contradiction"]
+    assert [(d.split, d.row, d.train_row) for d in bundle.dropped][:2] == [("validation", 168, 1431),
+                                                                          ("validation", 241, 507)]  # fmt: skip
+    assert len(bundle.dropped) == 20 and {d.split for d in bundle.dropped} == {"validation", "test"}
+    # judged on either sentence alone, nearly every evaluation row would "leak": SICK reuses its sentences
+    seen = {normalise_for_leakage(text) for pair in bundle.splits["train"].texts for text in pair}
+    validation = bundle.splits["validation"].texts
+    assert sum(any(normalise_for_leakage(t) in seen for t in pair) for pair in validation) > 0.9 * len(validation)
+
+
+def test_goemotions_lists_are_refused_by_a_single_label_profile(tmp_path):
+    folder = need("goemotions_ekman")
+    profile = tmp_path / "profile.toml"
+    profile.write_text(
+        f'[data]\ntrain = "{folder / "train.jsonl"}"\nvalidation = "{folder / "validation.jsonl"}"\n'
+        'label_column = "labels"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is a list of labels, but .*task"):
+        load_data(load_profile(profile))

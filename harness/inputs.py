@@ -16,7 +16,8 @@ PAIR_SEPARATOR = " ‖ "  # how a pair is shown in messages and reports (never t
 
 
 def is_pair(example: Example) -> bool:
-    return isinstance(example, tuple)
+    """A pair is a tuple, or the two-item list it becomes once a record has passed through JSON."""
+    return isinstance(example, tuple | list)
 
 
 def segments(examples: Sequence[Example]) -> tuple[list[str], list[str] | None]:

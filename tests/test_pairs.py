@@ -132,3 +132,17 @@ def test_token_types_that_do_not_mark_the_second_text_fail(wordpiece_tokenizer, 
                 {"SpecialToken": {"id": "[SEP]", "type_id": 0}}]  # fmt: skip
     with pytest.raises(PropertyViolation, match="the model cannot tell the texts apart"):
         check_pair_truncation(with_pair_template(wordpiece_tokenizer, template, tmp_path), LONG_PAIR, 32)
+
+
+def test_expectation_files_are_refused_in_a_pair_profile(tmp_path):
+    """They hold one text per case: a pair model would be handed single texts and judged on them."""
+    path = pair_profile(tmp_path, easy_pairs(30, 1), easy_pairs(5, 2, 100))
+    path.write_text(path.read_text() + '\n[[expectations]]\nfile = "cases.csv"\nkind = "mft"\n', encoding="utf-8")
+    with pytest.raises(ProfileError, match=r'\[\[expectations\]\] files hold single texts; .* task = "pair"'):
+        load_profile(path)
+
+
+def test_a_pair_read_back_from_json_is_still_a_pair():
+    recorded = json.loads(json.dumps([("a premise", "a hypothesis")]))  # a record merged from an xdist worker
+    assert recorded == [["a premise", "a hypothesis"]] and shown(recorded[0]) == "a premise ‖ a hypothesis"
+    assert segments(recorded) == (["a premise"], ["a hypothesis"])

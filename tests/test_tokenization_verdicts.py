@@ -1050,6 +1050,50 @@ def test_reload_runs_no_code_the_saved_tokenizer_asks_for(tokenizers, monkeypatc
 # --- sentence pairs -----------------------------------------------------------------------------------------------
 
 PAIR = ("heart murmur", "patient seen today")
+PAIR_RULE = (
+    "len(ids) <= {}; the pair's special tokens once each; tokens of both texts; token types mark the second text"
+)
+
+
+class Rewrites:
+    """A tokenizer as ``inner`` encodes, its pair encodings changed by ``change(first, second, encoded)``."""
+
+    def __init__(self, inner: Any, change: Any) -> None:
+        self.inner, self.change = inner, change
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        encoded = self.inner(*args, **kwargs)
+        return self.change(*args, encoded) if len(args) == 2 else encoded
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_first_text_dropped_whole_fails_naming_it(tokenizers):
+    """Planted: the first text of every pair encoded as empty (its specials kept): text 1 is named."""
+    bert = tokenizers["wordpiece-lower"]
+    drops_first = Rewrites(bert, lambda first, second, encoded: bert("", second, truncation=True, max_length=16))
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(drops_first, PAIR, 16)
+    assert raised.value.observed.startswith("text 1 (2 tokens) dropped whole; kept [0, 3] tokens of [2, 3]: ")
+    assert (raised.value.rule, raised.value.offender) == (PAIR_RULE.format(16), PAIR)
+
+
+def test_a_text_whose_tokens_carry_two_types_fails_naming_each_texts_types(tokenizers):
+    """Planted: the second text's first token typed 0, the rest 1: text 2 is read as two segments."""
+    bert = tokenizers["wordpiece-lower"]
+
+    def retype(first: str, second: str, encoded: Any) -> Any:
+        owners = encoded.sequence_ids()
+        encoded["token_type_ids"][owners.index(1)] = 0
+        return encoded
+
+    with pytest.raises(PropertyViolation) as raised:
+        tk.check_pair_truncation(Rewrites(bert, retype), PAIR, 16)
+    assert raised.value.observed == (
+        "token types of text 1 [0], of text 2 [0, 1]: the model cannot tell the texts apart"
+    )
+    assert (raised.value.rule, raised.value.offender) == (PAIR_RULE.format(16), PAIR)
 
 
 def test_pair_truncation_holds_for_every_family_at_every_length(tokenizers):
@@ -1099,6 +1143,7 @@ def test_a_pair_template_without_the_second_text_fails_naming_what_was_kept(toke
     assert raised.value.observed == "text 2 (3 tokens) dropped whole; kept [2, 0] tokens of [2, 3]: " + str(
         ["[CLS]", "heart", "murmur", "[SEP]"]
     )
+    assert (raised.value.rule, raised.value.offender) == (PAIR_RULE.format(16), PAIR)
     first_dropped = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "B", 1), _piece("SpecialToken", "[SEP]", 1)]
     with pytest.raises(PropertyViolation, match=r"observed: 0 special tokens, the pair template adds 2"):
         tk.check_pair_truncation(_pair_template(tokenizers["wordpiece-lower"], tmp_path / "b", first_dropped), PAIR, 16)
@@ -1142,6 +1187,7 @@ def test_a_pair_template_with_extra_or_missing_special_tokens_fails(tokenizers, 
         "3 special tokens, the pair template adds 2: ['[CLS]', 'heart', 'murmur', '[SEP]', 'patient', 'seen', "
         "'today', '[SEP]']"
     )
+    assert (raised.value.rule, raised.value.offender) == (PAIR_RULE.format(16), PAIR)
     tk.check_pair_truncation(Undercounts(bert, 3), PAIR, 16)
 
 
@@ -1153,6 +1199,7 @@ def test_token_types_must_mark_the_second_text_where_the_model_reads_them(tokeni
     with pytest.raises(PropertyViolation) as raised:
         tk.check_pair_truncation(same, PAIR, 16)
     assert raised.value.observed == "token types of text 1 [0], of text 2 [0]: the model cannot tell the texts apart"
+    assert (raised.value.rule, raised.value.offender) == (PAIR_RULE.format(16), PAIR)
     mixed = [_piece("SpecialToken", "[CLS]", 0), _piece("Sequence", "A", 0), _piece("SpecialToken", "[SEP]", 0),
              _piece("Sequence", "B", 1), _piece("SpecialToken", "[SEP]", 1)]  # fmt: skip
     tk.check_pair_truncation(_pair_template(bert, tmp_path / "mixed", mixed), PAIR, 16)

@@ -3,6 +3,9 @@ GPT-2 (decoder: no special tokens, pad = eos, left padding) and Llama (SentenceP
 a tokenizer trained in the test (``fixtures.families``), run as a user runs them:
 ``pytest --pyargs harness.suites -m "not slow" --harness-config <arch>/profile.toml`` in a subprocess.
 
+Sentence pairs (``task = "pair"``) run the same way on BERT (token types) and RoBERTa (none), with the planted pair
+faults: a pair template that drops the second text, and an export without ``token_type_ids``.
+
 Each run's JUnit XML gives one outcome per test; the table architecture x suite -> passed / failed / skipped (with
 reasons) is printed at the end of the module and written to ``architectures.md`` in the session's temp folder.
 """

@@ -40,6 +40,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_temperature_verdicts.py",
     "tests/test_metric_gate_verdicts.py",
     "tests/test_key_functions.py",
+    "tests/test_pairs.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",

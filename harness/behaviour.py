@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.declared import PERTURBATION_NAMES
 from harness.inference import NO_LABEL, TorchEngine, batched_logits, encode, predicted_labels, torch_logits
-from harness.inputs import Example, each_segment, shown
+from harness.inputs import Example, each_segment, is_pair, shown
 from harness.tokenizers.properties import PropertyViolation
 
 
@@ -39,7 +39,7 @@ def _eval_mode_restored(model: Any) -> Iterator[None]:
 
 def longer(mate: Example, example: Example) -> Example:
     """A batch mate longer than ``example``: ``mate`` followed by the example twice (each text of a pair)."""
-    if isinstance(example, tuple) and isinstance(mate, tuple):
+    if is_pair(example):  # a mate is drawn from the example's strategy: a pair too
         return (f"{mate[0]} {example[0]} {example[0]}", f"{mate[1]} {example[1]} {example[1]}")
     return f"{mate} {example} {example}"
 

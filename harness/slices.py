@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.data import Split
-from harness.inputs import shown
+from harness.inputs import texts_of
 from harness.profile import SlicesSection
 from harness.result import GateResult, fmt, threshold_gate
 from harness.stats import wilson
@@ -38,9 +38,8 @@ class Slice:
     def rows(self, split: Split) -> np.ndarray:
         """Indices of the split's rows in this slice."""
         column = split.slice_column or [""] * len(split)
-        return np.flatnonzero([self.contains(shown(t), v) for t, v in zip(split.texts, column, strict=True)]).astype(
-            int
-        )
+        texts = [" ".join(texts_of([t])) for t in split.texts]  # a pair: both texts, as many words as it holds
+        return np.flatnonzero([self.contains(t, v) for t, v in zip(texts, column, strict=True)]).astype(int)
 
 
 def define_slices(cfg: SlicesSection, split: Split) -> list[Slice]:

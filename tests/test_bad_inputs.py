@@ -294,14 +294,14 @@ CATALOGUE: list[Row] = [
         r"train\.csv: row 2: missing label", "row"),
     Row("float-label", "data", "label 1.5 (a score, in a classification profile)",
         lambda c: c.write_train("text,label\nlung,1\nheart,1.5\n"),
-        r"train\.csv: row 2: label 1\.5 is a fraction, but this profile is single-label classification "
-        r"\(\[data\] task = \"single_label\"", "row"),
+        r"train\.csv: row 2: label 1\.5 is a fraction, but this profile's task takes one class per "
+        r"example \(\[data\] task = \"single_label\" or \"pair\"\)", "row"),
     Row("multi-label-jsonl", "data", "JSON lines with a list of labels (GoEmotions-style) in a single-label profile",
         lambda c: (c.replace('train = "train.csv"', 'train = "train.jsonl"'),
                    (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
                                                          '{"text": "heart murmur", "label": ["0", "2"]}\n')),
-        r"train\.jsonl: row 1: label \['1'\] is a list of labels, but this profile is single-label classification "
-        r"\(\[data\] task = \"single_label\"", "row"),
+        r"train\.jsonl: row 1: label \['1'\] is a list of labels, but this profile's task takes one class per "
+        r"example \(\[data\] task = \"single_label\" or \"pair\"\)", "row"),
     Row("multi-label-csv", "data", "a CSV label column holding a written list (\"['0', '2']\")",
         lambda c: c.write_train('text,label\nlung,1\nheart murmur,"[\'0\', \'2\']"\n'),
         r"train\.csv: row 2: label \"\['0', '2'\]\" is a list of labels", "row"),

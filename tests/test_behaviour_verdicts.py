@@ -78,6 +78,15 @@ def test_padding_invariance_fails_a_model_that_reads_padding(model, tokenizer):
     )
 
 
+def test_padding_invariance_on_pairs_holds_for_the_model_and_fails_one_that_reads_padding(model, tokenizer):
+    pair, mate = (SHORT, "cough"), (LONGER, "wheeze and sputum")
+    bh.check_padding_invariance(model, tokenizer, pair, [bh.longer(mate, pair)], 32, 1e-4)
+    bh.check_batch_invariance(model, tokenizer, [pair, bh.longer(mate, pair)], 32, 1e-4)
+    with pytest.raises(PropertyViolation) as caught:
+        bh.check_padding_invariance(IgnoresAttentionMask(model), tokenizer, pair, [bh.longer(mate, pair)], 32, 1e-5)
+    assert caught.value.offender == pair
+
+
 def test_padding_invariance_cuts_both_runs_at_max_length(model, tokenizer):
     """A text longer than max_length is cut alone and in the batch alike, so it is not a violation."""
     bh.check_padding_invariance(model, tokenizer, TOO_LONG, [TOO_LONG + " extra words here"], 32, 1e-5)

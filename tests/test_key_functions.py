@@ -373,8 +373,8 @@ def test_the_fine_tune_key_holds_the_base_model_data_labels_training_device_and_
 
     _, inputs = fine_tune
     source = resolve_model(str(tiny_model_dir))
-    assert set(inputs) == {"format", "weights", "base_files", "data", "columns", "labels", "training", "device",
-                           "versions"}  # fmt: skip
+    assert set(inputs) == {"format", "weights", "base_files", "data", "columns", "examples", "labels", "training",
+                           "device", "versions"}  # fmt: skip
     assert inputs["format"] == CACHE_FORMAT and inputs["weights"] == source.weights_sha256
     assert inputs["base_files"] == model_digest(tiny_model_dir) and inputs["device"] == "cpu"
     assert set(inputs["data"]) == {"train", "validation"} and inputs["columns"] == ["text", "label"]
@@ -411,22 +411,37 @@ def test_each_training_input_moves_the_fine_tune_key_and_a_resolved_fp32_does_no
         assert changed["training"]["calibration"] == "temperature" and "calibration_fraction" in changed["training"]
 
 
-def test_a_pair_task_is_keyed_by_its_second_column_and_its_symmetry(fine_tune, tmp_path, tiny_model_dir):
-    """Sentence pairs train another model on the same files (the second column is read, tokenized as a pair)."""
-    from fixtures.tiny import PAIR_HEADER, easy_pairs, write_csv, write_profile
+def test_the_examples_as_read_are_keyed_a_pair_task_and_dropped_leaked_rows_included(
+    fine_tune, tmp_path, tiny_model_dir
+):
+    """The same files read as pairs, or with leaked validation rows dropped, train another model."""
+    from fixtures.tiny import PAIR_HEADER, easy_pairs, easy_rows, write_csv, write_profile
+    from harness.data import load_data
+    from harness.profile import load_profile
 
-    _, single = fine_tune
-    keys = []
-    for symmetric in (False, True):
-        folder = tmp_path / str(symmetric)
-        data = {"task": "pair", "text_pair_column": "text_pair", "symmetric": symmetric}
-        path = write_profile(folder, tiny_model_dir, **{"data": data})
-        write_csv(folder / "train.csv", easy_pairs(30, 1), PAIR_HEADER)
-        write_csv(folder / "validation.csv", easy_pairs(9, 2, 500), PAIR_HEADER)
-        inputs = fine_tune_inputs(path)
-        assert inputs["pair"] == ["text_pair", symmetric] and set(inputs) == set(single) | {"pair"}
-        keys.append(inputs)
-    assert keys[0] != keys[1]
+    path, single = fine_tune
+    bundle = load_data(load_profile(path))
+    assert single["examples"] == {s: bundle.splits[s].content_digest() for s in ("train", "validation")}
+    folder = tmp_path / "pairs"
+    write_profile(folder, tiny_model_dir, data={"task": "pair", "text_pair_column": "text_pair"})
+    write_csv(folder / "train.csv", easy_pairs(30, 1), PAIR_HEADER)
+    write_csv(folder / "validation.csv", easy_pairs(9, 2, 500), PAIR_HEADER)
+    pairs = fine_tune_inputs(folder / "profile.toml")
+    assert set(pairs) == set(single) and pairs["examples"]["train"] != single["examples"]["train"]
+    as_text = folder / "as-text"  # the same files read as single texts: the first column only
+    write_profile(as_text, tiny_model_dir)
+    for name in ("train.csv", "validation.csv"):
+        (as_text / name).write_bytes((folder / name).read_bytes())
+    texts = fine_tune_inputs(as_text / "profile.toml")
+    assert texts["data"] == pairs["data"] and texts["examples"] != pairs["examples"]  # same bytes, other examples
+    train = easy_rows(30, 1)
+    validation = {}
+    for policy in ("fail", "drop"):  # validation repeats train row 1: kept and failed, or dropped
+        profile = write_profile(tmp_path / policy, tiny_model_dir, train, [*easy_rows(9, 2, 500), train[0]],
+                                data={"leaked_rows": policy})  # fmt: skip
+        assert len(load_data(load_profile(profile)).splits["validation"]) == {"fail": 10, "drop": 9}[policy]
+        validation[policy] = fine_tune_inputs(profile)["examples"]["validation"]
+    assert validation["fail"] != validation["drop"]
 
 
 def test_a_resolved_precision_other_than_fp32_is_keyed_and_so_is_a_distributed_world(fine_tune, monkeypatch):

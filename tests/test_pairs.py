@@ -1,6 +1,6 @@
 """Sentence pairs (``[data] task = "pair"``): read from two columns, validated per text, judged for leakage on the
-pair (SICK reuses each sentence in many pairs), tokenized as a pair, and the pair truncation property fails on the
-faults it guards against: a pair template that drops the second text, and token types that do not mark it.
+pair (SICK reuses each sentence in many pairs) and tokenized as a pair. The pair truncation property's verdicts
+are in ``tests/test_tokenization_verdicts.py`` (every tokenizer family, each planted template fault).
 
 The whole gate run on pairs, through the real suites, is in ``tests/test_architectures.py`` (BERT and RoBERTa).
 """
@@ -17,7 +17,6 @@ from harness.data import load_data
 from harness.errors import DataError, ProfileError
 from harness.inputs import segments, shown, tokenize
 from harness.profile import load_profile
-from harness.tokenizers.properties import PropertyViolation, check_pair_truncation
 
 
 def pair_profile(folder: Path, train: list, validation: list, data: str = "") -> Path:
@@ -95,43 +94,6 @@ def wordpiece_tokenizer(tmp_path_factory):
 
     return AutoTokenizer.from_pretrained(train_tokenizer("wordpiece-lower", tmp_path_factory.mktemp("wp"),
                                                          tokenizer_texts()))  # fmt: skip
-
-
-def with_pair_template(tokenizer, template: str, folder: Path):
-    """The tokenizer with its post-processor's pair template replaced (a planted fault), saved and reloaded."""
-    from transformers import AutoTokenizer
-
-    tokenizer.save_pretrained(folder)
-    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-    spec["post_processor"]["pair"] = template
-    (folder / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
-    return AutoTokenizer.from_pretrained(folder)
-
-
-LONG_PAIR = (" ".join(["patient seen in clinic with cough"] * 6), "wheeze and sputum reported")
-
-
-def test_pair_truncation_keeps_both_texts_their_special_tokens_and_types(wordpiece_tokenizer):
-    for max_length in (8, 16, 32, 512):
-        check_pair_truncation(wordpiece_tokenizer, LONG_PAIR, max_length)
-
-
-def test_a_pair_template_that_drops_the_second_text_fails(wordpiece_tokenizer, tmp_path):
-    """Planted: the pair template is the single one ([CLS] $A [SEP]): the hypothesis never reaches the model."""
-    single = [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-              {"SpecialToken": {"id": "[SEP]", "type_id": 0}}]  # fmt: skip
-    broken = with_pair_template(wordpiece_tokenizer, single, tmp_path)
-    with pytest.raises(PropertyViolation, match=r"the pair template adds|dropped whole"):
-        check_pair_truncation(broken, LONG_PAIR, 32)
-
-
-def test_token_types_that_do_not_mark_the_second_text_fail(wordpiece_tokenizer, tmp_path):
-    """Planted: the BERT pair template with every token type 0: the model cannot tell premise from hypothesis."""
-    template = [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}},
-                {"SpecialToken": {"id": "[SEP]", "type_id": 0}}]  # fmt: skip
-    with pytest.raises(PropertyViolation, match="the model cannot tell the texts apart"):
-        check_pair_truncation(with_pair_template(wordpiece_tokenizer, template, tmp_path), LONG_PAIR, 32)
 
 
 def test_expectation_files_are_refused_in_a_pair_profile(tmp_path):

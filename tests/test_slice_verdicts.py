@@ -64,6 +64,15 @@ def test_length_buckets_in_words_at_and_around_each_cut():
     assert [p.rows(split).tolist() for p in pieces] == [[0, 1], [2, 3, 4, 7], [5, 6]]
 
 
+def test_a_pair_is_sliced_on_both_its_texts_and_nothing_else():
+    """A pair of 1 + 1 words has 2 words (the separator it is shown with is no word); a pattern reads both texts."""
+    split = split_of([("one", "two"), ("one two", "three"), ("no", "way")])
+    lengths = define_slices(SlicesSection(length_words=(3,)), split)
+    assert [p.rows(split).tolist() for p in lengths] == [[0, 2], [1]]
+    (negated,) = define_slices(SlicesSection(patterns={"negated": r"^no way$"}), split)
+    assert negated.rows(split).tolist() == [2]
+
+
 def test_one_length_cut_gives_two_buckets_and_a_very_long_text_is_in_the_last():
     split = split_of(["one", "w " * 5000])
     pieces = define_slices(SlicesSection(length_words=(1,)), split)

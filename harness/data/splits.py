@@ -45,6 +45,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def content_digest(self) -> str:
+        """SHA-256 of the examples and labels as read (pairs as pairs, leaked rows dropped or not): what a model
+        trained or evaluated on this split consumed, whichever columns and settings produced it."""
+        return sha256_bytes(json.dumps([self.texts, self.labels], ensure_ascii=False).encode())
+
 
 @dataclass(frozen=True)
 class LeakedRow:
@@ -215,7 +220,7 @@ def _label_names(declared: tuple[str, ...] | None, raw: dict[str, tuple[Path, li
     return sorted({str(v) for v in values})
 
 
-SINGLE_LABEL = 'this profile is single-label classification ([data] task = "single_label": one label per text)'
+SINGLE_LABEL = 'this profile\'s task takes one class per example ([data] task = "single_label" or "pair")'
 
 
 def _as_label(path: Path, row: int, value: Any) -> int | str:

@@ -58,8 +58,8 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         "base_files": model_digest(source.folder),  # every file: config.json and every tokenizer file too
         "data": {s: data.splits[s].sha256 for s in ("train", "validation") if s in data.splits},
         "columns": [profile.data.text_column, profile.data.label_column],
-        # a pair task reads another column, tokenized as a pair: another model (absent: older keys unchanged)
-        **({"pair": [profile.data.text_pair_column, profile.data.symmetric]} if profile.data.task == "pair" else {}),
+        # the examples and labels as consumed: a pair task, another column or dropped leaked rows is another model
+        "examples": {s: data.splits[s].content_digest() for s in ("train", "validation") if s in data.splits},
         "labels": data.label_names,
         "training": _training_key(profile.training),
         "device": device.identity(),

@@ -93,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
     output = publish_copy(finetuned.folder, Path(args.output), {"metrics.json": metrics})
     print(
         f"harness: trained {finetuned.key} on {world_size} process(es) in {finetuned.train_seconds:.0f}s; "
-        f"{run.gate_split} accuracy {gate.accuracy:.4f} eval_loss {gate.eval_loss:.4f}; wrote {output}"
+        f"{run.gate_split} {_headline(gate)} eval_loss {gate.eval_loss:.4f}; wrote {output}"
     )
     print(f"gate it with: pytest suites/ --harness-config {run.profile.path} --harness-model {output}")
     return 0
@@ -202,3 +202,8 @@ def _init(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _headline(metrics: Any) -> str:
+    """A classifier's accuracy, or a regression head's Pearson correlation."""
+    return f"pearson {metrics.pearson:.4f}" if hasattr(metrics, "pearson") else f"accuracy {metrics.accuracy:.4f}"

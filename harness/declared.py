@@ -47,6 +47,11 @@ class Check:
     # the harness test that plants the fault this check guards against and watches it fail, run through the
     # check's suite: "tests/test_x.py::test_name" or "...::test_name[param id]" (tests/test_registry.py finds it)
     shown_failing_by: str = ""
+    tasks: tuple[str, ...] = ()  # the [data] task values it judges; () for every task
+
+    def applies_to(self, task: str) -> bool:
+        """Whether the check judges a model of this task (a class gate judges no regression head)."""
+        return not self.tasks or task in self.tasks
 
     def result_name(self, variant: str = "") -> str:
         """The name in the gates table and metrics.json (kept from the first release's names)."""
@@ -58,10 +63,16 @@ class Check:
         return f"{self.name}-{variant}" if variant else self.name
 
 
+CLASSIFICATION = ("single_label", "pair")  # the tasks whose head predicts a class
+REGRESSION = ("regression",)
+ANY_TASK = ()
+
+
 def _gate(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
-          fix: str, variants: tuple[str, ...] | str | Variants = (), *, shown_failing_by: str) -> Check:  # fmt: skip
+          fix: str, variants: tuple[str, ...] | str | Variants = (), *, shown_failing_by: str,
+          tasks: tuple[str, ...] = CLASSIFICATION) -> Check:  # fmt: skip
     return Check(name=name, kind="gate", suite=suite, markers=markers, reads=reads, measures=measures, rule=rule,
-                 fix=fix, variants=variants, shown_failing_by=shown_failing_by)  # fmt: skip
+                 fix=fix, variants=variants, shown_failing_by=shown_failing_by, tasks=tasks)  # fmt: skip
 
 
 def _property(name: str, suite: str, markers: tuple[str, ...], reads: tuple[str, ...], measures: str, rule: str,
@@ -89,6 +100,7 @@ FIX_TOKENIZER = "use the tokenizer the base model was trained with, or fix its f
 T_SUITES = "tests/test_suite_faults.py::"  # the release, tokenization and behaviour suites on planted faults
 T_ONNX = "tests/test_onnx_suite.py::"
 T_PLUGIN = "tests/test_plugin.py::"
+T_REGRESSION = "tests/test_regression.py::"
 T_EXPECTATIONS = "tests/test_expectations.py::"
 PLANTED_BUNDLE = T_ONNX + "test_planted_bundle_faults_fail_with_the_right_message"
 OTHER_MODEL_BUNDLE = T_ONNX + "test_a_bundle_of_another_model_fails_accuracy_alone_and_parity"
@@ -110,20 +122,24 @@ def _tokenizer_property(name: str, measures: str, rule: str, reads: tuple[str, .
 LEAKAGE = _gate("leakage", "release", GPU, ("[data] leaked_rows",),
       "validation/test texts also in train, after case and whitespace folding", "leaked rows <= 0",
       "remove the listed rows from validation/test (or from train) so evaluation measures generalisation",
-      shown_failing_by=T_SUITES + "test_a_leaked_row_fails_leakage_through_the_release_suite")  # fmt: skip
+      shown_failing_by=T_SUITES + "test_a_leaked_row_fails_leakage_through_the_release_suite",
+      tasks=ANY_TASK)  # fmt: skip
 ACCURACY = _gate("accuracy", "release", GPU, ("[gates] accuracy_min", *MODE),
       "fine-tuned accuracy on the gate split, Wilson interval", ">= accuracy_min",
       "more or cleaner training data, more epochs (<= 9) or a better learning rate; "
       "change [gates] accuracy_min only if the release bar itself changed",
       shown_failing_by=SHUFFLED_LABELS)  # fmt: skip
 EVAL_LOSS = _gate("eval_loss", "release", GPU, ("[gates] eval_loss_max", *MODE),
-      "mean cross-entropy on the gate split, bootstrap interval", "<= eval_loss_max",
+      "mean cross-entropy on the gate split (a regression: mean squared error), bootstrap interval",
+      "<= eval_loss_max",
       "check calibration and label noise; change [gates] eval_loss_max only if the bar changed",
-      shown_failing_by=T_SUITES + "test_an_overconfident_model_fails_eval_loss_while_accuracy_passes")  # fmt: skip
+      shown_failing_by=T_SUITES + "test_an_overconfident_model_fails_eval_loss_while_accuracy_passes",
+      tasks=ANY_TASK)  # fmt: skip
 UPLIFT = _gate("uplift", "release", GPU, ("[gates] uplift_min", *MODE),
-      "fine-tuned minus base accuracy on the same examples, paired bootstrap", ">= uplift_min",
+      "fine-tuned minus base accuracy (a regression: Pearson correlation) on the same examples, paired bootstrap",
+      ">= uplift_min",
       "fine-tuning did not improve on the base model; check labels, learning rate and epochs",
-      shown_failing_by=SHUFFLED_LABELS)  # fmt: skip
+      shown_failing_by=SHUFFLED_LABELS, tasks=ANY_TASK)  # fmt: skip
 BASELINE_ACCURACY = _gate("baseline_accuracy", "baseline", GPU, ("[gates.baseline] accuracy_drop_abs",
       "[gates.baseline] accuracy_drop_rel", *BASELINE_KEYS),
       "accuracy drop against the stored baseline on shared examples, exact McNemar test",
@@ -189,19 +205,26 @@ ONNX_EXPECTATIONS = _gate("onnx_expectations", "onnx", ONNX, EXPECTATION_KEYS,
       "the same on the ONNX bundle (CPU), with the bundle's tokenizer", "failure rate <= fail_max",
       FIX_EXPECTATIONS, PER_PROFILE_ENTRY,
       shown_failing_by=T_EXPECTATIONS + "test_the_onnx_bundle_is_held_to_the_same_expectations")  # fmt: skip
+PEARSON, SPEARMAN = (
+      _gate(name, "release", GPU, (f"[gates] {name}_min", *MODE),
+            f"{title} correlation of predicted and true scores on the gate split, bootstrap interval",
+            f">= {name}_min", "more or cleaner training data, more epochs (<= 9) or a better learning rate; change "
+            f"[gates] {name}_min only if the release bar itself changed", WHEN_SET,
+            shown_failing_by=T_REGRESSION + "test_a_shuffled_target_fails_the_correlation_gates", tasks=REGRESSION)
+      for name, title in (("pearson", "Pearson"), ("spearman", "Spearman rank")))  # fmt: skip
 ONNX_CHECKER = _gate("onnx_checker", "onnx", ONNX, (), "onnx.checker.check_model on the bundle's graph", "errors <= 0",
       "re-export with a supported opset ([onnx] opset)",
-      shown_failing_by=PLANTED_BUNDLE + "[checker]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[checker]", tasks=ANY_TASK)  # fmt: skip
 ONNX_SYMBOLIC_AXES = _gate("onnx_symbolic_axes", "onnx", ONNX, (),
       "batch and sequence axes of every graph input and output",
       "fixed axes <= 0", "export with dynamic batch and sequence axes",
-      shown_failing_by=PLANTED_BUNDLE + "[fixed_axes]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[fixed_axes]", tasks=ANY_TASK)  # fmt: skip
 ONNX_INPUT_NAMES = _gate("onnx_input_names", "onnx", ONNX, (), "graph input names against the tokenizer's output keys",
       "mismatches <= 0", "export with the inputs the tokenizer produces, bound by name",
-      shown_failing_by=PLANTED_BUNDLE + "[input_names]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[input_names]", tasks=ANY_TASK)  # fmt: skip
 ONNX_MANIFEST = _gate("onnx_manifest", "onnx", ONNX, (), "every bundle file's SHA-256 and size against manifest.json",
       "mismatches <= 0", "rebuild the bundle; never edit its files by hand",
-      shown_failing_by=PLANTED_BUNDLE + "[manifest]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[manifest]", tasks=ANY_TASK)  # fmt: skip
 ONNX_ACCURACY = _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *MODE),
       "ONNX Runtime accuracy on the labelled gate split, Wilson interval", ">= accuracy_min",
       "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity",
@@ -216,12 +239,12 @@ ONNX_INT8_AGREEMENT, ONNX_INT8_ACCURACY_DROP = (
 ONNX_TOKENIZER = _gate("onnx_tokenizer", "onnx", ONNX_GPU, (),
       "bundle tokenizer ids against the fine-tuned model's tokenizer",
       "differences <= 0", "rebuild the bundle from the fine-tuned model folder",
-      shown_failing_by=PLANTED_BUNDLE + "[tokenizer]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[tokenizer]", tasks=ANY_TASK)  # fmt: skip
 ONNX_PARITY_LOGITS = _gate("onnx_parity_logits", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol", "[onnx] batch_sizes"),
       "ONNX Runtime vs PyTorch logits on the gate split at every batch size", "outside atol + rtol*|torch| <= 0",
       "export at a supported opset; check the inputs are bound by name; loosen atol only with evidence",
       PROVIDERS,
-      shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]")  # fmt: skip
+      shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]", tasks=ANY_TASK)  # fmt: skip
 ONNX_PARITY_LABEL_AGREEMENT = _gate("onnx_parity_label_agreement", "onnx", ONNX_GPU,
       ("[onnx] label_agreement_min", "[onnx] batch_sizes"),
       "share of ONNX labels equal to PyTorch's", ">= label_agreement_min",
@@ -236,7 +259,7 @@ UNK_RATE = _gate("unk_rate", "tokenization", TOKENIZATION, ("[tokenization] unk_
       "<= unk_rate_max",
       "use the base model's own tokenizer files (a full vocabulary); if the domain's words are truly unknown to "
       "it, choose a base model whose vocabulary covers the domain's script",
-      shown_failing_by=T_SUITES + "test_a_tokenizer_without_its_vocabulary_fails_unk_rate")  # fmt: skip
+      shown_failing_by=T_SUITES + "test_a_tokenizer_without_its_vocabulary_fails_unk_rate", tasks=ANY_TASK)  # fmt: skip
 ROUND_TRIP = _tokenizer_property("round_trip", "decode(encode(text)) on generated and domain texts",
                     "equals the normaliser's rule as the tokenizer's family gives text back", SKIPPABLE)  # fmt: skip
 TRUNCATION = _tokenizer_property("truncation", "encodings of texts beyond max_length",
@@ -278,6 +301,8 @@ CHECKS: tuple[Check, ...] = (
     BASELINE_EVAL_LOSS,
     MACRO_F1,
     ECE,
+    PEARSON,
+    SPEARMAN,
     PRECISION,
     RECALL,
     F1,

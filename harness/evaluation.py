@@ -18,6 +18,7 @@ import numpy as np
 from harness.digests import texts_digest
 from harness.environment import versions
 from harness.inference import predicted_labels
+from harness.scores import ScoreMetrics, score_metrics
 from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
 
@@ -56,6 +57,9 @@ class SplitMetrics:
         out["interval_level"] = next(iter(self.intervals.values())).level if self.intervals else None
         out["calibration"] = calibration_bins(self.confidence, self.correct)
         return out
+
+
+Metrics = SplitMetrics | ScoreMetrics  # a classifier's, or a regression head's (``data.regression``)
 
 
 def calibration_bins(
@@ -170,7 +174,7 @@ def split_metrics(
 def evaluate_splits(
     load: Callable[[], tuple[Any, Any]], identity: dict[str, Any], data: DataBundle, max_length: int,
     batch_size: int, device: str, cache_dir: Path | None, level: float, seed: int,
-) -> dict[str, SplitMetrics]:  # fmt: skip
+) -> dict[str, Metrics]:  # fmt: skip
     """Metrics per evaluation split of ``data``. Logits come from the evaluation cache when the model
     (``identity``), texts and settings are unchanged; ``load`` -> (model, tokenizer) is called only if
     some split must be computed."""
@@ -182,7 +186,7 @@ def evaluate_splits(
         model, tokenizer = loaded[0]
         return predict_logits(model, tokenizer, texts, max_length, batch_size, device)
 
-    out = {}
+    out: dict[str, Metrics] = {}
     for name, split in data.splits.items():
         if name == "train":
             continue
@@ -194,6 +198,9 @@ def evaluate_splits(
             "device": device,
             "versions": versions("torch", "transformers", "tokenizers"),
         }
+        if data.regression:  # a one-output head: another model, whatever its label names
+            key["task"] = data.task
         logits = cached_logits(cache_dir, key, lambda texts=split.texts: compute(texts))
-        out[name] = split_metrics(name, logits, split.labels, data.label_names, level, seed)
+        out[name] = (score_metrics(name, logits, split.labels, level, seed) if data.regression
+                     else split_metrics(name, logits, split.labels, data.label_names, level, seed))  # fmt: skip
     return out

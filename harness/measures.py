@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness import declared as d
-from harness import expectations, gates, slices
+from harness import expectations, gates, scores, slices
 from harness.baseline import compare_accuracy, compare_loss, compare_macro_f1, compare_recall, example_ids
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
@@ -26,6 +26,7 @@ from harness.onnx.parity import ParityGates, parity_gates, predict
 from harness.onnx.stage import NoReference, OnnxStage
 from harness.profile import Profile, per_label
 from harness.result import GateResult
+from harness.scores import ScoreMetrics
 from harness.tokenizers import properties as tokenization
 
 
@@ -86,7 +87,19 @@ def _uplift(run: HarnessRun, _: str) -> GateResult:
         )
     split, cfg = run.gate_split, run.profile.gates
     base, tuned = run.base_metrics[split], run.tuned_metrics[split]
-    return gates.check_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)
+    if isinstance(tuned, ScoreMetrics) and isinstance(base, ScoreMetrics):
+        return scores.check_score_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)
+    return gates.check_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)  # type: ignore[arg-type]
+
+
+def _correlation(which: str) -> Measure:
+    def measure(run: HarnessRun, _: str) -> GateResult:
+        cfg = run.profile.gates
+        metrics = run.tuned_metrics[run.gate_split]
+        assert isinstance(metrics, ScoreMetrics)  # the check applies to regression profiles alone
+        return scores.check_correlation(metrics, which, getattr(cfg, f"{which}_min") or 0.0, cfg.mode)
+
+    return measure
 
 
 def _leakage(run: HarnessRun, _: str) -> GateResult:
@@ -264,6 +277,8 @@ MEASURES: dict[Check, Measure] = {
     d.BASELINE_EVAL_LOSS: _baseline(compare_loss),
     d.MACRO_F1: _macro_f1,
     d.ECE: _ece,
+    d.PEARSON: _correlation("pearson"),
+    d.SPEARMAN: _correlation("spearman"),
     d.PRECISION: _per_class("precision"),
     d.RECALL: _per_class("recall"),
     d.F1: _per_class("f1"),
@@ -289,6 +304,8 @@ MEASURES: dict[Check, Measure] = {
 VARIANT_NAMES: dict[Check, VariantNames] = {
     d.MACRO_F1: _when_set(lambda p: p.gates.macro_f1_min),
     d.ECE: _when_set(lambda p: p.gates.ece_max),
+    d.PEARSON: _when_set(lambda p: p.gates.pearson_min),
+    d.SPEARMAN: _when_set(lambda p: p.gates.spearman_min),
     d.PRECISION: _per_class_names("precision"),
     d.RECALL: _per_class_names("recall"),
     d.F1: _per_class_names("f1"),

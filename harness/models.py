@@ -262,8 +262,9 @@ def count_positions_from_mask(model: Any) -> Any:
     return model
 
 
-def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
-    """Load an encoder with a classification head; a new head is initialised from ``seed``.
+def load_classifier(folder: Path, label_names: list[str], seed: int, regression: bool = False) -> Any:
+    """Load an encoder with a classification head (with ``regression``, one output trained on squared error, named
+    by ``label_names``' one entry); a new head is initialised from ``seed``.
 
     The same seed gives the same untrained head, so the base model evaluated for
     uplift is exactly the one fine-tuning starts from.
@@ -281,6 +282,7 @@ def load_classifier(folder: Path, label_names: list[str], seed: int) -> Any:
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={n: i for i, n in enumerate(label_names)},
+            problem_type="regression" if regression else "single_label_classification",
             use_safetensors=True,
             trust_remote_code=False,
             ignore_mismatched_sizes=True,

@@ -36,7 +36,10 @@ def variants(
     check: Check, providers: list[str], profile: Profile | None = None, run: HarnessRun | None = None
 ) -> list[str]:
     """The variants a check runs as: one per provider, per declared name, per name the run's profile and data give
-    (none without a run, or where the profile configures none), or just itself ("")."""
+    (none without a run, or where the profile configures none), or just itself (""); none where the check does not
+    judge the profile's task (a class gate of a regression head)."""
+    if profile is not None and not check.applies_to(profile.data.task):
+        return []
     if check.variants == PROVIDERS:
         return list(providers)
     if isinstance(check.variants, Variants):
@@ -61,15 +64,16 @@ def suite_params(
 def gate_table_markdown() -> str:
     """The README's table of every gate and property (a test keeps the README in sync with this)."""
     rows = [
-        "| check | kind | markers | measures | passes when | profile keys | shown failing by |",
-        "|---|---|---|---|---|---|---|",
+        "| check | kind | tasks | markers | measures | passes when | profile keys | shown failing by |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in CHECKS:
         name = f"`{c.name}`" + (" (per provider)" if c.variants == PROVIDERS else "")
         name += f" ({c.variants.shown})" if isinstance(c.variants, Variants) else ""
         name += f" ({', '.join(c.variants)})" if isinstance(c.variants, tuple) and c.variants else ""
         reads = ", ".join(f"`{key}`" for key in c.reads) or "none"
-        cells = (name, c.kind, ", ".join(c.markers), c.measures, c.rule, reads, f"`{c.shown_failing_by}`")
+        tasks = ", ".join(c.tasks) or "every task"
+        cells = (name, c.kind, tasks, ", ".join(c.markers), c.measures, c.rule, reads, f"`{c.shown_failing_by}`")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -285,7 +285,8 @@ def _base_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     seed = run.profile.training.seed
     identity = {"model": "base", "model_content": run.base_digest, "seed": seed, "on": run.device.identity()}
     run.record.base_metrics = stages.evaluation_stage(
-        lambda: (load_classifier(run.source.folder, run.data.label_names, seed), run.tokenizer), identity,
+        lambda: (load_classifier(run.source.folder, run.data.label_names, seed, run.data.regression), run.tokenizer),
+        identity,
         run.data, run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
     )  # fmt: skip
     return run.record.base_metrics

@@ -141,6 +141,12 @@ class GateSession:
             require_mlflow()
             if self.settings.mlflow != "local":
                 store_for(self.settings.mlflow, self.settings.report or Path("."))
+        profile = self.run.profile
+        if profile.data.regression and (self.settings.save_baseline or self.run.baseline_path):
+            raise ProfileError(
+                f"{profile.path}: baselines compare classes (McNemar on right and wrong); this version "
+                'has none for [data] task = "regression": drop --harness-baseline / --harness-save-baseline'
+            )
         try:
             self.run.validate_inputs()
         except DataMissingError as error:
@@ -182,13 +188,25 @@ class GateSession:
         ]
 
     def suite_params(self, suite: str) -> list[tuple[tuple[str, str], str, tuple[str, ...]]]:
-        """The gates of ``suite`` as this run parametrises them (one per provider, class, slice...)."""
-        return registry.suite_params(suite, self.settings.providers(self.run.profile), self.run.profile, self.run)
+        """The gates of ``suite`` as this run parametrises them (one per provider, class, slice...); where none of
+        them judges the profile's task, one test that says so (pytest's "got empty parameter set" says nothing)."""
+        profile = self.run.profile
+        found = registry.suite_params(suite, self.settings.providers(profile), profile, self.run)
+        if found or all(c.applies_to(profile.data.task) for c in registry.checks(suite, "gate")):
+            return found
+        return [(("", suite), "none_for_this_task", ())]
 
     def judge(self, subject: tuple[str, str] | GateResult) -> tuple[str, str, GateResult | None]:
         """(action, message, result) of a declared gate (name, variant) measured now, or of a result given, which is
         recorded: "pass", "fail" with its message, or "skip" (a gate that does not apply, or a slice too small and
         reported, not judged)."""
+        if isinstance(subject, tuple) and not subject[0]:  # the placeholder of a suite with no gate for the task
+            task = self.run.profile.data.task
+            return (
+                "skip",
+                f"no gate of the {subject[1]} suite judges a task = {task!r} model (they judge classes)",
+                None,
+            )
         try:
             result = self.register(subject if isinstance(subject, GateResult) else self.run.check(*subject))
         except registry.NotApplicable as reason:
@@ -265,7 +283,8 @@ class GateSession:
         from harness.atomic import write_json_atomic
         from harness.report.examples import example_sections, read_predictions, write_predictions
         from harness.report.metrics import build_metrics, merge_worker_metrics
-        from harness.report.render import write_documents, write_plots
+        from harness.report.plots import write_plots
+        from harness.report.render import write_documents
 
         record = self.run.record
         if self.settings.save_baseline and not worker and (record.data is not None or self.worker_parts):

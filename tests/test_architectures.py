@@ -4,7 +4,8 @@ a tokenizer trained in the test (``fixtures.families``), run as a user runs them
 ``pytest --pyargs harness.suites -m "not slow" --harness-config <arch>/profile.toml`` in a subprocess.
 
 Sentence pairs (``task = "pair"``) run the same way on BERT (token types) and RoBERTa (none), with the planted pair
-faults: a pair template that drops the second text, and an export without ``token_type_ids``.
+faults: a pair template that drops the second text, and an export without ``token_type_ids``; so does a regression
+head on scored pairs (``task = "regression"``).
 
 Each run's JUnit XML gives one outcome per test; the table architecture x suite -> passed / failed / skipped (with
 reasons) is printed at the end of the module and written to ``architectures.md`` in the session's temp folder.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.families import ARCHITECTURES, write_all, write_pairs
+from fixtures.families import ARCHITECTURES, write_all, write_pairs, write_scores
 from fixtures.suites import Outcome, run_suites
 
 SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
@@ -156,6 +157,32 @@ def test_every_suite_passes_on_sentence_pairs(arch: str, pair_families, cache, t
     skipped = {(suite, reason) for suite, s in run.suites.items() for reason in s.skipped}
     assert skipped == EXPECTED_SKIPS[arch], skipped
     assert run.suites["tokenization"].passed == 9, run.suites["tokenization"]
+
+
+# a regression head (one score per pair) on the same two tokenizer families: the class gates are not listed, so the
+# baseline and behaviour gate tests each say that none of theirs judges the task
+NO_SCORE_GATE = "no gate of the {} suite judges a task = 'regression' model (they judge classes)"
+SCORE_SKIPS = {("baseline", NO_SCORE_GATE.format("baseline")), ("behaviour", NO_SCORE_GATE.format("behaviour"))}
+
+
+@pytest.fixture(scope="session")
+def score_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each pair architecture's tiny model with easy scored pairs and a ``task = "regression"`` profile."""
+    return write_scores(tmp_path_factory.mktemp("score-families"), PAIR_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", PAIR_ARCHITECTURES)
+def test_every_suite_passes_on_a_regression_head(arch: str, score_families, cache, tmp_path: Path) -> None:
+    run = run_all_suites(score_families[arch], cache, tmp_path / "run")
+    RESULTS[f"{arch} (regression)"] = run
+    assert set(run.suites) == set(SUITES), (sorted(run.suites), run.outcome.tail())
+    failed = {name for s in run.suites.values() for name in s.failed}
+    assert not failed, run.outcome.tail(8000)
+    skipped = {(suite, reason) for suite, s in run.suites.items() for reason in s.skipped}
+    assert skipped == SCORE_SKIPS, skipped
+    assert run.suites["tokenization"].passed == 9, run.suites["tokenization"]
+    assert run.suites["release_gates"].passed == 5, run.suites["release_gates"]  # leakage, eval_loss, uplift, r, rho
+    assert run.suites["onnx"].passed == 8, run.suites["onnx"]  # the checks, parity logits, generated batches, latency
 
 
 def test_a_pair_template_that_drops_the_second_text_fails_through_the_suite(pair_families, cache, tmp_path):

@@ -295,7 +295,8 @@ CATALOGUE: list[Row] = [
     Row("float-label", "data", "label 1.5 (a score, in a classification profile)",
         lambda c: c.write_train("text,label\nlung,1\nheart,1.5\n"),
         r"train\.csv: row 2: label 1\.5 is a fraction, but this profile's task takes one class per "
-        r"example \(\[data\] task = \"single_label\" or \"pair\"\)", "row"),
+        r"example \(\[data\] task = \"single_label\" or \"pair\"\).*a score needs \[data\] task = \"regression\"",
+        "row"),
     Row("multi-label-jsonl", "data", "JSON lines with a list of labels (GoEmotions-style) in a single-label profile",
         lambda c: (c.replace('train = "train.csv"', 'train = "train.jsonl"'),
                    (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
@@ -315,6 +316,28 @@ CATALOGUE: list[Row] = [
                    c.write_train('text,b,label\nlung cough,wheeze,1\nheart murmur,"  ",0\n'),
                    c.validation.write_text("text,b,label\nseen today,sputum,1\n")),
         r"train\.csv: row 2: empty or missing text \(column 'b'\)", "row"),
+    Row("score-not-a-number", "data", 'a class name where task = "regression" reads a number',
+        lambda c: (c.add("data", 'task = "regression"'), c.write_train("text,label\nlung,1.5\nheart,high\n")),
+        r"train\.csv: row 2: label 'high' is not a number, but this profile's task takes one number per example "
+        r"\(\[data\] task = \"regression\"\)", "row"),
+    Row("score-list", "data", 'a JSON list of labels where task = "regression" reads a number',
+        lambda c: (c.add("data", 'task = "regression"'), c.replace('train = "train.csv"', 'train = "train.jsonl"'),
+                   (c.folder / "train.jsonl").write_text('{"text": "lung", "label": 2.5}\n'
+                                                         '{"text": "heart murmur", "label": ["0", "2"]}\n')),
+        r"train\.jsonl: row 2: label \['0', '2'\] is not a number, but this profile's task takes one number", "row"),
+    Row("score-infinite", "data", 'an infinite score ("inf") in a regression profile',
+        lambda c: (c.add("data", 'task = "regression"'), c.write_train("text,label\nlung,1.5\nheart,inf\n")),
+        r"train\.csv: row 2: label inf is not a finite number", "row"),
+    Row("score-constant", "data", "every train score the same in a regression profile",
+        lambda c: (c.add("data", 'task = "regression"'), c.write_train("text,label\nlung,2.0\nheart,2\n")),
+        r"train\.csv: every train score is 2\.0; a regression needs scores that vary", "file"),
+    Row("regression-class-gate", "profile", 'a class gate ([gates] macro_f1_min) in a task = "regression" profile',
+        lambda c: (c.add("data", 'task = "regression"'), c.add("gates", "macro_f1_min = 0.8")),
+        r'\[gates\] macro_f1_min = 0\.8 judges classes, but \[data\] task = "regression" predicts a score', "key"),
+    Row("correlation-gate-in-classifier", "profile", "[gates] pearson_min in a classification profile",
+        lambda c: c.add("gates", "pearson_min = 0.8"),
+        r'\[gates\] pearson_min gates a score; it needs \[data\] task = "regression" \(task = \'single_label\'\)',
+        "key"),
     Row("label-outside-set", "data", "label id 7 with labels 0..2 declared",
         lambda c: (c.add("data", 'labels = ["a", "b", "c"]'), c.write_train("text,label\nlung,1\nheart,7\n")),
         r"train\.csv: row 2: label id 7 outside 0\.\.2", "row"),
@@ -456,6 +479,11 @@ CATALOGUE: list[Row] = [
     Row("trained-multi-label", "trained", "config.json problem_type = multi_label_classification",
         _foreign(lambda c: c.update(problem_type="multi_label_classification")),
         r"trained/config\.json: problem_type = 'multi_label_classification'; this harness gates single-label", "file"),
+    Row("trained-regression-in-classifier", "trained", "a regression head (problem_type = regression, one output) "
+        "gated by a classification profile",
+        _foreign(lambda c: c.update(problem_type="regression", id2label={"0": "score"}, label2id={"score": 0})),
+        r"trained/config\.json: the model has a regression head \(one score\), but the profile's task needs a "
+        r"classifier", "file"),
     Row("trained-labels-permuted", "trained", "id2label names the data's labels in another order",
         _foreign(lambda c: c.update(id2label={"0": "1", "1": "2", "2": "0"})),
         r"trained/config\.json: the model's outputs \(config\.json id2label\) are \['1', '2', '0'\]; the data's "

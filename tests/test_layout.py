@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("device", "cache", "profile"),  # the machine and the configuration
     ("data", "models", "tokenizers"),  # the inputs: data files, model folders, tokenizers
-    ("training", "evaluation"),  # fine-tune and evaluate
+    ("scores", "training", "evaluation"),  # fine-tune and evaluate (scores: the regression head's metrics, gates)
     ("behaviour", "gates", "slices", "baseline", "expectations", "onnx", "reuse"),  # measures and their verdicts
     ("record",),  # what a run measured
     ("report",),  # metrics.json, the human report, plots, MLflow: from the record alone

@@ -46,7 +46,23 @@ def every_result(tmp_path_factory, tiny_model_dir) -> dict[str, list[GateResult]
         found[check.name] = [run.check(check.name, v) for v in registry.variants(check, ["cpu"], run.profile, run)]
     for check in registry.checks(kind="property"):
         found[check.name] = [registry.property_result(check.name, "validation", 10, None)]
+    scored = HarnessRun(load_profile(_regression_profile(folder / "scores", tiny_model_dir)), folder / "cache",
+                        progress=lambda _: None)  # fmt: skip
+    for check in registry.checks("release", "gate"):  # a regression head's own gates, and its eval_loss and uplift
+        variants = registry.variants(check, ["cpu"], scored.profile, scored)
+        found.setdefault(check.name, []).extend(scored.check(check.name, v) for v in variants)
     return found
+
+
+def _regression_profile(folder, model_dir):
+    """The tiny model as a regression head on easy scored pairs, with both correlation floors set."""
+    from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv, write_profile
+
+    data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score"}
+    profile = write_profile(folder, model_dir, data=data, gates={"pearson_min": 0.5, "spearman_min": 0.5})
+    write_csv(folder / "train.csv", easy_scores(120, 1), SCORE_HEADER)  # type: ignore[arg-type]
+    write_csv(folder / "validation.csv", easy_scores(30, 2, 10_000), SCORE_HEADER)  # type: ignore[arg-type]
+    return profile
 
 
 def planted(result: GateResult, field: str, bad: float) -> GateResult | None:

@@ -21,7 +21,8 @@ import pytest
 
 from harness.evaluation import calibration_bins, split_metrics
 from harness.report import plots
-from harness.report.render import binned_examples, build_report, gate_split, render, write_documents, write_plots
+from harness.report.plots import binned_examples, write_plots
+from harness.report.render import build_report, gate_split, render, write_documents
 from harness.result import GateResult
 
 RECORD = Path(__file__).parent / "data" / "metrics_tiny.json"

@@ -64,9 +64,14 @@ class DataBundle:
     """All splits of a profile with one label mapping shared by every split."""
 
     splits: dict[str, Split]
-    label_names: list[str]
+    label_names: list[str]  # a regression's one output is named by its label column
     leaks: list[LeakedRow] = field(default_factory=list)
     dropped: list[LeakedRow] = field(default_factory=list)
+    task: str = "single_label"  # "regression": each label is a number (a float), not a class index
+
+    @property
+    def regression(self) -> bool:
+        return self.task == "regression"
 
     @property
     def num_labels(self) -> int:
@@ -92,11 +97,13 @@ def load_data(profile: Profile) -> DataBundle:
         if path is None:
             continue
         column = profile.slices.column if split == profile.gates.split else None
-        pair = cfg.text_pair_column if cfg.task == "pair" else None
+        pair = cfg.text_pair_column or None
         texts, labels, digest, values = read_columns(path, cfg.text_column, cfg.label_column, column, pair)
         raw[split] = (path, texts, labels, digest)
         if values is not None:
             kept[split] = values
+    if cfg.regression:
+        return _scored(profile, raw, kept)
     label_names = _label_names(cfg.labels, raw)
     refuse_unknown_labels(profile, label_names)
     declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
@@ -121,6 +128,44 @@ def load_data(profile: Profile) -> DataBundle:
     if leaks and cfg.leaked_rows == "drop":
         return DataBundle(_without(splits, leaks), label_names, [], leaks)
     return DataBundle(splits, label_names, leaks)
+
+
+def _scored(profile: Profile, raw: dict[str, tuple[Path, list[Any], list[Any], str]],
+            kept: dict[str, list[str]]) -> DataBundle:  # fmt: skip
+    """The splits of a regression task: each label a finite number (the one output's name is the label column)."""
+    cfg = profile.data
+    splits = {}
+    for split, (path, texts, labels, digest) in raw.items():
+        scores = [as_score(path, row, value) for row, value in enumerate(labels, start=1)]
+        if split == "train" and len(set(scores)) < 2:
+            raise DataError(f"{path}: every train score is {scores[0]!r}; a regression needs scores that vary")
+        examples = _checked_examples(path, texts, (cfg.text_column, cfg.text_pair_column))
+        if not cfg.allow_duplicates:
+            _check_duplicates(path, examples, scores, cfg.symmetric)
+        splits[split] = Split(split, path, digest, examples, scores, kept.get(split))  # type: ignore[arg-type]
+    leaks = find_leaks(splits, cfg.symmetric)
+    if leaks and cfg.leaked_rows == "drop":
+        return DataBundle(_without(splits, leaks), [cfg.label_column], [], leaks, task="regression")
+    return DataBundle(splits, [cfg.label_column], leaks, task="regression")
+
+
+REGRESSION = 'this profile\'s task takes one number per example ([data] task = "regression")'
+
+
+def as_score(path: Path, row: int, value: Any) -> float:
+    """One regression target: a finite number (or its text); a class name, a list or a missing value is refused
+    naming the row and the task, never guessed."""
+    if isinstance(value, bool | list | tuple | dict):
+        raise DataError(f"{path}: row {row}: label {value!r} is not a number, but {REGRESSION}")
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"", *MISSING_LABELS}):
+        raise DataError(f"{path}: row {row}: missing label ({value!r})")
+    try:
+        score = float(value)
+    except ValueError:
+        raise DataError(f"{path}: row {row}: label {value!r} is not a number, but {REGRESSION}") from None
+    if not math.isfinite(score):
+        raise DataError(f"{path}: row {row}: label {value!r} is not a finite number ({REGRESSION})")
+    return score
 
 
 def _without(splits: dict[str, Split], leaks: list[LeakedRow]) -> dict[str, Split]:
@@ -160,7 +205,7 @@ def limited(bundle: DataBundle, limit: int) -> DataBundle:
         # keyed by what is kept (and the file it came from), not by the rule that chose it: a changed rule is a new key
         digest = sha256_bytes(json.dumps([split.sha256, texts, labels, column], ensure_ascii=False).encode())
         out[name] = Split(name, split.path, digest, texts, labels, column)
-    return DataBundle(out, bundle.label_names, bundle.leaks, bundle.dropped)
+    return DataBundle(out, bundle.label_names, bundle.leaks, bundle.dropped, bundle.task)
 
 
 def normalise_for_leakage(example: Example, symmetric: bool = False) -> str:
@@ -244,7 +289,7 @@ def _as_label(path: Path, row: int, value: Any) -> int | str:
             return int(value)
         raise DataError(
             f"{path}: row {row}: label {value!r} is a fraction, but {SINGLE_LABEL}; labels must be integer ids or "
-            "names (a score needs a regression task, which this version does not gate)"
+            'names (a score needs [data] task = "regression")'
         )
     text = str(value).strip()
     if not text or text.lower() in MISSING_LABELS:

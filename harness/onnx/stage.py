@@ -138,7 +138,8 @@ class OnnxStage:
         tuned = self.inputs.tuned_metrics
 
         def metrics() -> dict[str, Any]:  # evaluated only if the bundle has to be exported
-            return {n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss} for n, m in tuned().items()}
+            shown = ("accuracy", "eval_loss", "pearson", "spearman")  # a classifier's two, or a regression head's
+            return {n: {k: getattr(m, k) for k in shown if hasattr(m, k)} for n, m in tuned().items()}
 
         model = self.inputs.finetuned()
         return cached_export(

@@ -114,9 +114,9 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
-    problems += _pair_problems(sections["data"])
-    if sections["data"]["task"] == "pair" and expectations:
-        problems.append('[[expectations]] files hold single texts; this version has none for task = "pair"')
+    problems += _pair_problems(sections["data"]) + _regression_problems(sections)
+    if sections["data"]["text_pair_column"] and expectations:
+        problems.append("[[expectations]] files hold single texts; this version has none for pairs of texts")
     if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded
         with contextlib.suppress(ProfileError):  # malformed labels are refused below, with their own message
             problems += label_problems(sections, _normalise_labels(sections["data"]["labels"], profile_path))
@@ -150,16 +150,48 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
 
 
 def _pair_problems(data: dict[str, Any]) -> list[str]:
-    """A pair task names its second column (and not the first again); a single-text task names none."""
-    if data["task"] != "pair":
+    """A pair task names its second column (and not the first again); a single-text task names none; a regression
+    reads pairs when it names a second column."""
+    if data["task"] == "single_label":
         given = [k for k in ("text_pair_column", "symmetric") if data[k]]
         return [f"[data] {k} is set but task = {data['task']!r}; set [data] task = \"pair\" for pairs of texts"
                 for k in given]  # fmt: skip
     if not data["text_pair_column"]:
+        if data["task"] == "regression":
+            return ["[data] symmetric is set but no text_pair_column: only pairs have an order"] * data["symmetric"]
         return ['[data] task = "pair" needs [data] text_pair_column: the column of each pair\'s second text']
     if data["text_pair_column"] == data["text_column"]:
         return [f"[data] text_pair_column = {data['text_column']!r} is text_column too; a pair has two columns"]
     return []
+
+
+# keys that judge classes: a regression profile leaves them unset (each would be a gate that never runs)
+CLASS_ONLY = (("gates", "macro_f1_min"), ("gates", "ece_max"), ("training", "calibration"),
+              ("training", "best_metric"), ("gates.per_class", "precision_min"), ("gates.per_class", "recall_min"),
+              ("gates.per_class", "f1_min"), ("gates.slices", "column"), ("gates.slices", "length_words"),
+              ("gates.slices", "patterns"), ("gates.baseline", "macro_f1_drop_abs"),
+              ("gates.baseline", "recall_drop_abs"))  # fmt: skip
+SCORE_ONLY = (("gates", "pearson_min"), ("gates", "spearman_min"))
+
+
+def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
+    """A regression profile sets no class gate (there are no classes to judge), a classification profile no
+    correlation gate: each would be a gate that silently never runs."""
+    task = sections["data"]["task"]
+    if task != "regression":
+        return [f'[{section}] {key} gates a score; it needs [data] task = "regression" (task = {task!r})'
+                for section, key in SCORE_ONLY if sections[section][key] is not None]  # fmt: skip
+    return [
+        f'[{section}] {key} = {sections[section][key]!r} judges classes, but [data] task = "regression" '
+        f"predicts a score; remove it (the score gates are eval_loss (squared error), pearson_min, spearman_min)"
+        for section, key in CLASS_ONLY
+        if _set(sections[section][key], declared.SCHEMA[section][key].default)
+    ]
+
+
+def _set(value: Any, default: Any) -> bool:
+    """Whether a key holds other than its default (an empty list is the empty tuple default)."""
+    return value != default and not (value in ([], ()) and default in ([], ()))
 
 
 def _check_sections(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:

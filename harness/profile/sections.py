@@ -92,16 +92,19 @@ class DataSection(Section):
 
     train: str = setting()
     validation: str = setting()
-    task: Literal["single_label", "pair"] = setting(
+    task: Literal["single_label", "pair", "regression"] = setting(
         "single_label", why="single_label: one label per text; pair: one label per pair of texts (text_column and "
-        "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders). Multi-label and regression heads "
-        "are refused where their data is met",
+        "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders); regression: one number per text, "
+        "or per pair with text_pair_column (similarity, quality scores), a one-output head trained on squared error. "
+        "Multi-label heads are refused where their data is met",
     )  # fmt: skip
     test: str = setting("")
     text_column: str = setting("text")
-    text_pair_column: str = setting("", why='task = "pair": the column of each pair\'s second text')
+    text_pair_column: str = setting(
+        "", why='task = "pair" (or "regression" on pairs): the column of each pair\'s second text'
+    )
     symmetric: bool = setting(
-        False, why='task = "pair": the label does not depend on the order (paraphrase, duplicate questions): '
+        False, why='pairs: the label does not depend on the order (paraphrase, duplicate questions): '
         "leakage and duplicates match a pair in either order",
     )  # fmt: skip
     label_column: str = setting("label")
@@ -109,6 +112,16 @@ class DataSection(Section):
     allow_duplicates: bool = setting(False)
     leaked_rows: Literal["fail", "drop"] = setting("fail", why="drop: evaluate without them and say so in the report")
     shared: bool = setting(False, why="data lives in ../shared: skip when absent, fail under CI=true")
+
+    @property
+    def pairs(self) -> bool:
+        """Whether each example is a pair of texts (``task = "pair"``, or a regression on pairs)."""
+        return bool(self.text_pair_column)
+
+    @property
+    def regression(self) -> bool:
+        """Whether the model's head is one number per example (``task = "regression"``), not a class."""
+        return self.task == "regression"
 
 
 # transformers' Trainer integrations (INTEGRATION_TO_CALLBACK, plus "all" and "none"); not imported here, so a
@@ -209,6 +222,14 @@ class GatesSection(Section):
     ece_max: float | None = setting(
         None, low=0.0, high=1.0, toml=NUMBER, why="expected calibration error, 10 equal-width bins; unset: no gate"
     )
+    pearson_min: float | None = setting(
+        None, low=-1.0, high=1.0, toml=NUMBER, why='task = "regression": Pearson correlation of predicted and true '
+        "scores, bootstrap interval; unset: no gate",
+    )  # fmt: skip
+    spearman_min: float | None = setting(
+        None, low=-1.0, high=1.0, toml=NUMBER, why='task = "regression": Spearman rank correlation, bootstrap '
+        "interval; unset: no gate",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

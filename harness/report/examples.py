@@ -17,6 +17,7 @@ from harness.atomic import write_text_atomic
 from harness.inputs import is_pair, shown
 from harness.record import RunRecord
 from harness.report.render import Note, Row, Section, Table
+from harness.scores import ScoreMetrics
 
 PREDICTIONS = "predictions-{split}.jsonl"
 SHOWN_ROWS = 2000  # per split in report.html, hardest (highest loss) first; the JSON lines file has every example
@@ -29,6 +30,11 @@ def prediction_rows(record: RunRecord, split: str, label_names: list[str]) -> li
     """One row per example of ``split`` as the fine-tuned model saw it, with the baseline's answer on a flip."""
     metrics, texts = record.tuned_metrics[split], record.texts[split]
     flips = {f["example"]: f for f in (record.baseline or {}).get("flips", [])} if split == _gate_split(record) else {}
+    if isinstance(metrics, ScoreMetrics):
+        return [{"example": i, "text": shown(text), **({"texts": list(text)} if is_pair(text) else {}),
+                 "label": _rounded(metrics.labels[i]), "prediction": _rounded(metrics.predictions[i]),
+                 "error": _rounded(metrics.predictions[i] - metrics.labels[i]), "loss": _rounded(metrics.losses[i])}
+                for i, text in enumerate(texts)]  # fmt: skip
     rows = []
     for i, text in enumerate(texts):
         row = {
@@ -109,6 +115,9 @@ def predictions_section(predictions: dict[str, list[dict[str, Any]]], label_name
     blocks: list[Any] = []
     for split, rows in predictions.items():
         shown = sorted(rows, key=lambda r: -r["loss"])[:SHOWN_ROWS]
+        if rows and "error" in rows[0]:  # a regression head's: the score, its error and the squared error
+            blocks += _score_blocks(split, rows, shown)
+            continue
         header = ["example", "text", "label", "prediction", "correct", "confidence", "loss"]
         header += [f"p({c})" for c in classes]
         table_rows = [
@@ -124,6 +133,19 @@ def predictions_section(predictions: dict[str, list[dict[str, Any]]], label_name
         blocks.append(Note(f"{split}: {wrong} of {len(rows)} examples wrong; every example is in {file} and, "
                            "sortable, in report.html", md_only=True))  # fmt: skip
     return Section("Predictions per example", blocks)
+
+
+def _score_blocks(split: str, rows: list[dict[str, Any]], shown: list[dict[str, Any]]) -> list[Any]:
+    """A regression head's examples, the largest squared error first."""
+    file = PREDICTIONS.format(split=split)
+    header = ["example", "text", "true score", "predicted", "error", "squared error"]
+    table_rows = [Row([str(r["example"]), _short(r["text"]), _num(r["label"]), _num(r["prediction"]),
+                       _num(r["error"]), _num(r["loss"])]) for r in shown]  # fmt: skip
+    caption = f"{split}: {len(shown)} of {len(rows)} examples, largest squared error first (every one in {file})"
+    return [
+        Table(header, table_rows, caption=caption, sortable=True, html_only=True),
+        Note(f"{split}: every example's predicted score is in {file} and, sortable, in report.html", md_only=True),
+    ]
 
 
 def _short(text: str) -> str:

@@ -51,7 +51,22 @@ def per_class_f1(base: dict[str, dict[str, float]], tuned: dict[str, dict[str, f
     return _save(fig, path)
 
 
-def loss_curves(history: list[dict[str, Any]], path: Path) -> Path:
+def score_scatter(true: list[float], predicted: list[float], title: str, path: Path) -> Path:
+    """A regression head's predicted against true scores, with the line where they are equal: a shift or a scale
+    that keeps the correlation shows as points off that line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.scatter(true, predicted, s=8, alpha=0.5, color="#2b6cb0")
+    low, high = min(min(true), min(predicted)), max(max(true), max(predicted))
+    ax.plot([low, high], [low, high], color="#c05621", linewidth=1, label="predicted = true")
+    ax.set_xlabel("true score")
+    ax.set_ylabel("predicted score")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def loss_curves(history: list[dict[str, Any]], path: Path, ylabel: str = "cross-entropy") -> Path:
     plt = _pyplot()
     train = [(h["epoch"], h["loss"]) for h in history if "loss" in h and "epoch" in h]
     evals = [(h["epoch"], h["eval_loss"]) for h in history if "eval_loss" in h]
@@ -61,7 +76,7 @@ def loss_curves(history: list[dict[str, Any]], path: Path) -> Path:
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="validation loss", color="#c05621")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy")
+    ax.set_ylabel(ylabel)
     ax.set_title("Loss per epoch")
     ax.legend()
     return _save(fig, path)
@@ -120,3 +135,53 @@ def _save(fig: Any, path: Path) -> Path:
         return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
     finally:
         _pyplot().close(fig)
+
+
+# --- the report's plots, drawn from the metrics dict alone ----------------------------------------------------
+
+
+def _score_plots(metrics: dict[str, Any], tuned: dict[str, Any], folder: Path, split: str) -> dict[str, Path]:
+    """A regression head's plots: predicted against true scores, and its squared error per epoch."""
+    shown = tuned["scatter"]
+    title = f"Fine-tuned on {split} (n={tuned['n']}" + (f", first {len(shown['true'])} shown)" if shown["cut"] else ")")
+    images = {"predicted vs true": score_scatter(shown["true"], shown["predicted"], title, folder / "scores.png")}
+    if metrics["model"].get("history"):
+        images["loss per epoch"] = loss_curves(metrics["model"]["history"], folder / "loss_curves.png",
+                                                     "squared error")  # fmt: skip
+    return images
+
+
+def write_plots(metrics: dict[str, Any], folder: Path, split: str) -> dict[str, Path]:
+    """The PNG plots of ``split``, drawn from the metrics dict alone (none if the fine-tune was not evaluated)."""
+    tuned = metrics.get("metrics", {}).get("finetuned", {}).get(split)
+    if tuned is None:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    base = metrics["metrics"].get("base", {}).get(split)
+    names = metrics["data"]["label_names"]
+    if tuned.get("task") == "regression":
+        return _score_plots(metrics, tuned, folder, split)
+    images = {
+        "confusion matrix": confusion_matrix(
+            tuned["confusion_matrix"], names, f"Fine-tuned on {split} (n={tuned['n']})", folder / "confusion_matrix.png"
+        )
+    }
+    if base is not None:
+        images["per-class F1"] = per_class_f1(base["per_class"], tuned["per_class"], folder / "per_class_f1.png")
+    if metrics["model"].get("history"):
+        images["loss per epoch"] = loss_curves(metrics["model"]["history"], folder / "loss_curves.png")
+    if tuned.get("calibration"):
+        confidence, correct = binned_examples(tuned["calibration"])
+        images["calibration"], _ = reliability(confidence, correct, folder / "calibration.png")
+    return images
+
+
+def binned_examples(calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example (confidence, correct) arrays equivalent to ``SplitMetrics.as_dict()["calibration"]`` bins:
+    each bin's examples at the bin's mean confidence, its recorded number of them correct. The reliability
+    diagram and its ECE depend only on these per-bin sums, so the plot equals one drawn from the examples."""
+    counts, right = calibration["count"], calibration["correct"]
+    means = [m if m is not None else 0.0 for m in calibration["mean_confidence"]]
+    confidence = np.repeat(np.asarray(means, dtype=float), counts)
+    correct = np.concatenate([np.arange(n) < r for n, r in zip(counts, right, strict=True)] or [np.zeros(0, bool)])
+    return confidence, correct

@@ -25,10 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from harness.atomic import write_text_atomic
-from harness.report import plots
 from harness.report.metrics import outcome_line
 from harness.result import GateResult, fmt
 
@@ -110,29 +107,6 @@ class Report:
 # --- public entry points -------------------------------------------------------------------------------
 
 
-def write_plots(metrics: dict[str, Any], folder: Path, split: str) -> dict[str, Path]:
-    """The PNG plots of ``split``, drawn from the metrics dict alone (none if the fine-tune was not evaluated)."""
-    tuned = metrics.get("metrics", {}).get("finetuned", {}).get(split)
-    if tuned is None:
-        return {}
-    folder.mkdir(parents=True, exist_ok=True)
-    base = metrics["metrics"].get("base", {}).get(split)
-    names = metrics["data"]["label_names"]
-    images = {
-        "confusion matrix": plots.confusion_matrix(
-            tuned["confusion_matrix"], names, f"Fine-tuned on {split} (n={tuned['n']})", folder / "confusion_matrix.png"
-        )
-    }
-    if base is not None:
-        images["per-class F1"] = plots.per_class_f1(base["per_class"], tuned["per_class"], folder / "per_class_f1.png")
-    if metrics["model"].get("history"):
-        images["loss per epoch"] = plots.loss_curves(metrics["model"]["history"], folder / "loss_curves.png")
-    if tuned.get("calibration"):
-        confidence, correct = binned_examples(tuned["calibration"])
-        images["calibration"], _ = plots.reliability(confidence, correct, folder / "calibration.png")
-    return images
-
-
 def write_documents(
     results: list[GateResult], metrics: dict[str, Any], images: dict[str, Path], folder: Path,
     extra: list[Section] | None = None,
@@ -180,17 +154,6 @@ def render(report: Report, fmt_name: str) -> str:
     """The report in ``md`` or ``html``: the same template, with autoescape for HTML."""
     text = _environment(fmt_name).get_template("report.j2").render(report=report, fmt=fmt_name, fail_mark=FAIL_MARK)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"  # the blank lines block tags leave behind
-
-
-def binned_examples(calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example (confidence, correct) arrays equivalent to ``SplitMetrics.as_dict()["calibration"]`` bins:
-    each bin's examples at the bin's mean confidence, its recorded number of them correct. The reliability
-    diagram and its ECE depend only on these per-bin sums, so the plot equals one drawn from the examples."""
-    counts, right = calibration["count"], calibration["correct"]
-    means = [m if m is not None else 0.0 for m in calibration["mean_confidence"]]
-    confidence = np.repeat(np.asarray(means, dtype=float), counts)
-    correct = np.concatenate([np.arange(n) < r for n, r in zip(counts, right, strict=True)] or [np.zeros(0, bool)])
-    return confidence, correct
 
 
 def gate_split(metrics: dict[str, Any]) -> str:
@@ -258,6 +221,9 @@ def gates_section(results: list[GateResult]) -> Section | None:
     return Section("Gates", [Table(GATE_HEADER, rows), *notes])
 
 
+SCORE_METRICS = ("eval_loss", "mae", "pearson", "spearman")  # a regression head's, in harness.scores
+
+
 def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Section | None:
     tuned_all = metrics.get("metrics", {}).get("finetuned", {})
     base_all = metrics.get("metrics", {}).get("base", {})
@@ -269,7 +235,8 @@ def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Secti
         tuned, base = tuned_all.get(split, {}), base_all.get(split, {})
         n = tuned.get("n", base.get("n"))
         calibrated = ["ece"] if tuned.get("ece") is not None or base.get("ece") is not None else []  # since #16
-        for key in ("accuracy", "eval_loss", "macro_f1", *calibrated):
+        shown = SCORE_METRICS if tuned.get("task") == "regression" else ("accuracy", "eval_loss", "macro_f1")
+        for key in (*shown, *calibrated):
             cells = [f"{split} (n={n})", key, _num(base.get(key), ".4f"), _interval(base.get("intervals", {}).get(key))]
             cells += [_num(tuned.get(key), ".4f"), _interval(tuned.get("intervals", {}).get(key))]
             rows.append(Row(cells, failing=(split, key) in failing))
@@ -306,11 +273,12 @@ def training_section(model: dict[str, Any]) -> Section | None:
         losses = [h["loss"] for h in history if "loss" in h and previous < h.get("epoch", -1.0) <= epoch]
         kept = epoch == model.get("best_epoch")
         train = _num(sum(losses) / len(losses), ".4f") if losses else ""
+        score = "pearson" if "eval_pearson" in entry else "accuracy"  # a regression head logs its correlation
         cells = [_num(epoch, "g") + (" (kept)" if kept else ""), train, _num(entry["eval_loss"], ".4f"),
-                 _num(entry.get("eval_accuracy"), ".4f")]  # fmt: skip
+                 _num(entry.get(f"eval_{score}"), ".4f")]  # fmt: skip
         rows.append(Row(cells))
         previous = epoch
-    header = ["epoch", "train loss (mean)", "validation loss", "validation accuracy"]
+    header = ["epoch", "train loss (mean)", "validation loss", f"validation {score}"]
     caption = "the kept epoch is the best by [training] best_metric; training stopped after the last row"
     return Section("Training", [Table(header, rows, caption=caption)])
 

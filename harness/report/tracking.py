@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 LOCAL = "local"  # --harness-mlflow without a URI: $MLFLOW_TRACKING_URI, else a SQLite store in the report folder
 STORE_FOLDER = "mlflow"  # <report>/mlflow/mlflow.db and <report>/mlflow/artifacts
 INSTALL = "pip install 'clf-release-harness[mlflow]'"
-SPLIT_METRICS = ("accuracy", "eval_loss", "macro_f1", "n")
+SPLIT_METRICS = ("accuracy", "eval_loss", "macro_f1", "n", "mae", "pearson", "spearman")  # absent ones are left out
 PARAM_LIMIT = 6000  # MLflow's longest param value; longer values (a long skip list) are cut and marked
 SECTION_NAMES = {"baseline": "gates.baseline"}  # metrics.json's profile attribute -> the TOML section name
 

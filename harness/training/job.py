@@ -61,6 +61,7 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         # the examples and labels as consumed: a pair task, another column or dropped leaked rows is another model
         "examples": {s: data.splits[s].content_digest() for s in ("train", "validation") if s in data.splits},
         "labels": data.label_names,
+        **({"task": data.task} if data.regression else {}),  # another head and loss; absent: older keys unchanged
         "training": _training_key(profile.training),
         "device": device.identity(),
         **_precision_key(training_precision(profile.training.precision, device)),

@@ -142,6 +142,9 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     def accuracy(prediction: Any) -> dict[str, float]:
+        if job.data.regression:  # the loss is the squared error; the correlation is what a reader looks for
+            scores = np.asarray(prediction.predictions).reshape(-1)
+            return {"pearson": float(np.corrcoef(scores, prediction.label_ids)[0, 1])}
         return {"accuracy": float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())}
 
     cfg, world_size = job.cfg, world()[1]
@@ -151,8 +154,11 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
     callbacks: list[Any] = [ProgressCallback(job.progress, cfg.epochs)]
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    model = load_classifier(job.source.folder, job.data.label_names, cfg.seed, job.data.regression)
+    if job.data.regression:
+        _start_at_the_mean(model, train_set["labels"])
     trainer = Trainer(
-        model=load_classifier(job.source.folder, job.data.label_names, cfg.seed),
+        model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
@@ -161,6 +167,21 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
         callbacks=callbacks,
     )
     return trainer, collator
+
+
+def _start_at_the_mean(model: Any, scores: Any) -> None:
+    """Set a new one-output head's bias to the mean train score: at zero, on a 1-5 scale, the first epochs go to
+    learning the mean rather than the order (measured on 600 SICK pairs: Pearson 0.04 after 3 epochs from 0). A head
+    without a bias (decoder classifiers' ``score``) starts where it is."""
+    import numpy as np
+    import torch
+
+    from harness.temperature import classification_head
+
+    _, head = classification_head(model)
+    if head.bias is not None:
+        with torch.no_grad():
+            head.bias.fill_(float(np.mean(np.asarray(scores, dtype=np.float64))))
 
 
 def _save_entry(job: Job, trainer: Any, collator: Any, tokenizer: Any, staging: Path, seconds: float) -> dict:
@@ -219,11 +240,13 @@ def shard_report(seen: list[str]) -> dict[str, Any]:
 def tokenize_split(tokenizer: Any, texts: list[Example], labels: list[int], max_length: int) -> Any:
     """Tokenize without padding: ``DataCollatorWithPadding`` pads each batch to its own longest text. A pair is
     tokenized as one (``tokenizer(text, text_pair)``: both segments, their separators and token types)."""
-    from datasets import Dataset
+    from datasets import Dataset, Value
 
     firsts, seconds = segments(texts)
     columns = {"text": firsts} | ({"text_pair": seconds} if seconds is not None else {})
     dataset = Dataset.from_dict(columns | {"labels": labels})
+    if labels and isinstance(labels[0], float):  # a regression's targets, in the dtype of the one-output head
+        dataset = dataset.cast_column("labels", Value("float32"))
     return dataset.map(
         lambda batch: tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length),
         batched=True,

@@ -52,12 +52,27 @@ def locate_trained(value: str, revision: str = "") -> TrainedModel:
             "(*ForSequenceClassification); gate the classifier saved by the training script (trainer.save_model())"
         )
     problem = config.get("problem_type") or "single_label_classification"
-    if problem != "single_label_classification":
+    if problem not in ("single_label_classification", "regression"):
         raise ModelSourceError(
             f"{source.folder / 'config.json'}: problem_type = {problem!r}; this harness gates single-label "
-            "classifiers (one label per text)"
+            "classifiers (one label per text) and regression heads (one score)"
         )
     return TrainedModel(source.folder, source)
+
+
+def check_head_task(folder: Path, data: DataBundle) -> None:
+    """A trained model's head must be the task's: one output trained as a regression for ``task = "regression"``,
+    a classifier otherwise (a 1-label classifier's softmax is constant; a regression's argmax is always 0)."""
+    from harness.errors import ModelSourceError
+
+    config = read_config(folder)
+    regression = (config.get("problem_type") or "") == "regression" or (
+        not config.get("problem_type") and int(config.get("num_labels") or len(config.get("id2label") or {})) == 1
+    )  # transformers' own rule: an unset problem_type with one output trains as a regression
+    if regression != data.regression:
+        has, wants = ("a regression head (one score)", "a classifier") if regression else (
+            "a classification head", 'a regression head ([data] task = "regression")')  # fmt: skip
+        raise ModelSourceError(f"{folder / 'config.json'}: the model has {has}, but the profile's task needs {wants}")
 
 
 GENERIC_LABEL = re.compile(r"LABEL_\d+")
@@ -108,7 +123,9 @@ def output_labels(folder: Path, data_labels: list[str], declared: tuple[str, ...
 def load_foreign(trained: TrainedModel, data: DataBundle, declared: tuple[str, ...] | None) -> FineTuned:
     """A sequence classifier trained elsewhere, its outputs checked against the data's labels; keyed by the bytes
     of its files (nothing it says about itself), and carrying no training history."""
-    output_labels(trained.folder, data.label_names, declared)
+    check_head_task(trained.folder, data)
+    if not data.regression:  # one output is one score, whatever id2label calls it
+        output_labels(trained.folder, data.label_names, declared)
     return FineTuned(trained.folder, model_digest(trained.folder), True, None, model_subfolder="")
 
 

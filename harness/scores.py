@@ -1,0 +1,122 @@
+"""The regression head (``[data] task = "regression"``): its metrics on a split and the gates that judge them.
+
+A one-output model predicts a number per example (a similarity, a quality score). What a release needs of it is
+the STS-B reporting convention (Pearson and Spearman correlation) plus the error in the target's own units (mean
+squared error, which is the Trainer's ``eval_loss`` for ``problem_type = "regression"``, and mean absolute error):
+a model whose scores are all off by a factor keeps its correlations and fails on its squared error, so a release
+gates both. Correlations come from scipy; the bootstrap intervals resample examples (vectorised: a correlation of
+each resample along the last axis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from harness.result import GateResult, fmt, threshold_gate
+from harness.stats import Interval, bootstrap
+
+PER_EXAMPLE = ("labels", "predictions", "losses")
+SCATTER_POINTS = 2000  # the first examples of a split drawn in the predicted-vs-true plot
+
+
+@dataclass
+class ScoreMetrics:
+    """A regression model's metrics on one split; ``eval_loss`` is the mean squared error."""
+
+    split: str
+    n: int
+    eval_loss: float
+    mae: float
+    pearson: float
+    spearman: float
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    # per example, in split order: kept out of metrics.json, used by reports and plots
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # squared errors
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in PER_EXAMPLE}
+        out["intervals"] = {k: v.as_list() for k, v in self.intervals.items()}
+        out["interval_level"] = next(iter(self.intervals.values())).level if self.intervals else None
+        out["task"] = "regression"
+        shown = slice(0, SCATTER_POINTS)  # bounded, so metrics.json stays small and the plot is drawn from it
+        out["scatter"] = {"true": [round(float(v), 4) for v in self.labels[shown]],
+                          "predicted": [round(float(v), 4) for v in self.predictions[shown]],
+                          "cut": bool(len(self.labels) > SCATTER_POINTS)}  # fmt: skip
+        return out
+
+
+def pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pearson correlation along ``axis`` (NaN where either side is constant or not finite: no correlation is
+    measured, and NaN never passes a gate); vectorised for the bootstrap."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    dx = x - x.mean(axis=axis, keepdims=True)
+    dy = y - y.mean(axis=axis, keepdims=True)
+    scale = np.sqrt((dx * dx).sum(axis=axis) * (dy * dy).sum(axis=axis))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, (dx * dy).sum(axis=axis) / np.where(scale > 0, scale, 1.0), np.nan)
+
+
+def spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman rank correlation along ``axis``: Pearson of the average ranks (ties share their mean rank, as
+    ``scipy.stats.spearmanr``)."""
+    from scipy.stats import rankdata
+
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return np.full(np.shape(np.sum(np.asarray(x, dtype=np.float64), axis=axis)), np.nan)
+    return pearson(rankdata(x, axis=axis), rankdata(y, axis=axis), axis)
+
+
+def score_metrics(split: str, outputs: np.ndarray, labels: list[float], level: float = 0.95,
+                  seed: int = 0) -> ScoreMetrics:  # fmt: skip
+    """Metrics of a one-output model's ``outputs`` (n x 1) against the true scores, each with a bootstrap interval
+    over examples."""
+    truth = np.asarray(labels, dtype=np.float64)
+    predicted = np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
+    squared, absolute = (predicted - truth) ** 2, np.abs(predicted - truth)
+    return ScoreMetrics(
+        split=split, n=len(truth), eval_loss=float(squared.mean()), mae=float(absolute.mean()),
+        pearson=float(pearson(predicted, truth)), spearman=float(spearman(predicted, truth)),
+        intervals={
+            "eval_loss": bootstrap((squared,), np.mean, level, seed, vectorized=True),
+            "mae": bootstrap((absolute,), np.mean, level, seed, vectorized=True),
+            "pearson": bootstrap((predicted, truth), pearson, level, seed, vectorized=True),
+            "spearman": bootstrap((predicted, truth), spearman, level, seed, vectorized=True),
+        },
+        labels=truth, predictions=predicted, losses=squared,
+    )  # fmt: skip
+
+
+def check_correlation(metrics: ScoreMetrics, which: str, minimum: float, mode: str = "point") -> GateResult:
+    """Pearson or Spearman correlation of predicted and true scores against its floor, bootstrap interval; the
+    details give the error in the target's units, which a correlation does not see."""
+    value = getattr(metrics, which)
+    details = [f"mean squared error {fmt(metrics.eval_loss)}, mean absolute error {fmt(metrics.mae)} "
+               f"(a correlation ignores a shift or a scale of every score; eval_loss does not)"]  # fmt: skip
+    return threshold_gate(
+        which, f"{which.capitalize()} correlation", metrics.split, value, minimum, ">=", metrics.n,
+        metrics.intervals.get(which), mode, details,
+    )  # fmt: skip
+
+
+def check_score_uplift(
+    base: ScoreMetrics, tuned: ScoreMetrics, minimum: float, mode: str = "point", seed: int = 0
+) -> GateResult:
+    """Fine-tuned minus base Pearson correlation on the same examples, with a paired bootstrap interval: the
+    base encoder with an untrained one-output head ranks the pairs at about chance, so fine-tuning must add order."""
+    uplift = tuned.pearson - base.pearson
+    interval = None
+    if len(tuned.labels) and len(base.labels) == len(tuned.labels):
+        level = tuned.intervals["pearson"].level if tuned.intervals else 0.95
+        interval = bootstrap(
+            (tuned.predictions, base.predictions, tuned.labels),
+            lambda t, b, y, axis: pearson(t, y, axis) - pearson(b, y, axis), level, seed, vectorized=True,
+        )  # fmt: skip
+    details = [f"base Pearson {fmt(base.pearson)}, fine-tuned Pearson {fmt(tuned.pearson)}"]
+    return threshold_gate(
+        "uplift", "Pearson correlation uplift", tuned.split, uplift, minimum, ">=", tuned.n, interval, mode, details
+    )

@@ -1,0 +1,167 @@
+"""Regression heads (``[data] task = "regression"``): scores read as numbers, a one-output head trained on squared
+error (``problem_type = "regression"``), judged by eval_loss (mean squared error), Pearson, Spearman and the uplift
+in Pearson over the base model, through the real suites on a tiny BERT.
+
+The metric and gate verdicts on exact numbers are in ``tests/test_score_verdicts.py``; every suite on scored pairs
+for BERT and RoBERTa is in ``tests/test_architectures.py``; the refusals are rows of ``tests/test_bad_inputs.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fixtures.families import write_scores
+from fixtures.suites import run_suites
+from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv
+from harness.data import load_data
+from harness.errors import ProfileError
+from harness.profile import load_profile
+
+RELEASE = "test_release_gates.py"
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT with easy scored pairs and its regression profile (correlation floors 0.9 / 0.85)."""
+    return write_scores(tmp_path_factory.mktemp("scores"), ["bert"])["bert"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scores-cache")
+
+
+def gates_of(report: Path) -> dict[str, dict]:
+    return {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
+
+
+def test_scores_are_read_as_numbers_pairs_as_pairs_and_leakage_in_either_order(tmp_path: Path) -> None:
+    train = [*easy_scores(20, 1), ("a man is playing a guitar", "nobody plays", 1.2)]
+    write_csv(tmp_path / "train.csv", train, SCORE_HEADER)  # type: ignore[arg-type]
+    write_csv(tmp_path / "validation.csv", [("nobody plays", "a man is playing a guitar", 1.4),  # swapped: a leak
+                                            ("someone sings", "a woman sings", "4.75")], SCORE_HEADER)  # fmt: skip
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[model]\nname_or_path = "x"\n[data]\ntrain = "train.csv"\nvalidation = "validation.csv"\n'
+                       'task = "regression"\ntext_pair_column = "text_pair"\nlabel_column = "score"\n'
+                       "symmetric = true\n", encoding="utf-8")  # fmt: skip
+    bundle = load_data(load_profile(profile))
+    assert bundle.regression and bundle.label_names == ["score"] and bundle.num_labels == 1
+    assert bundle.splits["validation"].labels == [1.4, 4.75]
+    assert bundle.splits["validation"].texts[1] == ("someone sings", "a woman sings")
+    assert [(leak.row, leak.train_row) for leak in bundle.leaks] == [(1, 21)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('task = "regression"\nsymmetric = true\n', r"symmetric is set but no text_pair_column"),
+        ('task = "regression"\n[training]\nbest_metric = "accuracy"\n', r"best_metric = 'accuracy' judges classes"),
+        ('task = "regression"\n[gates.slices]\nlength_words = [5]\n', r"\[gates.slices\] length_words = \[5\] judges"),
+        (
+            'task = "pair"\ntext_pair_column = "b"\n[gates]\nspearman_min = 0.5\n',
+            r"\[gates\] spearman_min gates a score; it needs \[data\] task = \"regression\" \(task = 'pair'\)",
+        ),
+    ],
+)
+def test_settings_a_regression_cannot_use_are_refused_naming_the_key(tmp_path: Path, lines: str, message: str):
+    path = tmp_path / "profile.toml"
+    path.write_text(f'[model]\nname_or_path = "x"\n[data]\ntrain = "t.csv"\nvalidation = "v.csv"\n{lines}')
+    with pytest.raises(ProfileError, match=message):
+        load_profile(path)
+
+
+def test_every_release_gate_of_a_regression_passes_and_class_gates_are_not_listed(scored, cache, tmp_path):
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(scored), "--harness-cache", str(cache),
+                         "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == 0, outcome.tail()
+    gates = gates_of(report)
+    assert set(gates) == {"leakage", "eval_loss", "uplift", "pearson", "spearman"}, sorted(gates)
+    assert gates["pearson"]["value"] >= 0.9 and gates["eval_loss"]["value"] <= 0.5, gates
+    metrics = json.loads((report / "metrics.json").read_text())["metrics"]["finetuned"]["validation"]
+    assert metrics["task"] == "regression" and len(metrics["scatter"]["true"]) == 60
+    rows = [json.loads(line) for line in (report / "predictions-validation.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and set(rows[0]) == {"example", "text", "texts", "label", "prediction", "error", "loss"}
+    assert rows[0]["error"] == pytest.approx(rows[0]["prediction"] - rows[0]["label"], abs=2e-6)
+    assert (report / "scores.png").stat().st_size > 10_000
+    html = (report / "report.html").read_text()
+    assert "largest squared error first" in html and "spearman" in html
+
+
+def test_a_shuffled_target_fails_the_correlation_gates(scored, cache, tmp_path):
+    """Planted: the train scores shuffled among the pairs (a join that lost its key): nothing links text and score,
+    so the model learns the mean; Pearson and Spearman fail with their values, and uplift with them."""
+    folder = tmp_path / "shuffled"
+    shutil.copytree(scored.parent, folder, ignore=shutil.ignore_patterns("model"))
+    with open(folder / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    scores = [row[2] for row in rows[1:]]
+    random.Random(0).shuffle(scores)
+    write_csv(folder / "train.csv", [(*row[:2], s) for row, s in zip(rows[1:], scores, strict=True)], SCORE_HEADER)
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text().replace(str(scored.parent / "model"), str(scored.parent / "model")))
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(profile), "--harness-cache", str(cache),
+                         "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    for name in ("pearson", "spearman"):
+        assert not gates[name]["passed"] and gates[name]["value"] < 0.5, gates[name]
+        assert outcome.says(f"gate '{name}' failed: {name.capitalize()} correlation"), outcome.tail()
+    assert gates["leakage"]["passed"]
+
+
+def _scaled_copy(trained: Path, target: Path, factor: float) -> Path:
+    """The trained model's files, its one-output head's weight and bias multiplied by ``factor``, saved as a plain
+    ``save_pretrained`` folder (as a training script elsewhere writes it)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from harness.temperature import classification_head
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained)
+    _, head = classification_head(model)
+    with torch.no_grad():
+        head.weight.mul_(factor)
+        head.bias.mul_(factor)
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(trained).save_pretrained(target)
+    return target
+
+
+def test_a_regression_model_scaled_x3_keeps_its_correlation_and_fails_eval_loss(scored, cache, tmp_path):
+    """Planted: every score x3 (a unit change, a rescaled export): the correlations cannot see it, the squared error
+    does. The same model unscaled, gated the same way as a folder trained elsewhere, passes."""
+    from harness.cli import main
+
+    trained = tmp_path / "trained"
+    assert main(["train", "--config", str(scored), "--cache", str(cache), "--output", str(trained)]) == 0
+    found = {}
+    for factor in (1.0, 3.0):
+        folder = _scaled_copy(trained / "model", tmp_path / f"x{factor:g}", factor)
+        report = tmp_path / f"report-x{factor:g}"
+        outcome = run_suites(tmp_path / f"run-x{factor:g}", [RELEASE], "--harness-config", str(scored),
+                             "--harness-cache", str(cache), "--harness-model", str(folder), "--harness-report",
+                             str(report), "-q")  # fmt: skip
+        found[factor] = (outcome, gates_of(report))
+    (plain, good), (scaled_run, scaled) = found[1.0], found[3.0]
+    assert plain.ret == 0, plain.tail()
+    assert scaled_run.ret == pytest.ExitCode.TESTS_FAILED, scaled_run.tail()
+    assert not scaled["eval_loss"]["passed"] and scaled["eval_loss"]["value"] > 10 * good["eval_loss"]["value"]
+    for name in ("pearson", "spearman"):
+        assert scaled[name]["passed"] and scaled[name]["value"] == pytest.approx(good[name]["value"], abs=1e-5)
+    assert scaled["uplift"]["passed"]  # uplift in Pearson is as blind to the scale: eval_loss is what catches it
+
+
+def test_a_baseline_is_refused_for_a_regression_before_any_work(scored, tmp_path):
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(scored), "--harness-save-baseline",
+                         str(tmp_path / "b.json"), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.tail()
+    assert outcome.says('this version has none for [data] task = "regression"'), outcome.tail()
+    assert not outcome.says("fine-tuning"), outcome.tail()

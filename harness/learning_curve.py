@@ -38,6 +38,11 @@ def learning_curve(
 ) -> list[dict[str, Any]]:
     first = HarnessRun(profile, cache_dir, progress=progress)
     full, profile = first.data, first.resolved_profile  # max_length "auto" is decided once, on all the data
+    if full.regression:
+        from harness.errors import ProfileError
+
+        raise ProfileError(f"{profile.path}: the learning curve samples classes in proportion and reads accuracy; "
+                           'this version draws none for [data] task = "regression"')  # fmt: skip
     points = []
     for fraction in sorted(fractions):
         subset = stratified_subset(full, fraction, profile.training.seed)

@@ -334,6 +334,7 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         harness_source=run.harness_source, tuned_metrics=lambda: run.tuned_metrics,
         finetuned=lambda: TunedModel(model_folder(run.finetuned), run.finetuned_digest),
         output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
+        regression=run.data.regression,
     )  # fmt: skip
     return OnnxStage(inputs)
 

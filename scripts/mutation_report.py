@@ -41,6 +41,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_metric_gate_verdicts.py",
     "tests/test_key_functions.py",
     "tests/test_pairs.py",
+    "tests/test_score_verdicts.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -49,6 +50,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
 # module -> functions in scope (None: all of it; "Class.method" for a method)
 SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
+    "harness/scores.py": None,
     "harness/stats.py": None,
     "harness/gates.py": None,
     "harness/baseline.py": [

@@ -1,6 +1,7 @@
 """The real data sets of the other heads (``../shared/datasets``: skipped where absent, a failure under CI=true):
-SICK read as sentence pairs, its leakage judged on the pair, and GoEmotions' multi-label lists refused by a
-single-label profile naming the file, the row and the ``task`` setting.
+SICK read as sentence pairs (entailment classes, and relatedness scores for a regression head), its leakage judged on
+the pair, and GoEmotions' multi-label lists refused by single-label and regression profiles naming the file, the row
+and the ``task`` setting.
 """
 
 from __future__ import annotations
@@ -53,4 +54,30 @@ def test_goemotions_lists_are_refused_by_a_single_label_profile(tmp_path):
         encoding="utf-8",
     )
     with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is a list of labels, but .*task"):
+        load_data(load_profile(profile))
+
+
+def test_sick_relatedness_is_read_as_scored_pairs_and_symmetric_leakage_drops_more(tmp_path):
+    """The same pairs scored 1-5: a swapped train pair is the same example when relatedness is symmetric, so 12
+    more evaluation rows leave than in the entailment profile (32, not 20)."""
+    need("sick_nli_pairs")
+    bundle = load_data(load_profile(ROOT / "fixtures" / "profiles" / "sick_relatedness.toml"))
+    assert bundle.regression and bundle.label_names == ["relatedness"]
+    assert {name: len(split) for name, split in bundle.splits.items()} == {"train": 4500, "validation": 493,
+                                                                           "test": 1475}  # fmt: skip
+    assert len(bundle.dropped) == 32
+    scores = bundle.splits["train"].labels
+    assert min(scores) == 1.0 and max(scores) == 5.0 and all(isinstance(s, float) for s in scores)
+
+
+def test_goemotions_lists_are_refused_by_a_regression_profile_naming_the_row(tmp_path):
+    """A list of labels is no score: refused at row 1 naming the task, never read as a number."""
+    folder = need("goemotions_ekman")
+    profile = tmp_path / "profile.toml"
+    profile.write_text(
+        f'[data]\ntrain = "{folder / "train.jsonl"}"\nvalidation = "{folder / "validation.jsonl"}"\n'
+        'label_column = "labels"\ntask = "regression"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is not a number, but .*regression"):
         load_data(load_profile(profile))

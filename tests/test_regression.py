@@ -63,6 +63,7 @@ def test_scores_are_read_as_numbers_pairs_as_pairs_and_leakage_in_either_order(t
         ('task = "regression"\nsymmetric = true\n', r"symmetric is set but no text_pair_column"),
         ('task = "regression"\n[training]\nbest_metric = "accuracy"\n', r"best_metric = 'accuracy' judges classes"),
         ('task = "regression"\n[gates.slices]\nlength_words = [5]\n', r"\[gates.slices\] length_words = \[5\] judges"),
+        ('task = "regression"\n[gates]\naccuracy_min = 0.9\n', r"\[gates\] accuracy_min judges classes"),
         (
             'task = "pair"\ntext_pair_column = "b"\n[gates]\nspearman_min = 0.5\n',
             r"\[gates\] spearman_min gates a score; it needs \[data\] task = \"regression\" \(task = 'pair'\)",

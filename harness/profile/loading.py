@@ -115,6 +115,9 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
     problems += _pair_problems(sections["data"]) + _regression_problems(sections)
+    if sections["data"]["task"] == "regression" and "accuracy_min" in raw.get("gates", {}):
+        problems.append('[gates] accuracy_min judges classes, but [data] task = "regression" predicts a score; remove '
+                        "it (the score gates are eval_loss (squared error), pearson_min, spearman_min)")  # fmt: skip
     if sections["data"]["text_pair_column"] and expectations:
         problems.append("[[expectations]] files hold single texts; this version has none for pairs of texts")
     if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded

@@ -100,7 +100,7 @@ def test_expectation_files_are_refused_in_a_pair_profile(tmp_path):
     """They hold one text per case: a pair model would be handed single texts and judged on them."""
     path = pair_profile(tmp_path, easy_pairs(30, 1), easy_pairs(5, 2, 100))
     path.write_text(path.read_text() + '\n[[expectations]]\nfile = "cases.csv"\nkind = "mft"\n', encoding="utf-8")
-    with pytest.raises(ProfileError, match=r'\[\[expectations\]\] files hold single texts; .* task = "pair"'):
+    with pytest.raises(ProfileError, match=r"\[\[expectations\]\] files hold single texts; .* none for pairs"):
         load_profile(path)
 
 

@@ -101,9 +101,11 @@ class PerturbationResult:
 
 
 def perturbation_report(
-    model: Any, tokenizer: Any, texts: list[str], max_length: int, phrase: str, batch_size: int = 64
-) -> list[PerturbationResult]:
-    """Share of texts whose predicted label changes under each perturbation the model should ignore.
+    model: Any, tokenizer: Any, texts: list[str], max_length: int, phrase: str, batch_size: int = 64,
+    score_tolerance: float | None = None,
+) -> list[PerturbationResult]:  # fmt: skip
+    """Share of texts whose predicted label changes under each perturbation the model should ignore (with
+    ``score_tolerance``, a regression head's: whose score moves by more than it).
 
     ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
     """
@@ -120,13 +122,21 @@ def perturbation_report(
         rewrite = PERTURBATIONS[name]
         changed_texts = [each_segment(lambda text, rewrite=rewrite: rewrite(text, phrase), t) for t in texts]
         predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
-        # a row with no label (non-finite logits) is never invariant: NaN must not read as "unchanged"
-        flips = [i for i in range(len(texts)) if predicted[i] != original[i] or NO_LABEL in (predicted[i], original[i])]
+        flips = [i for i in range(len(texts)) if _moved(original[i], predicted[i], score_tolerance)]
         examples = [{"text": shown(texts[i]), "perturbed": shown(changed_texts[i])} for i in flips[:3]]
         out.append(PerturbationResult(name, len(texts), len(flips), examples))
     return out
 
 
-def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> list[int]:
-    """Predicted labels, batched in arrival order."""
-    return predicted_labels(batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length)).tolist()
+def _moved(before: np.ndarray, after: np.ndarray, score_tolerance: float | None) -> bool:
+    """Whether one example's prediction changed: its label (a row with no label, from non-finite logits, is never
+    invariant: NaN must not read as "unchanged"), or with ``score_tolerance`` its score by more than that."""
+    if score_tolerance is not None:
+        return not abs(float(after[0]) - float(before[0])) <= score_tolerance
+    label_before, label_after = predicted_labels(np.stack([before, after])).tolist()
+    return label_before != label_after or NO_LABEL in (label_before, label_after)
+
+
+def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+    """Logits, batched in arrival order."""
+    return batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length)

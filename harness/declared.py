@@ -192,11 +192,13 @@ BASELINE_RECALL = _gate("baseline_recall", "baseline", GPU, ("[gates.baseline] r
 # shown failing on neutral_suffix: behind a lowercasing BERT normaliser upper_case and whitespace_runs give the
 # model the same ids (bar letters like ß -> SS), so no model fault can flip them; they guard other tokenizers
 PERTURBATION = _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
-      "[behaviour] perturbation_examples", "[behaviour] neutral_phrase"),
-      "share of gate-split predictions that flip under a harmless rewrite", "flip rate <= perturbation_fail_max",
+      "[behaviour] perturbation_examples", "[behaviour] neutral_phrase", "[behaviour] score_tolerance"),
+      "share of gate-split predictions that flip under a harmless rewrite (a regression: scores that move by more "
+      "than score_tolerance)", "flip rate <= perturbation_fail_max",
       "add such variants to the training data (augmentation) or check the tokenizer settings",
       PERTURBATION_NAMES,
-      shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate")  # fmt: skip
+      shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate",
+      tasks=ANY_TASK)  # fmt: skip
 EXPECTATIONS = _gate("expectations", "behaviour", BEHAVIOUR, EXPECTATION_KEYS,
       "share of an [[expectations]] file's examples (mft) or pairs (inv, dir) the fine-tuned model gets wrong, "
       "Wilson interval", "failure rate <= fail_max", FIX_EXPECTATIONS, PER_PROFILE_ENTRY,

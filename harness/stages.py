@@ -125,19 +125,23 @@ def perturbation_stage(
     load: LoadModel, texts: list[str], profile: Profile, model_content: str, device_identity: str, stored: Results,
     harness_source: str,
 ) -> list[PerturbationResult]:  # fmt: skip
-    """CheckList-style invariance over the gate split's texts; the flip counts are reused while the model's content,
-    the texts and the settings are unchanged (the gate compares them with its ceiling on every run)."""
+    """CheckList-style invariance over the gate split's texts (a regression head's scores within
+    ``[behaviour] score_tolerance``); the counts are reused while the model's content, the texts and the settings are
+    unchanged (the gate compares them with its ceiling on every run)."""
     cfg, batch, max_length = profile.behaviour, profile.training.eval_batch_size, resolved_max_length(profile)
+
+    tolerance = cfg.score_tolerance if profile.data.regression else None  # a score moves; a label flips
 
     def measure() -> list[dict[str, Any]]:
         model, tokenizer = load()
-        found = perturbation_report(model, tokenizer, texts, max_length, cfg.neutral_phrase, batch)
+        found = perturbation_report(model, tokenizer, texts, max_length, cfg.neutral_phrase, batch, tolerance)
         return [dataclasses.asdict(p) for p in found]
 
     identity = {
         "model_content": model_content, "texts": texts_digest(texts), "max_length": max_length,
         "phrase": cfg.neutral_phrase, "batch": batch, "device": device_identity, "harness": harness_source,
         "versions": versions("torch", "transformers", "tokenizers"),
+        **({"score_tolerance": tolerance} if tolerance is not None else {}),
     }  # fmt: skip
     return [PerturbationResult(**p) for p in stored.values("perturbations", identity, measure)]
 

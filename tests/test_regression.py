@@ -118,6 +118,30 @@ def test_a_shuffled_target_fails_the_correlation_gates(scored, cache, tmp_path):
     assert gates["leakage"]["passed"]
 
 
+def test_a_regression_that_learned_a_shortcut_moves_its_scores_and_fails_the_perturbation_gate(scored, cache, tmp_path):
+    """Planted: in train, the sign-off "Reviewed in clinic." ends every second text scored above 4 and no other; the
+    model learns it as a score. Appended to the validation pairs (the profile's neutral phrase), it moves their
+    scores by more than score_tolerance, and perturbation:neutral_suffix fails."""
+    folder = tmp_path / "shortcut"
+    shutil.copytree(scored.parent, folder, ignore=shutil.ignore_patterns("model"))
+    with open(folder / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    trailer = "Reviewed in clinic."
+    marked = [(first, " ".join(second.replace(trailer, "").split()) + (f" {trailer}" if float(score) > 4 else ""),
+               score) for first, second, score in rows]  # fmt: skip
+    write_csv(folder / "train.csv", marked, SCORE_HEADER)
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text().replace("[behaviour]\n", "[behaviour]\nperturbation_fail_max = 0.2\n"))
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_behaviour.py"], "--harness-config", str(profile),
+                         "--harness-cache", str(cache), "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    suffix = gates["perturbation:neutral_suffix"]
+    assert not suffix["passed"] and suffix["value"] > 0.2, suffix
+    assert gates["perturbation:whitespace_runs"]["passed"], gates["perturbation:whitespace_runs"]
+
+
 def _scaled_copy(trained: Path, target: Path, factor: float) -> Path:
     """The trained model's files, its one-output head's weight and bias multiplied by ``factor``, saved as a plain
     ``save_pretrained`` folder (as a training script elsewhere writes it)."""

@@ -55,6 +55,9 @@ class TunedModel:
     content: str
 
 
+CLASS_PARITY = ("label_agreement", "onnx_accuracy", "torch_accuracy", "disagreements")  # a classifier's alone
+
+
 @dataclass(frozen=True)
 class OnnxInputs:
     """What the ONNX stage needs from the run; the callables are evaluated only when a check needs them."""
@@ -75,6 +78,7 @@ class OnnxInputs:
     tuned_metrics: Callable[[], dict[str, SplitMetrics]]  # its metrics, recorded in an exported bundle's manifest
     output_labels: tuple[str, ...] | None = None  # [model] output_labels: an export's outputs, where config names none
     model_given: bool = False  # --harness-model: the PyTorch reference of an export made elsewhere
+    regression: bool = False  # one score per text: parity of the scores is all there is (no label to agree on)
 
 
 @dataclass
@@ -235,7 +239,10 @@ class OnnxStage:
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip
             self._parity[provider] = Parity(**stored)
-            self.results.parity[provider] = self._parity[provider].as_dict()
+            recorded = self._parity[provider].as_dict()
+            if self.inputs.regression:  # an argmax of one output and "accuracy" of scores mean nothing: not shown
+                recorded = {k: v for k, v in recorded.items() if k not in CLASS_PARITY}
+            self.results.parity[provider] = recorded
         return self._parity[provider]
 
     @cached_property

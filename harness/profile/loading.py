@@ -115,6 +115,8 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
     problems += _pair_problems(sections["data"]) + _regression_problems(sections)
+    if sections["data"]["task"] != "regression" and "score_tolerance" in raw.get("behaviour", {}):
+        problems.append('[behaviour] score_tolerance is how far a score may move; it needs [data] task = "regression"')
     if sections["data"]["task"] == "regression" and "accuracy_min" in raw.get("gates", {}):
         problems.append('[gates] accuracy_min judges classes, but [data] task = "regression" predicts a score; remove '
                         "it (the score gates are eval_loss (squared error), pearson_min, spearman_min)")  # fmt: skip

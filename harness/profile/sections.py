@@ -183,6 +183,10 @@ class BehaviourSection(Section):
     perturbation_fail_max: float = setting(0.05, low=0.0, high=1.0, why="largest share of flipped predictions")
     perturbation_examples: int = setting(200, low=1, high=100000)
     neutral_phrase: str = setting("Further details to follow.")
+    score_tolerance: float = setting(
+        0.25, low=0.0, high=1e6, why='task = "regression": a perturbation that moves a score by more than this (in the '
+        "score's own units) changes the prediction",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

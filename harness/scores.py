@@ -43,31 +43,33 @@ class ScoreMetrics:
         out["intervals"] = {k: v.as_list() for k, v in self.intervals.items()}
         out["interval_level"] = next(iter(self.intervals.values())).level if self.intervals else None
         out["task"] = "regression"
-        shown = slice(0, SCATTER_POINTS)  # bounded, so metrics.json stays small and the plot is drawn from it
-        out["scatter"] = {"true": [round(float(v), 4) for v in self.labels[shown]],
-                          "predicted": [round(float(v), 4) for v in self.predictions[shown]],
+        # bounded, so metrics.json stays small and the plot is drawn from it
+        out["scatter"] = {"true": [round(float(v), 4) for v in self.labels[:SCATTER_POINTS]],
+                          "predicted": [round(float(v), 4) for v in self.predictions[:SCATTER_POINTS]],
                           "cut": bool(len(self.labels) > SCATTER_POINTS)}  # fmt: skip
         return out
 
 
 def pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """Pearson correlation along ``axis`` (NaN where either side is constant or not finite: no correlation is
-    measured, and NaN never passes a gate); vectorised for the bootstrap."""
+    measured, and NaN never passes a gate); vectorised for the bootstrap. Constant is decided exactly (max = min):
+    ten scores of 0.1 have a mean that is not 0.1 in binary, and their tiny deviations would correlate to +-1."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     dx = x - x.mean(axis=axis, keepdims=True)
     dy = y - y.mean(axis=axis, keepdims=True)
-    scale = np.sqrt((dx * dx).sum(axis=axis) * (dy * dy).sum(axis=axis))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0, (dx * dy).sum(axis=axis) / np.where(scale > 0, scale, 1.0), np.nan)
+    constant = (np.ptp(x, axis=axis) == 0) | (np.ptp(y, axis=axis) == 0)
+    with np.errstate(invalid="ignore"):  # 0 / 0 where a side is constant: NaN, said by the docstring, not a warning
+        found = (dx * dy).sum(axis=axis) / np.sqrt((dx * dx).sum(axis=axis) * (dy * dy).sum(axis=axis))
+    return np.where(constant, np.nan, found)
 
 
 def spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """Spearman rank correlation along ``axis``: Pearson of the average ranks (ties share their mean rank, as
-    ``scipy.stats.spearmanr``)."""
+    ``scipy.stats.spearmanr``). A non-finite score has no rank (infinity would rank first): NaN."""
     from scipy.stats import rankdata
 
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        return np.full(np.shape(np.sum(np.asarray(x, dtype=np.float64), axis=axis)), np.nan)
+        return np.sum(x, axis=axis) * np.nan
     return pearson(rankdata(x, axis=axis), rankdata(y, axis=axis), axis)
 
 
@@ -76,7 +78,7 @@ def score_metrics(split: str, outputs: np.ndarray, labels: list[float], level: f
     """Metrics of a one-output model's ``outputs`` (n x 1) against the true scores, each with a bootstrap interval
     over examples."""
     truth = np.asarray(labels, dtype=np.float64)
-    predicted = np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
+    predicted = np.asarray(outputs, dtype=np.float64).reshape(-1)  # (n, 1): one output
     squared, absolute = (predicted - truth) ** 2, np.abs(predicted - truth)
     return ScoreMetrics(
         split=split, n=len(truth), eval_loss=float(squared.mean()), mae=float(absolute.mean()),
@@ -109,14 +111,16 @@ def check_score_uplift(
     """Fine-tuned minus base Pearson correlation on the same examples, with a paired bootstrap interval: the
     base encoder with an untrained one-output head ranks the pairs at about chance, so fine-tuning must add order."""
     uplift = tuned.pearson - base.pearson
-    interval = None
-    if len(tuned.labels) and len(base.labels) == len(tuned.labels):
-        level = tuned.intervals["pearson"].level if tuned.intervals else 0.95
-        interval = bootstrap(
-            (tuned.predictions, base.predictions, tuned.labels),
-            lambda t, b, y, axis: pearson(t, y, axis) - pearson(b, y, axis), level, seed, vectorized=True,
-        )  # fmt: skip
+    paired = len(tuned.labels) > 0 and len(base.labels) == len(tuned.labels)
+    level = tuned.intervals["pearson"].level if tuned.intervals else 0.95
+    interval = bootstrap((tuned.predictions, base.predictions, tuned.labels), pearson_gain, level, seed,
+                         vectorized=True) if paired else None  # fmt: skip
     details = [f"base Pearson {fmt(base.pearson)}, fine-tuned Pearson {fmt(tuned.pearson)}"]
     return threshold_gate(
         "uplift", "Pearson correlation uplift", tuned.split, uplift, minimum, ">=", tuned.n, interval, mode, details
     )
+
+
+def pearson_gain(tuned: np.ndarray, base: np.ndarray, truth: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pearson of the tuned predictions minus the base's, against the same truth (vectorised for the bootstrap)."""
+    return pearson(tuned, truth, axis) - pearson(base, truth, axis)

@@ -549,6 +549,27 @@ def test_same_outputs_tolerance_is_absolute_plus_relative(runner, model_dir, bun
     check_same_outputs(runner, model, bundle_tokenizer, texts, 0.0101, 0.0)
 
 
+class FirstLogit(torch.nn.Module):
+    """A one-output model (a regression head's shape): the classifier's first logit alone."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits = out.logits[:, :1]
+        return out
+
+
+def test_same_outputs_of_a_one_output_model_compares_the_scores_alone(runner, model_dir, bundle_tokenizer):
+    """A score has no label to agree on: within tolerance it passes; moved by 0.01 it fails on the logits."""
+    model, texts = FirstLogit(torch_model(model_dir)), [*TEXTS, LONG, "a"]
+    check_same_outputs(lambda encoding: runner(encoding)[:, :1], model, bundle_tokenizer, texts, 1e-4, 1e-4)
+    with pytest.raises(PropertyViolation, match="ONNX logits == PyTorch logits"):
+        check_same_outputs(lambda encoding: runner(encoding)[:, :1] + 0.01, model, bundle_tokenizer, texts, 1e-4, 0.0)
+
+
 class FavoursOne(torch.nn.Module):
     """A PyTorch model that pushes every logit but ``label``'s down by ``push``: its answer is ``label``."""
 

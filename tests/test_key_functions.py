@@ -468,3 +468,15 @@ def test_the_fine_tune_key_is_the_content_key_of_its_inputs(fine_tune, tiny_mode
     profile = load_profile(path)
     source, device = resolve_model(profile.model.name_or_path), Device("cpu", "", "fp32", 1)
     assert cache_key(profile, load_data(profile), source, device) == content_key(inputs)
+
+
+def test_a_regression_head_is_keyed_by_its_task(tmp_path, tiny_model_dir):
+    """The same files and column read as scores train another model (a one-output head on squared error)."""
+    from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv, write_profile
+
+    data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score"}
+    path = write_profile(tmp_path, tiny_model_dir, data=data, gates={"accuracy_min": None})
+    write_csv(tmp_path / "train.csv", easy_scores(30, 1), SCORE_HEADER)  # type: ignore[arg-type]
+    write_csv(tmp_path / "validation.csv", easy_scores(8, 2, 10_000), SCORE_HEADER)  # type: ignore[arg-type]
+    inputs = fine_tune_inputs(path)
+    assert inputs["task"] == "regression" and inputs["labels"] == ["score"]

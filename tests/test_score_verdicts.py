@@ -105,3 +105,86 @@ def test_metrics_json_carries_the_head_and_a_bounded_scatter() -> None:
     assert found["scatter"] == {"true": TRUE.tolist(), "predicted": PREDICTED.tolist(), "cut": False}
     many = score_metrics("test", np.arange(2500.0).reshape(-1, 1), list(np.arange(2500.0) / 2)).as_dict()
     assert len(many["scatter"]["true"]) == 2000 and many["scatter"]["cut"] is True
+
+
+def test_every_interval_is_the_seeded_bootstrap_of_its_metric_at_the_level_given() -> None:
+    """Defaults: level 0.95 and seed 0, so a rerun gives the same interval; another seed or level, another one."""
+    from functools import partial
+
+    from harness.stats import bootstrap
+
+    squared, absolute = (PREDICTED - TRUE) ** 2, np.abs(PREDICTED - TRUE)
+    expected = {"eval_loss": ((squared,), np.mean), "mae": ((absolute,), np.mean),
+                "pearson": ((PREDICTED, TRUE), pearson), "spearman": ((PREDICTED, TRUE), spearman)}  # fmt: skip
+    found = score_metrics("validation", PREDICTED.reshape(-1, 1), TRUE.tolist())
+    other = score_metrics("validation", PREDICTED.reshape(-1, 1), TRUE.tolist(), 0.8, 5)
+    for name, (samples, statistic) in expected.items():
+        assert found.intervals[name] == bootstrap(samples, statistic, 0.95, 0, vectorized=True), name
+        assert other.intervals[name] == bootstrap(samples, partial(statistic), 0.8, 5, vectorized=True), name
+        assert other.intervals[name] != found.intervals[name], name
+
+
+def test_float32_outputs_are_measured_in_float64() -> None:
+    """The model's logits are float32; a mean or a correlation taken in float32 is off by about 1e-7."""
+    outputs = (PREDICTED + 1e-3 * np.arange(8)).astype(np.float32)
+    exact = outputs.astype(np.float64)
+    found = score_metrics("validation", outputs.reshape(-1, 1), TRUE.tolist())
+    assert found.pearson == pytest.approx(pearsonr(exact, TRUE).statistic, abs=1e-13)
+    assert found.eval_loss == pytest.approx(float(np.mean((exact - TRUE) ** 2)), abs=1e-14)
+    assert float(pearson(outputs, TRUE.astype(np.float32))) == pytest.approx(pearsonr(exact, TRUE).statistic, abs=1e-13)
+    assert float(pearson(TRUE.astype(np.float32), outputs)) == pytest.approx(pearsonr(TRUE, exact).statistic, abs=1e-13)
+
+
+def test_constant_scores_have_no_correlation_even_where_their_mean_is_inexact() -> None:
+    import warnings
+
+    tenths = np.full(10, 0.1)  # their mean is not 0.1 in binary: deviations of 1e-17 would correlate to +-1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN by design, not a runtime warning
+        assert math.isnan(float(pearson(tenths, np.arange(10.0))))
+        assert math.isnan(float(pearson(np.arange(10.0), tenths)))
+        assert math.isnan(float(pearson(np.full(10, 3.0), np.arange(10.0))))
+    rows = pearson(np.stack([tenths, np.arange(10.0)]), np.stack([np.arange(10.0), np.arange(10.0)]))
+    assert math.isnan(rows[0]) and rows[1] == pytest.approx(1.0)
+
+
+def test_an_infinite_score_has_no_rank_and_a_batch_with_one_keeps_its_shape() -> None:
+    inf = PREDICTED.copy()
+    inf[0] = np.inf
+    assert math.isnan(float(spearman(inf, TRUE))) and math.isnan(float(spearman(TRUE, inf)))
+    rows = spearman(np.stack([inf, PREDICTED]), np.stack([TRUE, TRUE]))
+    assert rows.shape == (2,) and np.isnan(rows).all()  # one non-finite score: the batch measures nothing
+
+
+def test_the_correlations_run_along_the_axis_given() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 3)), np.round(rng.normal(size=(30, 3)))
+    assert spearman(x, y, axis=0).tolist() == pytest.approx(spearman(x.T, y.T).tolist())
+    assert pearson(x, y, axis=0).tolist() == pytest.approx(pearson(x.T, y.T).tolist())
+
+
+def test_metrics_json_intervals_level_and_scatter_rounding() -> None:
+    found = metrics()
+    out = found.as_dict()
+    assert out["intervals"] == {k: v.as_list() for k, v in found.intervals.items()}
+    assert ScoreMetrics("x", 1, 0.0, 0.0, 1.0, 1.0).as_dict()["interval_level"] is None
+    fine = score_metrics("x", np.array([[1.23456], [2.0]]), [1.00004, 2.5]).as_dict()["scatter"]
+    assert fine == {"true": [1.0, 2.5], "predicted": [1.2346, 2.0], "cut": False}
+    exactly = score_metrics("x", np.arange(2000.0).reshape(-1, 1), list(np.arange(2000.0) / 2)).as_dict()
+    assert exactly["scatter"]["cut"] is False and len(exactly["scatter"]["true"]) == 2000
+
+
+def test_the_uplift_interval_is_the_paired_bootstrap_at_the_tuned_level_and_seed() -> None:
+    from harness.scores import pearson_gain
+    from harness.stats import bootstrap
+
+    base = metrics(np.array([3.0, 2.9, 3.2, 3.1, 2.8, 3.0, 3.3, 3.1]), split="test")
+    tuned = score_metrics("test", PREDICTED.reshape(-1, 1), TRUE.tolist(), 0.8, 0)
+    samples = (tuned.predictions, base.predictions, tuned.labels)
+    result = check_score_uplift(base, tuned, 0.1, seed=3)
+    assert result.interval == bootstrap(samples, pearson_gain, 0.8, 3, vectorized=True).as_list()
+    assert result.split == "test" and result.n == 8
+    bare = ScoreMetrics("test", 8, 0.0, 0.0, tuned.pearson, 0.0, labels=TRUE, predictions=PREDICTED)
+    assert check_score_uplift(base, bare, 0.1).interval == bootstrap(samples, pearson_gain, 0.95, 0,
+                                                                     vectorized=True).as_list()  # fmt: skip
+    assert pearson_gain(PREDICTED, base.predictions, TRUE) == pytest.approx(tuned.pearson - base.pearson)

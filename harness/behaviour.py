@@ -116,25 +116,25 @@ def perturbation_report(
     except UnsupportedTokenizer:
         uncased = False
     names = [n for n in PERTURBATIONS if uncased or n != "upper_case"]
+
+    def moved(before: np.ndarray, after: np.ndarray) -> bool:
+        """A changed label (a row with no label, from non-finite logits, is never invariant: NaN must not read as
+        "unchanged"), or with ``score_tolerance`` a score moved by more than it."""
+        if score_tolerance is not None:
+            return not abs(float(after[0]) - float(before[0])) <= score_tolerance
+        label_before, label_after = predicted_labels(np.stack([before, after])).tolist()
+        return label_before != label_after or NO_LABEL in (label_before, label_after)
+
     original = _predict(model, tokenizer, texts, max_length, batch_size)
     out = []
     for name in names:
         rewrite = PERTURBATIONS[name]
         changed_texts = [each_segment(lambda text, rewrite=rewrite: rewrite(text, phrase), t) for t in texts]
         predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
-        flips = [i for i in range(len(texts)) if _moved(original[i], predicted[i], score_tolerance)]
+        flips = [i for i in range(len(texts)) if moved(original[i], predicted[i])]
         examples = [{"text": shown(texts[i]), "perturbed": shown(changed_texts[i])} for i in flips[:3]]
         out.append(PerturbationResult(name, len(texts), len(flips), examples))
     return out
-
-
-def _moved(before: np.ndarray, after: np.ndarray, score_tolerance: float | None) -> bool:
-    """Whether one example's prediction changed: its label (a row with no label, from non-finite logits, is never
-    invariant: NaN must not read as "unchanged"), or with ``score_tolerance`` its score by more than that."""
-    if score_tolerance is not None:
-        return not abs(float(after[0]) - float(before[0])) <= score_tolerance
-    label_before, label_after = predicted_labels(np.stack([before, after])).tolist()
-    return label_before != label_after or NO_LABEL in (label_before, label_after)
 
 
 def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:

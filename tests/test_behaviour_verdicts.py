@@ -182,7 +182,7 @@ def test_perturbation_report_counts_the_flipped_predictions(model, tokenizer):
 
 
 class LengthScored(LengthSensitive):
-    """Planted for a regression head: one output, the score = tokens read / 10 (NaN with ``broken``)."""
+    """Planted for a regression head: one output, the score = the number of tokens read (NaN with ``broken``)."""
 
     def __init__(self, inner: torch.nn.Module, broken: bool = False) -> None:
         super().__init__(inner)
@@ -190,19 +190,18 @@ class LengthScored(LengthSensitive):
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
         length = attention_mask.sum(-1, keepdim=True).float()
-        score = length / 10 + (torch.nan if self.broken else 0.0)
+        score = length + (torch.nan if self.broken else 0.0)
         return types.SimpleNamespace(logits=score + 0 * self.inner(input_ids=input_ids).logits[:, :1])
 
 
 def test_a_score_moved_by_more_than_the_tolerance_counts_as_changed_and_nan_always_does(model, tokenizer):
-    """The suffix adds 4 tokens: every score moves by 0.4 (float32: within 1e-6). At a tolerance just above it
-    nothing changed; just below, every text did; a NaN score is never unchanged, whatever the tolerance."""
+    """The suffix adds 4 tokens: every score moves by exactly 4. At a tolerance of 4 nothing changed (a move equal
+    to the tolerance is within it); just below, every text did; a NaN score is never unchanged."""
     by = {t: bh.perturbation_report(LengthScored(model), tokenizer, WORDS, 64, "Thanks a lot.", score_tolerance=t)
-          for t in (0.4 + 1e-5, 0.4 - 1e-5)}  # fmt: skip
-    assert [(r.name, r.changed) for r in by[0.4 + 1e-5]] == [("upper_case", 0), ("whitespace_runs", 0),
-                                                             ("neutral_suffix", 0)]  # fmt: skip
-    assert [r.changed for r in by[0.4 - 1e-5]] == [0, 0, 10]
-    assert by[0.4 - 1e-5][2].examples[0] == {"text": WORDS[0], "perturbed": f"{WORDS[0]} Thanks a lot."}
+          for t in (4.0, 3.999)}  # fmt: skip
+    assert [(r.name, r.changed) for r in by[4.0]] == [("upper_case", 0), ("whitespace_runs", 0), ("neutral_suffix", 0)]
+    assert [r.changed for r in by[3.999]] == [0, 0, 10]
+    assert by[3.999][2].examples[0] == {"text": WORDS[0], "perturbed": f"{WORDS[0]} Thanks a lot."}
     broken = bh.perturbation_report(LengthScored(model, broken=True), tokenizer, WORDS, 64, "ok", score_tolerance=1e9)
     assert [r.changed for r in broken] == [10, 10, 10]
 

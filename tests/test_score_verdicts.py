@@ -138,14 +138,16 @@ def test_float32_outputs_are_measured_in_float64() -> None:
 def test_constant_scores_have_no_correlation_even_where_their_mean_is_inexact() -> None:
     import warnings
 
-    tenths = np.full(10, 0.1)  # their mean is not 0.1 in binary: deviations of 1e-17 would correlate to +-1
+    sevenths = np.full(7, 0.7)  # their mean is not 0.7 in binary: deviations of 1e-16 would give a correlation
+    assert (sevenths - sevenths.mean()).any()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # NaN by design, not a runtime warning
-        assert math.isnan(float(pearson(tenths, np.arange(10.0))))
-        assert math.isnan(float(pearson(np.arange(10.0), tenths)))
-        assert math.isnan(float(pearson(np.full(10, 3.0), np.arange(10.0))))
-    rows = pearson(np.stack([tenths, np.arange(10.0)]), np.stack([np.arange(10.0), np.arange(10.0)]))
-    assert math.isnan(rows[0]) and rows[1] == pytest.approx(1.0)
+        assert math.isnan(float(pearson(sevenths, np.arange(7.0))))
+        assert math.isnan(float(pearson(np.arange(7.0), sevenths)))
+        assert math.isnan(float(pearson(np.full(7, 3.0), np.arange(7.0))))
+    ramp = np.arange(7.0)
+    rows = pearson(np.stack([sevenths, ramp, ramp]), np.stack([ramp, ramp, sevenths]))
+    assert math.isnan(rows[0]) and rows[1] == pytest.approx(1.0) and math.isnan(rows[2])
 
 
 def test_an_infinite_score_has_no_rank_and_a_batch_with_one_keeps_its_shape() -> None:
@@ -188,3 +190,18 @@ def test_the_uplift_interval_is_the_paired_bootstrap_at_the_tuned_level_and_seed
     assert check_score_uplift(base, bare, 0.1).interval == bootstrap(samples, pearson_gain, 0.95, 0,
                                                                      vectorized=True).as_list()  # fmt: skip
     assert pearson_gain(PREDICTED, base.predictions, TRUE) == pytest.approx(tuned.pearson - base.pearson)
+
+
+def test_the_uplift_has_a_paired_interval_only_where_both_have_the_same_examples() -> None:
+    empty = ScoreMetrics("test", 0, 0.0, 0.0, math.nan, math.nan)
+    assert check_score_uplift(empty, empty, 0.1).interval is None  # nothing evaluated: no interval at all
+    one = score_metrics("test", np.array([[2.0]]), [3.0])
+    assert check_score_uplift(one, one, 0.1).interval is not None  # one example: a (degenerate) interval
+
+
+def test_the_pearson_gain_runs_along_the_axis_given() -> None:
+    from harness.scores import pearson_gain
+
+    rng = np.random.default_rng(5)
+    t, b, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    assert pearson_gain(t, b, y, axis=0).tolist() == pytest.approx(pearson_gain(t.T, b.T, y.T).tolist())

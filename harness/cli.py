@@ -200,10 +200,10 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _headline(metrics: Any) -> str:
     """A classifier's accuracy, or a regression head's Pearson correlation."""
     return f"pearson {metrics.pearson:.4f}" if hasattr(metrics, "pearson") else f"accuracy {metrics.accuracy:.4f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

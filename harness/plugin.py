@@ -76,10 +76,21 @@ def harness_property(name: str) -> pytest.MarkDecorator:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate profile, data, model and device once, before any test runs, if any test needs them."""
     if options.harness_tests(session.items):
-        gate_session = _gate_session(session.config)
-        problem = gate_session.input_problem() if gate_session else session.config.stash[ERROR_KEY]
-        if problem:
-            raise pytest.UsageError(problem)
+        _refuse_bad_input(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config) -> None:
+    """pytest-xdist's controller collects nothing, and a worker's usage error is an INTERNALERROR (exit 3): with a
+    profile named, the controller checks its inputs first, so bad input is one message and exit 4 there too."""
+    if config.getoption("harness_config") or config.getini("harness_config"):
+        _refuse_bad_input(config)
+
+
+def _refuse_bad_input(config: pytest.Config) -> None:
+    gate_session = _gate_session(config)
+    if problem := gate_session.input_problem() if gate_session else config.stash[ERROR_KEY]:
+        raise pytest.UsageError(problem)
 
 
 @pytest.fixture(scope="session")
@@ -193,8 +204,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    lines = session.summary(int(exitstatus)) if (session := config.stash.get(SESSION_KEY, None)) else []
-    if lines:
+    if lines := session.summary(int(exitstatus)) if (session := config.stash.get(SESSION_KEY, None)) else []:
         terminalreporter.section("harness gates")
     for line, red in lines:
         terminalreporter.write_line(line, red=red)

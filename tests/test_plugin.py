@@ -112,6 +112,11 @@ def test_missing_shared_dataset_skips_locally_and_fails_in_ci(suite, tmp_path, m
     ci = suite.runpytest("--harness-config", str(profile))
     assert ci.ret == pytest.ExitCode.USAGE_ERROR
     ci.stderr.fnmatch_lines(["*absent/train.csv: data file not found*"])
+    # under pytest-xdist the controller checks the inputs itself: one message and exit 4, not an INTERNALERROR
+    workers = suite.pytester.runpytest_subprocess("--harness-config", str(profile), "-n", "2", "-p", "no:cacheprovider")
+    assert workers.ret == pytest.ExitCode.USAGE_ERROR, workers.stderr.str()[-2000:]
+    workers.stderr.fnmatch_lines(["*absent/train.csv: data file not found*"])
+    assert "INTERNALERROR" not in workers.stdout.str() + workers.stderr.str()
 
 
 def test_require_gpu_fails_clearly_without_cuda(suite, make_profile):

@@ -173,6 +173,7 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["gates"].pop("macro_f1_min"), plain["gates"].pop("ece_max")) == (None, None)
     # added after the pin (#26, regression): a regression's correlation floors, unset: no gate, no key hashes them
     assert (plain["gates"].pop("pearson_min"), plain["gates"].pop("spearman_min")) == (None, None)
+    assert plain["behaviour"].pop("score_tolerance") == 0.25  # read by a regression's perturbations alone
     assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
     assert plain.pop("per_class") == dict.fromkeys(("precision_min", "recall_min", "f1_min"))
     assert plain.pop("slices") == {"column": None, "length_words": [], "patterns": None, "accuracy_min": None,

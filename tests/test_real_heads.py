@@ -45,14 +45,19 @@ def test_sick_is_read_as_pairs_and_its_leakage_judged_on_the_pair():
     assert sum(any(normalise_for_leakage(t) in seen for t in pair) for pair in validation) > 0.9 * len(validation)
 
 
-def test_goemotions_lists_are_refused_by_a_single_label_profile(tmp_path):
-    folder = need("goemotions_ekman")
+def goemotions_profile(folder: Path, tmp_path: Path, task: str) -> Path:
+    """A profile reading GoEmotions' ``labels`` lists with ``[data] task = task``."""
     profile = tmp_path / "profile.toml"
     profile.write_text(
         f'[data]\ntrain = "{folder / "train.jsonl"}"\nvalidation = "{folder / "validation.jsonl"}"\n'
-        'label_column = "labels"\n',
+        f'label_column = "labels"\ntask = "{task}"\n',
         encoding="utf-8",
     )
+    return profile
+
+
+def test_goemotions_lists_are_refused_by_a_single_label_profile(tmp_path):
+    profile = goemotions_profile(need("goemotions_ekman"), tmp_path, "single_label")
     with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is a list of labels, but .*task"):
         load_data(load_profile(profile))
 
@@ -72,12 +77,6 @@ def test_sick_relatedness_is_read_as_scored_pairs_and_symmetric_leakage_drops_mo
 
 def test_goemotions_lists_are_refused_by_a_regression_profile_naming_the_row(tmp_path):
     """A list of labels is no score: refused at row 1 naming the task, never read as a number."""
-    folder = need("goemotions_ekman")
-    profile = tmp_path / "profile.toml"
-    profile.write_text(
-        f'[data]\ntrain = "{folder / "train.jsonl"}"\nvalidation = "{folder / "validation.jsonl"}"\n'
-        'label_column = "labels"\ntask = "regression"\n',
-        encoding="utf-8",
-    )
+    profile = goemotions_profile(need("goemotions_ekman"), tmp_path, "regression")
     with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is not a number, but .*regression"):
         load_data(load_profile(profile))

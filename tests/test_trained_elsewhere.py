@@ -28,8 +28,11 @@ def elsewhere(tmp_path_factory, tiny_model_dir) -> tuple[Path, Path, Path]:
     labels = {"labels": list(TINY_LABELS)}
     validation = easy_rows(60, 2, 10_000)
     validation[:2] = [(text, (label + 1) % 3) for text, label in validation[:2]]  # an overconfident model pays
-    with_base = write_profile(folder / "with-base", tiny_model_dir, validation=validation, data=labels)
-    no_base = write_profile(folder / "no-base", tiny_model_dir, validation=validation, data=labels)
+    # on 60 texts one example is 1.7%: at the default int8 bars the 32-wide model's quantisation was gated on a single
+    # text (one flip failed onnx_int8_accuracy_drop in the clean-clone CI at fb380b1, and passed in other runs)
+    onnx = {"int8_accuracy_drop_max": 0.05, "int8_agreement_min": 0.95}
+    with_base = write_profile(folder / "with-base", tiny_model_dir, validation=validation, data=labels, onnx=onnx)
+    no_base = write_profile(folder / "no-base", tiny_model_dir, validation=validation, data=labels, onnx=onnx)
     no_base.write_text(no_base.read_text().replace(f'name_or_path = "{tiny_model_dir}"\n', ""))
     return no_base, with_base, trained_elsewhere(with_base, tiny_model_dir, folder / "my-model")
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from harness import options, properties, property_keys, registry
-from harness.errors import EXIT_USAGE, HarnessError, ProfileError
+from harness import options, properties, registry
+from harness.errors import EXIT_USAGE, HarnessError
 from harness.result import GateResult
 from harness.run import HarnessRun
-from harness.session import GateSession, Settings, progress_writer
+from harness.session import GateSession, files_of_test, open_session
 from harness.training import model_folder
 
 SESSION_KEY = pytest.StashKey[GateSession]()
-ERROR_KEY = pytest.StashKey[str]()  # the profile error met when the session was to start
+ERROR_KEY = pytest.StashKey[str]()  # the profile error met when the session was to start ("": none)
 USAGE_ERROR_KEY = pytest.StashKey[bool]()  # bad input (HarnessError) met during a test: exit 4
 PROPERTY_KEY = pytest.StashKey[Any]()  # a property run: stored if it passes
 
@@ -42,18 +42,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _gate_session(config: pytest.Config) -> GateSession | None:
     """The session's gate run, started on first need; a bad profile is kept, raised once collection is done."""
-    if SESSION_KEY not in config.stash and ERROR_KEY not in config.stash:
-        try:
-            settings = Settings.from_config(config.option, config.getini, config.inipath, config.rootpath)
-            config.stash[SESSION_KEY] = GateSession.start(settings, progress_writer(config.pluginmanager))
-        except ProfileError as error:
-            config.stash[ERROR_KEY] = str(error)
+    if ERROR_KEY not in config.stash:
+        started, config.stash[ERROR_KEY] = open_session(config)
+        config.stash[SESSION_KEY] = started  # type: ignore[assignment]
     return config.stash.get(SESSION_KEY, None)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
-    session = config.stash.get(SESSION_KEY, None)
-    return session.header() if session and options.harness_tests(items) else []
+    return s.header() if (s := config.stash.get(SESSION_KEY, None)) and options.harness_tests(items) else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -81,15 +77,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config: pytest.Config) -> None:
-    """pytest-xdist's controller collects nothing, and a worker's usage error is an INTERNALERROR (exit 3): with a
-    profile named, the controller checks its inputs first, so bad input is one message and exit 4 there too."""
+    """xdist's controller collects nothing: it checks a named profile's inputs (a worker's UsageError is exit 3)."""
     if config.getoption("harness_config") or config.getini("harness_config"):
         _refuse_bad_input(config)
 
 
 def _refuse_bad_input(config: pytest.Config) -> None:
-    gate_session = _gate_session(config)
-    if problem := gate_session.input_problem() if gate_session else config.stash[ERROR_KEY]:
+    if problem := session.input_problem() if (session := _gate_session(config)) else config.stash[ERROR_KEY]:
         raise pytest.UsageError(problem)
 
 
@@ -139,8 +133,7 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Cal
 
 
 harness_not_applicable = _run_part(
-    "harness_not_applicable", "Stop a property that cannot apply (``prop``, ``reason``): skip, or fail under CI=true "
-    "unless the profile declares the skip.",
+    "harness_not_applicable", "Stop a property that cannot apply (``prop``, ``reason``): skip, or under CI=true fail.",
     lambda r: lambda prop, reason: _act(*properties.not_applicable(r.profile, prop, reason, properties.in_ci())),
 )  # fmt: skip
 
@@ -159,9 +152,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = item.get_closest_marker("harness_property")
     if session is None or marker is None:
         return None
-    files = [item.path, *property_keys.conftest_files(item.config.pluginmanager.get_plugins()),
-             *property_keys.fixture_files(item._fixtureinfo.name2fixturedefs)]  # fmt: skip
-    reused, key = session.reusable_property(marker.args[0], item.obj, item.name, item.fixturenames, files)
+    reused, key = session.reusable_property(marker.args[0], item.obj, item.name, item.fixturenames, files_of_test(item))
     item.stash[PROPERTY_KEY] = None if reused else key
     return True if reused else None
 
@@ -204,7 +195,5 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    if lines := session.summary(int(exitstatus)) if (session := config.stash.get(SESSION_KEY, None)) else []:
-        terminalreporter.section("harness gates")
-    for line, red in lines:
-        terminalreporter.write_line(line, red=red)
+    if (session := config.stash.get(SESSION_KEY, None)) is not None:
+        session.write_summary(terminalreporter, int(exitstatus))

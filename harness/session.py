@@ -23,7 +23,7 @@ from harness import registry
 from harness.errors import DataMissingError, HarnessError, ProfileError
 from harness.profile import DEMO_PROFILE, Profile, load_profile
 from harness.properties import examples_tried, in_ci
-from harness.property_keys import PropertyRun, property_run
+from harness.property_keys import PropertyRun, conftest_files, fixture_files, property_run
 from harness.result import GateResult
 from harness.reuse import PassedProperties
 from harness.run import HarnessRun
@@ -265,6 +265,14 @@ class GateSession:
             lines.append(("report: " + ", ".join(str(self.settings.report / n) for n in names), False))
         return lines + [(line, line.startswith(("baseline NOT", "MLflow NOT"))) for line in self.notices]
 
+    def write_summary(self, terminal: Any, exitstatus: int) -> None:
+        """``summary`` under a "harness gates" section of pytest's terminal (duck-typed: section, write_line)."""
+        lines = self.summary(exitstatus)
+        if lines:
+            terminal.section("harness gates")
+        for line, red in lines:
+            terminal.write_line(line, red=red)
+
     def outcome(self, exitstatus: int, results: list[GateResult]) -> dict[str, Any]:
         """The session's verdict (``report.metrics.session_outcome``): its exit status, failures and the release
         gates of the profile that no result was registered for."""
@@ -373,6 +381,24 @@ class GateSession:
         return [(c, v) for c in registry.checks("release", "gate")
                 for v in registry.variants(c, providers, self.run.profile, self.run)
                 if c.name != "uplift" or self.run.base_named]  # fmt: skip
+
+
+def open_session(config: Any) -> tuple[GateSession | None, str]:
+    """(the gate session of a pytest run, "") or (None, the profile error met starting it), from pytest's config
+    (read duck-typed: options, ini reader and paths, plugins): the plugin keeps the error and reports it once
+    collection is done, or in pytest-xdist's controller before the workers start."""
+    try:
+        settings = Settings.from_config(config.option, config.getini, config.inipath, config.rootpath)
+        return GateSession.start(settings, progress_writer(config.pluginmanager)), ""
+    except ProfileError as error:
+        return None, str(error)
+
+
+def files_of_test(item: Any) -> list[Path]:
+    """The files a suite test's outcome depends on (pytest's item, duck-typed): its module, every conftest and the
+    module of every fixture it uses, so a property passed before is reused only while they are unchanged."""
+    plugins, fixtures = item.config.pluginmanager.get_plugins(), item._fixtureinfo.name2fixturedefs
+    return [item.path, *conftest_files(plugins), *fixture_files(fixtures)]
 
 
 def progress_writer(plugins: Any) -> Callable[[str], None]:

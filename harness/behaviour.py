@@ -17,6 +17,7 @@ import numpy as np
 from harness.declared import PERTURBATION_NAMES
 from harness.inference import NO_LABEL, TorchEngine, batched_logits, encode, predicted_labels, torch_logits
 from harness.inputs import Example, each_segment, is_pair, shown
+from harness.set_metrics import NO_SET, predicted_sets, set_ids
 from harness.tokenizers.properties import PropertyViolation
 
 
@@ -102,10 +103,11 @@ class PerturbationResult:
 
 def perturbation_report(
     model: Any, tokenizer: Any, texts: list[str], max_length: int, phrase: str, batch_size: int = 64,
-    score_tolerance: float | None = None,
+    score_tolerance: float | None = None, thresholds: list[float] | None = None,
 ) -> list[PerturbationResult]:  # fmt: skip
     """Share of texts whose predicted label changes under each perturbation the model should ignore (with
-    ``score_tolerance``, a regression head's: whose score moves by more than it).
+    ``score_tolerance``, a regression head's: whose score moves by more than it; with ``thresholds``, a multi-label
+    head's: whose predicted label set changes).
 
     ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
     """
@@ -122,7 +124,11 @@ def perturbation_report(
         "unchanged"), or with ``score_tolerance`` a score moved by more than it."""
         if score_tolerance is not None:
             return not abs(float(after[0]) - float(before[0])) <= score_tolerance
-        label_before, label_after = predicted_labels(np.stack([before, after])).tolist()
+        both = np.stack([before, after])
+        if thresholds is not None:
+            set_before, set_after = set_ids(predicted_sets(both, thresholds), both).tolist()
+            return set_before != set_after or NO_SET in (set_before, set_after)
+        label_before, label_after = predicted_labels(both).tolist()
         return label_before != label_after or NO_LABEL in (label_before, label_after)
 
     original = _predict(model, tokenizer, texts, max_length, batch_size)

@@ -201,7 +201,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _headline(metrics: Any) -> str:
-    """A classifier's accuracy, or a regression head's Pearson correlation."""
+    """A classifier's accuracy, a regression head's Pearson correlation, a multi-label head's micro-F1."""
+    if hasattr(metrics, "micro_f1"):
+        return f"micro-F1 {metrics.micro_f1:.4f}"
     return f"pearson {metrics.pearson:.4f}" if hasattr(metrics, "pearson") else f"accuracy {metrics.accuracy:.4f}"
 
 

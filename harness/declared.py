@@ -64,6 +64,8 @@ class Check:
 
 
 CLASSIFICATION = ("single_label", "pair")  # the tasks whose head predicts a class
+MULTI_LABEL = ("multi_label",)  # one sigmoid per label: a set of labels per text
+LABELS = (*CLASSIFICATION, *MULTI_LABEL)  # the tasks whose prediction is labels (a class, or a set)
 REGRESSION = ("regression",)
 ANY_TASK = ()
 
@@ -101,6 +103,7 @@ T_SUITES = "tests/test_suite_faults.py::"  # the release, tokenization and behav
 T_ONNX = "tests/test_onnx_suite.py::"
 T_PLUGIN = "tests/test_plugin.py::"
 T_REGRESSION = "tests/test_regression.py::"
+T_MULTI_LABEL = "tests/test_multi_label.py::"
 T_EXPECTATIONS = "tests/test_expectations.py::"
 PLANTED_BUNDLE = T_ONNX + "test_planted_bundle_faults_fail_with_the_right_message"
 OTHER_MODEL_BUNDLE = T_ONNX + "test_a_bundle_of_another_model_fails_accuracy_alone_and_parity"
@@ -153,9 +156,10 @@ BASELINE_EVAL_LOSS = _gate("baseline_eval_loss", "baseline", GPU, ("[gates.basel
 # [gates] macro_f1_min and ece_max, [gates.per_class], [gates.slices] and their baseline comparisons: none runs
 # where the profile does not set it
 MACRO_F1 = _gate("macro_f1", "release", GPU, ("[gates] macro_f1_min", *MODE),
-      "macro-averaged F1 on the gate split, bootstrap interval", ">= macro_f1_min",
+      "macro-averaged F1 (over classes, or a multi-label head's labels) on the gate split, bootstrap interval",
+      ">= macro_f1_min",
       "more or cleaner training data for the weakest classes the message names; check their labels",
-      WHEN_SET, shown_failing_by=LOST_CLASS)  # fmt: skip
+      WHEN_SET, shown_failing_by=LOST_CLASS, tasks=LABELS)  # fmt: skip
 ECE = _gate("ece", "release", GPU, ("[gates] ece_max", *MODE),
       "expected calibration error (10 equal-width confidence bins) on the gate split, bootstrap interval",
       "<= ece_max", 'calibrate ([training] calibration = "temperature"); check label noise; change [gates] '
@@ -214,6 +218,18 @@ PEARSON, SPEARMAN = (
             f"[gates] {name}_min only if the release bar itself changed", WHEN_SET,
             shown_failing_by=T_REGRESSION + "test_a_shuffled_target_fails_the_correlation_gates", tasks=REGRESSION)
       for name, title in (("pearson", "Pearson"), ("spearman", "Spearman rank")))  # fmt: skip
+MICRO_F1, SUBSET_ACCURACY, HAMMING_LOSS = (
+      _gate(name, "release", GPU, (f"[gates] {key}", "[training] threshold", *MODE),
+            f"{measures} on the gate split, at the model's thresholds, {interval} interval", f"{op} {key}",
+            "more or cleaner training data for the weakest labels the message names; check their labels and the "
+            "threshold; change the bar only if the release bar itself changed", WHEN_SET,
+            shown_failing_by=T_MULTI_LABEL + "test_shuffled_label_sets_fail_the_set_gates", tasks=MULTI_LABEL)
+      for name, key, op, measures, interval in (
+          ("micro_f1", "micro_f1_min", ">=", "F1 over every (example, label) decision", "bootstrap"),
+          ("subset_accuracy", "subset_accuracy_min", ">=", "share of texts whose predicted set is the true set",
+           "Wilson"),
+          ("hamming_loss", "hamming_loss_max", "<=", "share of (example, label) decisions that are wrong",
+           "bootstrap")))  # fmt: skip
 ONNX_CHECKER = _gate("onnx_checker", "onnx", ONNX, (), "onnx.checker.check_model on the bundle's graph", "errors <= 0",
       "re-export with a supported opset ([onnx] opset)",
       shown_failing_by=PLANTED_BUNDLE + "[checker]", tasks=ANY_TASK)  # fmt: skip
@@ -249,13 +265,15 @@ ONNX_PARITY_LOGITS = _gate("onnx_parity_logits", "onnx", ONNX_GPU, ("[onnx] atol
       shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]", tasks=ANY_TASK)  # fmt: skip
 ONNX_PARITY_LABEL_AGREEMENT = _gate("onnx_parity_label_agreement", "onnx", ONNX_GPU,
       ("[onnx] label_agreement_min", "[onnx] batch_sizes"),
-      "share of ONNX labels equal to PyTorch's", ">= label_agreement_min",
-      "export at a supported opset; check the inputs are bound by name", PROVIDERS,
-      shown_failing_by=OTHER_MODEL_BUNDLE)  # fmt: skip
+      "share of ONNX labels (a multi-label head: label sets, each at its own thresholds) equal to PyTorch's",
+      ">= label_agreement_min",
+      "export at a supported opset; check the inputs are bound by name; a multi-label bundle carries the "
+      "model's thresholds.json", PROVIDERS,
+      shown_failing_by=OTHER_MODEL_BUNDLE, tasks=LABELS)  # fmt: skip
 ONNX_PARITY_ACCURACY = _gate("onnx_parity_accuracy", "onnx", ONNX_GPU, ("[onnx] batch_sizes",),
-      "|ONNX accuracy - PyTorch accuracy| on the gate split", "<= 0",
+      "|ONNX accuracy - PyTorch accuracy| (a multi-label head: subset accuracy) on the gate split", "<= 0",
       "export at a supported opset; check the inputs are bound by name", PROVIDERS,
-      shown_failing_by=OTHER_MODEL_BUNDLE)  # fmt: skip
+      shown_failing_by=OTHER_MODEL_BUNDLE, tasks=LABELS)  # fmt: skip
 UNK_RATE = _gate("unk_rate", "tokenization", TOKENIZATION, ("[tokenization] unk_rate_max",),
       "share of the gate split's tokens that the profile's tokenizer reads as its unknown token",
       "<= unk_rate_max",
@@ -305,6 +323,9 @@ CHECKS: tuple[Check, ...] = (
     ECE,
     PEARSON,
     SPEARMAN,
+    MICRO_F1,
+    SUBSET_ACCURACY,
+    HAMMING_LOSS,
     PRECISION,
     RECALL,
     F1,

@@ -19,6 +19,7 @@ from harness.digests import texts_digest
 from harness.environment import versions
 from harness.inference import predicted_labels
 from harness.scores import ScoreMetrics, score_metrics
+from harness.set_metrics import LabelSetMetrics, label_set_metrics
 from harness.stats import Interval, bootstrap, calibration_error, wilson
 from harness.stats import macro_f1 as vector_f1
 
@@ -59,7 +60,7 @@ class SplitMetrics:
         return out
 
 
-Metrics = SplitMetrics | ScoreMetrics  # a classifier's, or a regression head's (``data.regression``)
+Metrics = SplitMetrics | ScoreMetrics | LabelSetMetrics  # a classifier's, a regression's or a multi-label head's
 
 
 def calibration_bins(
@@ -174,10 +175,11 @@ def split_metrics(
 def evaluate_splits(
     load: Callable[[], tuple[Any, Any]], identity: dict[str, Any], data: DataBundle, max_length: int,
     batch_size: int, device: str, cache_dir: Path | None, level: float, seed: int,
+    thresholds: list[float] | None = None,
 ) -> dict[str, Metrics]:  # fmt: skip
     """Metrics per evaluation split of ``data``. Logits come from the evaluation cache when the model
     (``identity``), texts and settings are unchanged; ``load`` -> (model, tokenizer) is called only if
-    some split must be computed."""
+    some split must be computed. A multi-label model's sets are decided at its ``thresholds``."""
     loaded: list[tuple[Any, Any]] = []
 
     def compute(texts: list[str]) -> np.ndarray:
@@ -198,9 +200,14 @@ def evaluate_splits(
             "device": device,
             "versions": versions("torch", "transformers", "tokenizers"),
         }
-        if data.regression:  # a one-output head: another model, whatever its label names
+        if data.regression or data.multi_label:  # another head: another model, whatever its label names
             key["task"] = data.task
         logits = cached_logits(cache_dir, key, lambda texts=split.texts: compute(texts))
-        out[name] = (score_metrics(name, logits, split.labels, level, seed) if data.regression
-                     else split_metrics(name, logits, split.labels, data.label_names, level, seed))  # fmt: skip
+        if data.multi_label:
+            chosen = thresholds or [0.5] * data.num_labels
+            out[name] = label_set_metrics(name, logits, split.labels, data.label_names, chosen, level, seed)  # type: ignore[arg-type]
+        elif data.regression:
+            out[name] = score_metrics(name, logits, split.labels, level, seed)  # type: ignore[arg-type]
+        else:
+            out[name] = split_metrics(name, logits, split.labels, data.label_names, level, seed)
     return out

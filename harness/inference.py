@@ -24,6 +24,7 @@ def encode(tokenizer: Any, texts: Sequence[Example], max_length: int | None = No
     return dict(tokenize(tokenizer, texts, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
 
 
+Decide = Callable[[np.ndarray], np.ndarray]  # logits -> one label (or label set) id per row
 NO_LABEL = -1  # the label of a row whose logits are not all finite: it matches no class, so it is never right
 
 

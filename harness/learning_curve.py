@@ -38,11 +38,11 @@ def learning_curve(
 ) -> list[dict[str, Any]]:
     first = HarnessRun(profile, cache_dir, progress=progress)
     full, profile = first.data, first.resolved_profile  # max_length "auto" is decided once, on all the data
-    if full.regression:
+    if full.regression or full.multi_label:
         from harness.errors import ProfileError
 
         raise ProfileError(f"{profile.path}: the learning curve samples classes in proportion and reads accuracy; "
-                           'this version draws none for [data] task = "regression"')  # fmt: skip
+                           f"this version draws none for [data] task = {full.task!r}")  # fmt: skip
     points = []
     for fraction in sorted(fractions):
         subset = stratified_subset(full, fraction, profile.training.seed)

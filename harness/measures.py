@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness import declared as d
-from harness import expectations, gates, scores, slices
+from harness import expectations, gates, scores, set_metrics, slices
 from harness.baseline import compare_accuracy, compare_loss, compare_macro_f1, compare_recall, example_ids
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
@@ -27,6 +27,7 @@ from harness.onnx.stage import NoReference, OnnxStage
 from harness.profile import Profile, per_label
 from harness.result import GateResult
 from harness.scores import ScoreMetrics
+from harness.set_metrics import LabelSetMetrics
 from harness.tokenizers import properties as tokenization
 
 
@@ -89,6 +90,8 @@ def _uplift(run: HarnessRun, _: str) -> GateResult:
     base, tuned = run.base_metrics[split], run.tuned_metrics[split]
     if isinstance(tuned, ScoreMetrics) and isinstance(base, ScoreMetrics):
         return scores.check_score_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)
+    if isinstance(tuned, LabelSetMetrics) and isinstance(base, LabelSetMetrics):
+        return set_metrics.check_set_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)
     return gates.check_uplift(base, tuned, cfg.uplift_min, cfg.mode, run.profile.training.seed)  # type: ignore[arg-type]
 
 
@@ -98,6 +101,16 @@ def _correlation(which: str) -> Measure:
         metrics = run.tuned_metrics[run.gate_split]
         assert isinstance(metrics, ScoreMetrics)  # the check applies to regression profiles alone
         return scores.check_correlation(metrics, which, getattr(cfg, f"{which}_min") or 0.0, cfg.mode)
+
+    return measure
+
+
+def _set_metric(which: str, key: str) -> Measure:
+    def measure(run: HarnessRun, _: str) -> GateResult:
+        cfg = run.profile.gates
+        metrics = run.tuned_metrics[run.gate_split]
+        assert isinstance(metrics, LabelSetMetrics)  # the check applies to multi-label profiles alone
+        return set_metrics.check_set_metric(metrics, which, getattr(cfg, key) or 0.0, cfg.mode)
 
     return measure
 
@@ -279,6 +292,9 @@ MEASURES: dict[Check, Measure] = {
     d.ECE: _ece,
     d.PEARSON: _correlation("pearson"),
     d.SPEARMAN: _correlation("spearman"),
+    d.MICRO_F1: _set_metric("micro_f1", "micro_f1_min"),
+    d.SUBSET_ACCURACY: _set_metric("subset_accuracy", "subset_accuracy_min"),
+    d.HAMMING_LOSS: _set_metric("hamming_loss", "hamming_loss_max"),
     d.PRECISION: _per_class("precision"),
     d.RECALL: _per_class("recall"),
     d.F1: _per_class("f1"),
@@ -306,6 +322,9 @@ VARIANT_NAMES: dict[Check, VariantNames] = {
     d.ECE: _when_set(lambda p: p.gates.ece_max),
     d.PEARSON: _when_set(lambda p: p.gates.pearson_min),
     d.SPEARMAN: _when_set(lambda p: p.gates.spearman_min),
+    d.MICRO_F1: _when_set(lambda p: p.gates.micro_f1_min),
+    d.SUBSET_ACCURACY: _when_set(lambda p: p.gates.subset_accuracy_min),
+    d.HAMMING_LOSS: _when_set(lambda p: p.gates.hamming_loss_max),
     d.PRECISION: _per_class_names("precision"),
     d.RECALL: _per_class_names("recall"),
     d.F1: _per_class_names("f1"),

@@ -262,9 +262,18 @@ def count_positions_from_mask(model: Any) -> Any:
     return model
 
 
-def load_classifier(folder: Path, label_names: list[str], seed: int, regression: bool = False) -> Any:
-    """Load an encoder with a classification head (with ``regression``, one output trained on squared error, named
-    by ``label_names``' one entry); a new head is initialised from ``seed``.
+PROBLEM_TYPES = {
+    "single_label": "single_label_classification",
+    "pair": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}  # [data] task -> head
+
+
+def load_classifier(folder: Path, label_names: list[str], seed: int, task: str = "single_label") -> Any:
+    """Load an encoder with a classification head for the ``[data] task`` (a regression: one output trained on
+    squared error, named by ``label_names``' one entry; multi-label: one sigmoid output per label, binary
+    cross-entropy); a new head is initialised from ``seed``.
 
     The same seed gives the same untrained head, so the base model evaluated for
     uplift is exactly the one fine-tuning starts from.
@@ -282,7 +291,7 @@ def load_classifier(folder: Path, label_names: list[str], seed: int, regression:
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={n: i for i, n in enumerate(label_names)},
-            problem_type="regression" if regression else "single_label_classification",
+            problem_type=PROBLEM_TYPES[task],
             use_safetensors=True,
             trust_remote_code=False,
             ignore_mismatched_sizes=True,

@@ -285,7 +285,7 @@ def _base_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     seed = run.profile.training.seed
     identity = {"model": "base", "model_content": run.base_digest, "seed": seed, "on": run.device.identity()}
     run.record.base_metrics = stages.evaluation_stage(
-        lambda: (load_classifier(run.source.folder, run.data.label_names, seed, run.data.regression), run.tokenizer),
+        lambda: (load_classifier(run.source.folder, run.data.label_names, seed, run.data.task), run.tokenizer),
         identity,
         run.data, run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
     )  # fmt: skip
@@ -297,6 +297,7 @@ def _tuned_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     run.record.tuned_metrics = stages.evaluation_stage(
         lambda: run.finetuned_model, {"model_content": run.finetuned_digest, "on": run.device.identity()}, run.data,
         run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
+        stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile),
     )  # fmt: skip
     return run.record.tuned_metrics
 
@@ -310,7 +311,7 @@ def _perturbations(run: HarnessRun) -> list[PerturbationResult]:
     texts = run.data.splits[run.gate_split].texts[: run.profile.behaviour.perturbation_examples]
     run.record.perturbations = stages.perturbation_stage(
         lambda: run.finetuned_model, texts, run.resolved_profile, run.finetuned_digest, run.device.identity(),
-        run.stored, run.harness_source,
+        run.stored, run.harness_source, stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile),
     )  # fmt: skip
     return run.record.perturbations
 
@@ -334,7 +335,9 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         harness_source=run.harness_source, tuned_metrics=lambda: run.tuned_metrics,
         finetuned=lambda: TunedModel(model_folder(run.finetuned), run.finetuned_digest),
         output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
-        regression=run.data.regression,
+        regression=run.data.regression, default_threshold=run.profile.training.threshold,
+        thresholds=(lambda: stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile) or [])
+        if run.data.multi_label else None,
     )  # fmt: skip
     return OnnxStage(inputs)
 

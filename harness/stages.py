@@ -26,6 +26,7 @@ from harness.models import ModelSource, check_label_head, load_finetuned, model_
 from harness.profile import Profile
 from harness.record import BaseModelRecord, FinetuneRecord
 from harness.reuse import Results
+from harness.set_metrics import read_thresholds
 from harness.tokenizers.properties import general_english, max_length_choice, vocabulary_fit
 from harness.training import FineTuned, TrainedModel, fine_tune, load_foreign, load_trained, model_folder
 
@@ -96,13 +97,24 @@ def finetune_stage(
 
 def evaluation_stage(
     load: LoadModel, identity: dict[str, Any], data: DataBundle, profile: Profile, device: str,
-    cache_dir: Path | None,
+    cache_dir: Path | None, thresholds: list[float] | None = None,
 ) -> dict[str, SplitMetrics]:  # fmt: skip
-    """Metrics of one model on every evaluation split (logits cached by ``identity``, the texts and settings)."""
+    """Metrics of one model on every evaluation split (logits cached by ``identity``, the texts and settings); a
+    multi-label model's sets at its ``thresholds`` (default: the profile's)."""
     cfg = profile.training
     max_length = resolved_max_length(profile)
+    if data.multi_label and thresholds is None:
+        thresholds = [cfg.threshold] * data.num_labels
     return evaluate_splits(load, identity, data, max_length, cfg.eval_batch_size, device, cache_dir,
-                           profile.gates.confidence_level, cfg.seed)  # fmt: skip
+                           profile.gates.confidence_level, cfg.seed, thresholds)  # fmt: skip
+
+
+def model_thresholds(folder: Path, data: DataBundle, profile: Profile) -> list[float] | None:
+    """A multi-label model's decision thresholds: those saved with it (thresholds.json), else the profile's
+    ``[training] threshold`` for every label; None for another task."""
+    if not data.multi_label:
+        return None
+    return read_thresholds(folder, data.label_names, profile.training.threshold)
 
 
 def evaluate_model_folder(
@@ -111,7 +123,8 @@ def evaluate_model_folder(
     """The evaluation stage alone on a saved classifier folder: the record part the gates read, keyed by the
     folder's content (every file's bytes), never by what the folder says about itself."""
     identity = {"model_content": model_digest(folder)}
-    return evaluation_stage(lambda: load_finetuned(folder, device), identity, data, profile, device, cache_dir)
+    return evaluation_stage(lambda: load_finetuned(folder, device), identity, data, profile, device, cache_dir,
+                            model_thresholds(folder, data, profile))  # fmt: skip
 
 
 def domain_report_stage(tokenizer: Any, data: DataBundle, max_length: int) -> dict[str, dict[str, float]]:
@@ -123,7 +136,7 @@ def domain_report_stage(tokenizer: Any, data: DataBundle, max_length: int) -> di
 
 def perturbation_stage(
     load: LoadModel, texts: list[str], profile: Profile, model_content: str, device_identity: str, stored: Results,
-    harness_source: str,
+    harness_source: str, thresholds: list[float] | None = None,
 ) -> list[PerturbationResult]:  # fmt: skip
     """CheckList-style invariance over the gate split's texts (a regression head's scores within
     ``[behaviour] score_tolerance``); the counts are reused while the model's content, the texts and the settings are
@@ -134,7 +147,8 @@ def perturbation_stage(
 
     def measure() -> list[dict[str, Any]]:
         model, tokenizer = load()
-        found = perturbation_report(model, tokenizer, texts, max_length, cfg.neutral_phrase, batch, tolerance)
+        found = perturbation_report(model, tokenizer, texts, max_length, cfg.neutral_phrase, batch, tolerance,
+                                    thresholds)  # fmt: skip
         return [dataclasses.asdict(p) for p in found]
 
     identity = {
@@ -142,6 +156,7 @@ def perturbation_stage(
         "phrase": cfg.neutral_phrase, "batch": batch, "device": device_identity, "harness": harness_source,
         "versions": versions("torch", "transformers", "tokenizers"),
         **({"score_tolerance": tolerance} if tolerance is not None else {}),
+        **({"thresholds": thresholds} if thresholds is not None else {}),
     }  # fmt: skip
     return [PerturbationResult(**p) for p in stored.values("perturbations", identity, measure)]
 

@@ -92,6 +92,17 @@ def _section(case: Case, section: str, line: str) -> None:
     case.replace("[onnx]\n", f"[{section}]\n{line}\n\n[onnx]\n")
 
 
+def _sets(case: Case, line: str = "", jsonl: bool = True) -> None:
+    """``task = "multi_label"`` (plus ``line``) on JSON lines files holding the good rows' labels as one-label sets."""
+    case.add("data", 'task = "multi_label"' + (f"\n{line}" if line else ""))
+    if jsonl:
+        case.replace('train = "train.csv"', 'train = "train.jsonl"')
+        case.replace('validation = "validation.csv"', 'validation = "validation.jsonl"')
+        for name, rows in (("train", GOOD_TRAIN), ("validation", GOOD_VALIDATION)):
+            lines = [json.dumps({"text": text, "label": [str(label)]}) for text, label in rows]
+            (case.folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _symlink_escape(case: Case) -> None:
     outside = case.folder.parent / f"{case.folder.name}-outside"
     outside.mkdir(exist_ok=True)
@@ -302,10 +313,52 @@ CATALOGUE: list[Row] = [
                    (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
                                                          '{"text": "heart murmur", "label": ["0", "2"]}\n')),
         r"train\.jsonl: row 1: label \['1'\] is a list of labels, but this profile's task takes one class per "
-        r"example \(\[data\] task = \"single_label\" or \"pair\"\)", "row"),
+        r"example \(\[data\] task = \"single_label\" or \"pair\"\); set \[data\] task = \"multi_label\" for a set of "
+        r"labels per text", "row"),
     Row("multi-label-csv", "data", "a CSV label column holding a written list (\"['0', '2']\")",
         lambda c: c.write_train('text,label\nlung,1\nheart murmur,"[\'0\', \'2\']"\n'),
         r"train\.csv: row 2: label \"\['0', '2'\]\" is a list of labels", "row"),
+    Row("set-one-value", "data", 'a JSON lines label that is one name where task = "multi_label" reads a list',
+        lambda c: (_sets(c), (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
+                                                                   '{"text": "heart murmur", "label": "0"}\n')),
+        r"train\.jsonl: row 2: label '?0'? is one value, not a list, but this profile's task takes a set of labels "
+        r"per example \(\[data\] task = \"multi_label\"\); set \[data\] label_separator", "row"),
+    Row("set-unknown-label", "data", "a validation label set naming a label train never has",
+        lambda c: (_sets(c), (c.folder / "validation.jsonl").write_text('{"text": "seen", "label": ["1", "9"]}\n')),
+        r"validation\.jsonl: row 1: label '9' is not one of the labels \['0', '1', '2'\]", "row"),
+    Row("set-empty", "data", 'an empty label set ([]) without [data] allow_empty_labels',
+        lambda c: (_sets(c), (c.folder / "train.jsonl").write_text('{"text": "lung", "label": ["1"]}\n'
+                                                                   '{"text": "heart murmur", "label": []}\n')),
+        r"train\.jsonl: row 2: no label; set \[data\] allow_empty_labels = true", "row"),
+    Row("set-empty-allowed", "data", "an empty label set with [data] allow_empty_labels = true (accepted)",
+        lambda c: (_sets(c, "allow_empty_labels = true"), (c.folder / "train.jsonl").write_text(
+            '{"text": "lung", "label": ["1"]}\n{"text": "heart murmur", "label": ["0", "2"]}\n'
+            '{"text": "seen today", "label": []}\n')), None, "row"),
+    Row("set-repeated-name", "data", 'a delimited label set naming a label twice ("1|1")',
+        lambda c: (_sets(c, 'label_separator = "|"', jsonl=False),
+                   c.write_train("text,label\nlung,1|1\nheart murmur,0|2\n")),
+        r"train\.csv: row 1: label '1' is named twice in '1\|1'", "row"),
+    Row("set-flag-not-binary", "data", "a 0/1 label column ([data] label_columns) holding 2",
+        lambda c: (_sets(c, 'label_columns = ["a", "b"]', jsonl=False),
+                   c.write_train("text,a,b\nlung,1,0\nheart murmur,2,1\n"),
+                   c.validation.write_text("text,a,b\nseen today,0,1\n")),
+        r"train\.csv: row 2: column 'a' holds 2; \[data\] label_columns reads 0 or 1", "row"),
+    Row("set-label-absent-from-train", "data", "a declared label no train row has",
+        lambda c: (_sets(c, 'labels = ["0", "1", "2", "3"]'),),
+        r"train\.jsonl: label '3' occurs in no train row", "file"),
+    Row("set-two-readers", "profile", "[data] label_separator and label_columns both set",
+        lambda c: _sets(c, 'label_separator = "|"\nlabel_columns = ["a", "b"]'),
+        r"\[data\] label_separator and label_columns are two ways to read the labels; set one", "key"),
+    Row("set-accuracy-gate", "profile", '[gates] accuracy_min in a task = "multi_label" profile',
+        lambda c: (_sets(c), c.add("gates", "accuracy_min = 0.9")),
+        r'\[gates\] accuracy_min judges one class per text, but \[data\] task = "multi_label" predicts a set', "key"),
+    Row("set-class-gate", "profile", '[gates] ece_max in a task = "multi_label" profile',
+        lambda c: (_sets(c), c.add("gates", "ece_max = 0.1")),
+        r'\[gates\] ece_max = 0\.1 judges one class per text, but \[data\] task = "multi_label" predicts a set', "key"),
+    Row("set-gate-in-classifier", "profile", "[gates] micro_f1_min in a single-label profile",
+        lambda c: c.add("gates", "micro_f1_min = 0.8"),
+        r'\[gates\] micro_f1_min is for sets of labels; it needs \[data\] task = "multi_label" '
+        r"\(task = 'single_label'\)", "key"),
     Row("pair-without-column", "profile", 'task = "pair" without text_pair_column',
         lambda c: c.add("data", 'task = "pair"'), r'\[data\] task = "pair" needs \[data\] text_pair_column', "key"),
     Row("pair-column-missing", "data", "a pair profile whose file lacks the second text's column",
@@ -479,14 +532,18 @@ CATALOGUE: list[Row] = [
     Row("trained-not-classifier", "trained", "a bare encoder folder (BertModel) as --harness-model",
         _foreign(base=True), r"trained/config\.json: architectures = \['BertModel'\] is not a sequence classifier",
         "file"),
-    Row("trained-multi-label", "trained", "config.json problem_type = multi_label_classification",
-        _foreign(lambda c: c.update(problem_type="multi_label_classification")),
-        r"trained/config\.json: problem_type = 'multi_label_classification'; this harness gates single-label", "file"),
+    Row("trained-multi-label", "trained", "a multi-label head (problem_type = multi_label_classification) gated by "
+        "a single-label profile", _foreign(lambda c: c.update(problem_type="multi_label_classification")),
+        r"trained/config\.json: the model has a multi-label head \(problem_type = \"multi_label_classification\"; "
+        r"\[data\] task = \"multi_label\"\), but the profile's task needs a single-label classification head", "file"),
+    Row("trained-other-problem", "trained", "config.json problem_type names no head this harness gates",
+        _foreign(lambda c: c.update(problem_type="token_classification")),
+        r"trained/config\.json: problem_type = 'token_classification'; this harness gates single-label", "file"),
     Row("trained-regression-in-classifier", "trained", "a regression head (problem_type = regression, one output) "
         "gated by a classification profile",
         _foreign(lambda c: c.update(problem_type="regression", id2label={"0": "score"}, label2id={"score": 0})),
-        r"trained/config\.json: the model has a regression head \(one score\), but the profile's task needs a "
-        r"classifier", "file"),
+        r"trained/config\.json: the model has a regression head \(one score; \[data\] task = \"regression\"\), but "
+        r"the profile's task needs a single-label classification head", "file"),
     Row("trained-labels-permuted", "trained", "id2label names the data's labels in another order",
         _foreign(lambda c: c.update(id2label={"0": "1", "1": "2", "2": "0"})),
         r"trained/config\.json: the model's outputs \(config\.json id2label\) are \['1', '2', '0'\]; the data's "

@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("device", "cache", "profile"),  # the machine and the configuration
     ("data", "models", "tokenizers"),  # the inputs: data files, model folders, tokenizers
-    ("scores", "training", "evaluation"),  # fine-tune and evaluate (scores: the regression head's metrics, gates)
+    # fine-tune and evaluate (scores, set_metrics: the regression and multi-label heads' metrics and gates)
+    ("scores", "set_metrics", "training", "evaluation"),
     ("behaviour", "gates", "slices", "baseline", "expectations", "onnx", "reuse"),  # measures and their verdicts
     ("record",),  # what a run measured
     ("report",),  # metrics.json, the human report, plots, MLflow: from the record alone

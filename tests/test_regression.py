@@ -188,5 +188,5 @@ def test_a_baseline_is_refused_for_a_regression_before_any_work(scored, tmp_path
     outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(scored), "--harness-save-baseline",
                          str(tmp_path / "b.json"), "-q")  # fmt: skip
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.tail()
-    assert outcome.says('this version has none for [data] task = "regression"'), outcome.tail()
+    assert outcome.says("this version has none for [data] task = 'regression'"), outcome.tail()
     assert not outcome.says("fine-tuning"), outcome.tail()

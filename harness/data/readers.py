@@ -23,11 +23,17 @@ BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # the dat
 
 
 def read_columns(
-    path: Path, text_column: str, label_column: str, slice_column: str | None = None, pair_column: str | None = None
+    path: Path,
+    text_column: str,
+    label_column: str | tuple[str, ...],
+    slice_column: str | None = None,
+    pair_column: str | None = None,
 ) -> tuple[list[Any], list[Any], str, list[str] | None]:
     """(texts, labels, SHA-256, the slice column's values as text or None) of one data file or ``save_to_disk``
     folder, parsed from the very bytes that are hashed: no cache keyed by path and modification time stands between
-    the recorded hash and the rows trained on. With ``pair_column`` each text is a (text, pair) tuple."""
+    the recorded hash and the rows trained on. With ``pair_column`` each text is a (text, pair) tuple; with a tuple
+    of label columns (multi-label, one 0/1 column per label) each label is the tuple of the row's values."""
+    label_columns = label_column if isinstance(label_column, tuple) else (label_column,)
     if not path.exists():
         raise DataMissingError(f"{path}: data file not found")
     if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
@@ -35,11 +41,12 @@ def read_columns(
     else:
         table, digest = _read_file(path)
     columns = list(table.column_names)
-    wanted = (text_column, *([pair_column] if pair_column else []), label_column)
+    wanted = (text_column, *([pair_column] if pair_column else []), *label_columns)
     missing = [c for c in wanted if c not in columns]
     if missing:
         text_file = path.suffix.lower() not in (".parquet", "") and not path.is_dir()
         keys = "text_column / text_pair_column / label_column" if pair_column else "text_column / label_column"
+        keys = keys.replace("label_column", "label_columns") if isinstance(label_column, tuple) else keys
         raise DataError(
             f"{path}: missing column(s) {missing}; found {columns}. "
             f"Set [data] {keys} in the profile if the names differ."
@@ -57,6 +64,8 @@ def read_columns(
     texts = list(table[text_column])
     if pair_column:
         texts = list(zip(texts, table[pair_column], strict=True))
+    if isinstance(label_column, tuple):
+        return texts, list(zip(*(table[c] for c in label_columns), strict=True)), digest, values
     return texts, list(table[label_column]), digest, values
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data.label_sets import label_set_names, label_set_rows, refuse_labels_absent_from_train
 from harness.data.readers import read_columns
 from harness.digests import sha256_bytes
 from harness.errors import DataError
@@ -67,11 +68,15 @@ class DataBundle:
     label_names: list[str]  # a regression's one output is named by its label column
     leaks: list[LeakedRow] = field(default_factory=list)
     dropped: list[LeakedRow] = field(default_factory=list)
-    task: str = "single_label"  # "regression": each label is a number (a float), not a class index
+    task: str = "single_label"  # "regression": each label a float; "multi_label": each a 0/1 tuple per label name
 
     @property
     def regression(self) -> bool:
         return self.task == "regression"
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
 
     @property
     def num_labels(self) -> int:
@@ -98,12 +103,15 @@ def load_data(profile: Profile) -> DataBundle:
             continue
         column = profile.slices.column if split == profile.gates.split else None
         pair = cfg.text_pair_column or None
-        texts, labels, digest, values = read_columns(path, cfg.text_column, cfg.label_column, column, pair)
+        label = cfg.label_columns or cfg.label_column  # a tuple: one 0/1 column per label
+        texts, labels, digest, values = read_columns(path, cfg.text_column, label, column, pair)
         raw[split] = (path, texts, labels, digest)
         if values is not None:
             kept[split] = values
     if cfg.regression:
         return _scored(profile, raw, kept)
+    if cfg.multi_label:
+        return _label_sets(profile, raw, kept)
     label_names = _label_names(cfg.labels, raw)
     refuse_unknown_labels(profile, label_names)
     declared = bool(cfg.labels) or (raw["train"][0].parent / "labels.json").exists()
@@ -147,6 +155,26 @@ def _scored(profile: Profile, raw: dict[str, tuple[Path, list[Any], list[Any], s
     if leaks and cfg.leaked_rows == "drop":
         return DataBundle(_without(splits, leaks), [cfg.label_column], [], leaks, task="regression")
     return DataBundle(splits, [cfg.label_column], leaks, task="regression")
+
+
+def _label_sets(profile: Profile, raw: dict[str, tuple[Path, list[Any], list[Any], str]],
+                kept: dict[str, list[str]]) -> DataBundle:  # fmt: skip
+    """The splits of a multi-label task: each label a 0/1 tuple over the label names (``harness.data.label_sets``)."""
+    cfg = profile.data
+    label_names = label_set_names(cfg, raw)
+    splits = {}
+    for split, (path, texts, labels, digest) in raw.items():
+        rows = label_set_rows(path, labels, cfg, label_names)
+        if split == "train":
+            refuse_labels_absent_from_train(path, rows, label_names)
+        examples = _checked_examples(path, texts, (cfg.text_column, cfg.text_pair_column))
+        if not cfg.allow_duplicates:
+            _check_duplicates(path, examples, rows)  # type: ignore[arg-type]
+        splits[split] = Split(split, path, digest, examples, rows, kept.get(split))  # type: ignore[arg-type]
+    leaks = find_leaks(splits)
+    if leaks and cfg.leaked_rows == "drop":
+        return DataBundle(_without(splits, leaks), label_names, [], leaks, task="multi_label")
+    return DataBundle(splits, label_names, leaks, task="multi_label")
 
 
 REGRESSION = 'this profile\'s task takes one number per example ([data] task = "regression")'
@@ -275,8 +303,8 @@ def _as_label(path: Path, row: int, value: Any) -> int | str:
         raise DataError(f"{path}: row {row}: missing label")
     if isinstance(value, list | tuple | dict) or (isinstance(value, str) and re.fullmatch(r"\s*\[.*\]\s*", value)):
         raise DataError(
-            f"{path}: row {row}: label {value!r} is a list of labels, but {SINGLE_LABEL}; multi-label data needs a "
-            "multi-label task, which this version does not gate"
+            f"{path}: row {row}: label {value!r} is a list of labels, but {SINGLE_LABEL}; set [data] task = "
+            '"multi_label" for a set of labels per text'
         )
     if isinstance(value, bool):
         raise DataError(f"{path}: row {row}: invalid label {value!r}; labels must be integer ids or names")

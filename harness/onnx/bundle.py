@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from harness.digests import content_key, sha256_file
 from harness.environment import versions
 from harness.errors import BundleError
 from harness.models import count_positions_from_mask
+from harness.set_metrics import THRESHOLDS_FILE, read_thresholds
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -77,6 +79,11 @@ class Bundle:
     @property
     def label_names(self) -> list[str]:
         return list(self.manifest["label_names"])
+
+    def thresholds(self, default: float) -> list[float]:
+        """A multi-label bundle's decision thresholds (its thresholds.json, copied from the model at export), else
+        ``default`` for every label."""
+        return read_thresholds(self.folder, self.label_names, default)
 
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
@@ -198,6 +205,8 @@ def _export_files(
     tokenizer.model_max_length = max_length  # a server calling tokenizer(text, truncation=True) cuts where we did
     tokenizer.save_pretrained(out)
     (out / "labels.json").write_text(json.dumps(dict(enumerate(label_names)), indent=2), encoding="utf-8")
+    if (model_dir / THRESHOLDS_FILE).is_file():  # a multi-label model's decision rule travels with its graph
+        shutil.copyfile(model_dir / THRESHOLDS_FILE, out / THRESHOLDS_FILE)
     quantize_int8(out / MODEL_FILE, out / INT8_FILE)
     return {
         "format": BUNDLE_FORMAT,

@@ -17,7 +17,7 @@ import numpy as np
 from harness.device import cpu_threads
 from harness.digests import sha256_bytes
 from harness.errors import BundleError
-from harness.inference import batched_logits, encode, predicted_labels, torch_logits
+from harness.inference import Decide, batched_logits, encode, predicted_labels, torch_logits
 from harness.inputs import shown
 from harness.onnx.bundle import RUNTIME_SETTINGS
 from harness.result import GateResult
@@ -144,9 +144,11 @@ def compare_on_texts(
     batch_sizes: Sequence[int],
     atol: float,
     rtol: float,
+    decide: tuple[Decide, Decide] = (predicted_labels, predicted_labels),
 ) -> Parity:
     """Run both engines on identical batches in arrival order (PyTorch fed every tokenizer output, ONNX Runtime
-    the ones its graph takes); pool the differences."""
+    the ones its graph takes); pool the differences. ``decide`` turns (ONNX's, PyTorch's) logits into one label id
+    per row (the argmax; a multi-label head: its set's id at each engine's own thresholds)."""
     onnx_all, torch_all, where = [], [], []
     for size in batch_sizes:
         onnx_out, torch_out, shapes = _run_both(runner, model, tokenizer, texts, size)
@@ -156,7 +158,7 @@ def compare_on_texts(
     onnx_logits, torch_logits_ = np.concatenate(onnx_all), np.concatenate(torch_all)
     diff = np.abs(onnx_logits - torch_logits_)
     y, ids = np.asarray(labels), np.array([w[0] for w in where])
-    onnx_pred, torch_pred = predicted_labels(onnx_logits), predicted_labels(torch_logits_)
+    onnx_pred, torch_pred = decide[0](onnx_logits), decide[1](torch_logits_)
     first = len(texts)  # accuracy from the first batch size's pass (each pass covers every text once)
     disagree = np.flatnonzero(onnx_pred != torch_pred)
     return Parity(

@@ -23,7 +23,7 @@ from harness.digests import folder_digest, sha256_file, texts_digest
 from harness.environment import versions
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics
-from harness.inference import predicted_labels
+from harness.inference import Decide, predicted_labels
 from harness.models import load_finetuned
 from harness.onnx import perf as onnx_perf
 from harness.onnx.bundle import (
@@ -40,6 +40,7 @@ from harness.profile import GatesSection, OnnxSection
 from harness.record import OnnxRecord, RunRecord
 from harness.result import GateResult, threshold_gate
 from harness.reuse import Results, machine
+from harness.set_metrics import predicted_sets, set_ids
 from harness.stats import wilson
 
 
@@ -79,6 +80,9 @@ class OnnxInputs:
     output_labels: tuple[str, ...] | None = None  # [model] output_labels: an export's outputs, where config names none
     model_given: bool = False  # --harness-model: the PyTorch reference of an export made elsewhere
     regression: bool = False  # one score per text: parity of the scores is all there is (no label to agree on)
+    # a multi-label model's thresholds (thresholds.json beside it); the bundle's own decide its ONNX sets
+    thresholds: Callable[[], list[float]] | None = None
+    default_threshold: float = 0.5  # [training] threshold: for a bundle that records none
 
 
 @dataclass
@@ -227,14 +231,16 @@ class OnnxStage:
         if provider not in self._parity:
             cfg = self.cfg
 
+            labels, decide, thresholds = self._decision()
+
             def measure() -> dict[str, Any]:
                 return compare_on_texts(
-                    self.runner(provider), self.reference_model, self.tokenizer, self.texts, self.labels,
-                    cfg.batch_sizes, cfg.atol, cfg.rtol,
+                    self.runner(provider), self.reference_model, self.tokenizer, self.texts, labels,
+                    cfg.batch_sizes, cfg.atol, cfg.rtol, decide,
                 ).as_dict()  # fmt: skip
 
             settings = {"provider": provider_identity(provider), "atol": cfg.atol, "rtol": cfg.rtol,
-                        "batch_sizes": list(cfg.batch_sizes)}  # fmt: skip
+                        "batch_sizes": list(cfg.batch_sizes), **thresholds}  # fmt: skip
             with self.inputs.record.timed("onnx_parity"):
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip
@@ -244,6 +250,20 @@ class OnnxStage:
                 recorded = {k: v for k, v in recorded.items() if k not in CLASS_PARITY}
             self.results.parity[provider] = recorded
         return self._parity[provider]
+
+    def _decision(self) -> tuple[list[int], tuple[Decide, Decide], dict[str, Any]]:
+        """(true labels, (ONNX's, PyTorch's) decision, the thresholds as keyed): the argmax of each engine, or for a
+        multi-label head each engine's label set at its own thresholds (the bundle's thresholds.json and the
+        model's), as set ids, so a bundle exported with another threshold disagrees with the model it came from."""
+        if self.inputs.thresholds is None:
+            return self.labels, (predicted_labels, predicted_labels), {}
+        ours, theirs = self.bundle.thresholds(self.inputs.default_threshold), self.inputs.thresholds()
+        truth = set_ids(np.asarray(self.labels, dtype=bool)).tolist()
+
+        def at(thresholds: list[float]) -> Decide:
+            return lambda logits: set_ids(predicted_sets(logits, thresholds), logits)
+
+        return truth, (at(ours), at(theirs)), {"thresholds": {"onnx": ours, "torch": theirs}}
 
     @cached_property
     def fp32_logits(self) -> np.ndarray:

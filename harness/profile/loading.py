@@ -114,12 +114,19 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     problems += found
     if sections["gates"]["split"] == "test" and not sections["data"]["test"]:
         problems.append("[gates] split = 'test' but [data] test is not set")
-    problems += _pair_problems(sections["data"]) + _regression_problems(sections)
+    problems += _pair_problems(sections["data"]) + _regression_problems(sections) + _multi_label_problems(sections)
     if sections["data"]["task"] != "regression" and "score_tolerance" in raw.get("behaviour", {}):
         problems.append('[behaviour] score_tolerance is how far a score may move; it needs [data] task = "regression"')
+    if sections["data"]["task"] == "multi_label" and "accuracy_min" in raw.get("gates", {}):
+        problems.append('[gates] accuracy_min judges one class per text, but [data] task = "multi_label" predicts a '
+                        "set; remove it (the set gates are subset_accuracy_min, micro_f1_min, macro_f1_min, "
+                        "hamming_loss_max, eval_loss)")  # fmt: skip
     if sections["data"]["task"] == "regression" and "accuracy_min" in raw.get("gates", {}):
         problems.append('[gates] accuracy_min judges classes, but [data] task = "regression" predicts a score; remove '
                         "it (the score gates are eval_loss (squared error), pearson_min, spearman_min)")  # fmt: skip
+    if sections["data"]["task"] in ("multi_label", "regression") and expectations:
+        problems.append(f"[[expectations]] files name one class per text; this version has none for [data] task = "
+                        f"{sections['data']['task']!r}")  # fmt: skip
     if sections["data"]["text_pair_column"] and expectations:
         problems.append("[[expectations]] files hold single texts; this version has none for pairs of texts")
     if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded
@@ -162,7 +169,7 @@ def _pair_problems(data: dict[str, Any]) -> list[str]:
         return [f"[data] {k} is set but task = {data['task']!r}; set [data] task = \"pair\" for pairs of texts"
                 for k in given]  # fmt: skip
     if not data["text_pair_column"]:
-        if data["task"] == "regression":
+        if data["task"] in ("regression", "multi_label"):
             return ["[data] symmetric is set but no text_pair_column: only pairs have an order"] * data["symmetric"]
         return ['[data] task = "pair" needs [data] text_pair_column: the column of each pair\'s second text']
     if data["text_pair_column"] == data["text_column"]:
@@ -192,6 +199,40 @@ def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
         for section, key in CLASS_ONLY
         if _set(sections[section][key], declared.SCHEMA[section][key].default)
     ]
+
+
+# keys of a multi-label profile alone; and the class keys a set of labels has no meaning for in this version
+LABEL_SET_ONLY = (("data", "label_separator"), ("data", "label_columns"), ("data", "allow_empty_labels"),
+                  ("training", "threshold"), ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
+                  ("gates", "hamming_loss_max"))  # fmt: skip
+NOT_FOR_SETS = tuple(key for key in CLASS_ONLY if key != ("gates", "macro_f1_min"))
+
+
+def _multi_label_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
+    """A multi-label profile reads its sets one way, sets no single-class key; another task sets no set key."""
+    data, task = sections["data"], sections["data"]["task"]
+    if task != "multi_label":
+        return [f'[{section}] {key} is for sets of labels; it needs [data] task = "multi_label" (task = {task!r})'
+                for section, key in LABEL_SET_ONLY
+                if _set(sections[section][key], declared.SCHEMA[section][key].default)]  # fmt: skip
+    problems = [
+        f'[{section}] {key} = {sections[section][key]!r} judges one class per text, but [data] task = "multi_label" '
+        "predicts a set; remove it (the set gates are subset_accuracy_min, micro_f1_min, macro_f1_min, "
+        "hamming_loss_max, eval_loss)"
+        for section, key in NOT_FOR_SETS
+        if _set(sections[section][key], declared.SCHEMA[section][key].default)
+    ]
+    if data["label_separator"] and data["label_columns"]:
+        problems.append("[data] label_separator and label_columns are two ways to read the labels; set one")
+    if len(set(data["label_columns"])) != len(data["label_columns"]):
+        problems.append(f"[data] label_columns = {list(data['label_columns'])!r} names a column twice")
+    if len(data["label_columns"]) == 1:
+        problems.append("[data] label_columns names one column: a set of one label is a single-label task")
+    if data["label_columns"] and data["labels"] is not None:
+        problems.append("[data] labels and label_columns both name the labels; label_columns alone names them")
+    if data["text_pair_column"]:
+        problems.append('[data] text_pair_column: this version reads one text per example for task = "multi_label"')
+    return problems
 
 
 def _set(value: Any, default: Any) -> bool:

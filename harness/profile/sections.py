@@ -86,17 +86,24 @@ class ModelSection(Section):
 DEFAULT_BASE = "packaged:minilm-l6"
 
 
+def _check_column_names(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        return [f"{value!r} must be a list of column names ([] for none)"]
+    return []
+
+
 @dataclass(frozen=True)
 class DataSection(Section):
     """``[data]``: the splits (absolute paths once validated) and how to read them."""
 
     train: str = setting()
     validation: str = setting()
-    task: Literal["single_label", "pair", "regression"] = setting(
+    task: Literal["single_label", "pair", "multi_label", "regression"] = setting(
         "single_label", why="single_label: one label per text; pair: one label per pair of texts (text_column and "
-        "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders); regression: one number per text, "
-        "or per pair with text_pair_column (similarity, quality scores), a one-output head trained on squared error. "
-        "Multi-label heads are refused where their data is met",
+        "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders); multi_label: a set of labels per "
+        "text (a list, a delimited string with label_separator, or one 0/1 column per label with label_columns), "
+        "one sigmoid output per label; regression: one number per text, or per pair with text_pair_column "
+        "(similarity, quality scores), a one-output head trained on squared error",
     )  # fmt: skip
     test: str = setting("")
     text_column: str = setting("text")
@@ -108,6 +115,18 @@ class DataSection(Section):
         "leakage and duplicates match a pair in either order",
     )  # fmt: skip
     label_column: str = setting("label")
+    label_separator: str = setting(
+        "", toml=str, why='task = "multi_label": the label column holds names joined by this (e.g. "," or "|"); '
+        "unset: a list (JSON lines) or a string holding a JSON list",
+    )  # fmt: skip
+    label_columns: tuple[str, ...] = setting(
+        (), toml=list, check=_check_column_names,
+        why='task = "multi_label": one 0/1 column per label, named by the label (the Kaggle layout); replaces '
+        "label_column",
+    )  # fmt: skip
+    allow_empty_labels: bool = setting(
+        False, why='task = "multi_label": a row with no label at all is data (e.g. no emotion), not a missing value'
+    )
     labels: tuple[str, ...] | None = setting(None, toml=(dict, list))  # names by id once validated
     allow_duplicates: bool = setting(False)
     leaked_rows: Literal["fail", "drop"] = setting("fail", why="drop: evaluate without them and say so in the report")
@@ -122,6 +141,11 @@ class DataSection(Section):
     def regression(self) -> bool:
         """Whether the model's head is one number per example (``task = "regression"``), not a class."""
         return self.task == "regression"
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether each example has a set of labels, each output a sigmoid (``task = "multi_label"``)."""
+        return self.task == "multi_label"
 
 
 # transformers' Trainer integrations (INTEGRATION_TO_CALLBACK, plus "all" and "none"); not imported here, so a
@@ -157,6 +181,10 @@ class TrainingSection(Section):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting("linear")
     early_stopping_patience: int = setting(2, low=0, high=9, why="epochs without improvement; 0 disables")
     best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss")
+    threshold: float = setting(
+        0.5, low=0.01, high=0.99, why='task = "multi_label": a label is predicted where its sigmoid is at least '
+        "this; written with the model (thresholds.json) and into its ONNX bundle, so both predict the same sets",
+    )  # fmt: skip
     calibration: Literal["none", "temperature"] = setting(
         "none", why="temperature: fit one temperature on a held-out slice of train, folded into the head"
     )
@@ -233,6 +261,18 @@ class GatesSection(Section):
     spearman_min: float | None = setting(
         None, low=-1.0, high=1.0, toml=NUMBER, why='task = "regression": Spearman rank correlation, bootstrap '
         "interval; unset: no gate",
+    )  # fmt: skip
+    micro_f1_min: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER, why='task = "multi_label": F1 over every (example, label) decision, '
+        "bootstrap interval; unset: no gate",
+    )  # fmt: skip
+    subset_accuracy_min: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER, why='task = "multi_label": share of examples whose predicted label '
+        "set is exactly the true one, Wilson interval; unset: no gate",
+    )  # fmt: skip
+    hamming_loss_max: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER, why='task = "multi_label": share of (example, label) decisions that '
+        "are wrong, bootstrap interval; unset: no gate",
     )  # fmt: skip
 
 

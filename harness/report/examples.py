@@ -18,6 +18,7 @@ from harness.inputs import is_pair, shown
 from harness.record import RunRecord
 from harness.report.render import Note, Row, Section, Table
 from harness.scores import ScoreMetrics
+from harness.set_metrics import LabelSetMetrics
 
 PREDICTIONS = "predictions-{split}.jsonl"
 SHOWN_ROWS = 2000  # per split in report.html, hardest (highest loss) first; the JSON lines file has every example
@@ -34,6 +35,16 @@ def prediction_rows(record: RunRecord, split: str, label_names: list[str]) -> li
         return [{"example": i, "text": shown(text), **({"texts": list(text)} if is_pair(text) else {}),
                  "label": _rounded(metrics.labels[i]), "prediction": _rounded(metrics.predictions[i]),
                  "error": _rounded(metrics.predictions[i] - metrics.labels[i]), "loss": _rounded(metrics.losses[i])}
+                for i, text in enumerate(texts)]  # fmt: skip
+    if isinstance(metrics, LabelSetMetrics):  # a set per example: its names, joined; right when the whole set is
+
+        def names(row: Any) -> str:
+            return ", ".join(name for name, on in zip(label_names, row, strict=True) if on)
+
+        return [{"example": i, "text": shown(text), "label": names(metrics.labels[i]),
+                 "prediction": names(metrics.predictions[i]), "correct": bool(metrics.correct[i]), "confidence": None,
+                 "loss": _rounded(metrics.losses[i]),
+                 "probabilities": dict(zip(label_names, map(_rounded, metrics.probabilities[i]), strict=True))}
                 for i, text in enumerate(texts)]  # fmt: skip
     rows = []
     for i, text in enumerate(texts):

@@ -161,11 +161,11 @@ def write_plots(metrics: dict[str, Any], folder: Path, split: str) -> dict[str, 
     names = metrics["data"]["label_names"]
     if tuned.get("task") == "regression":
         return _score_plots(metrics, tuned, folder, split)
-    images = {
-        "confusion matrix": confusion_matrix(
+    images = {}
+    if "confusion_matrix" in tuned:  # a multi-label head has one 2x2 matrix per label: its per-label F1 says it
+        images["confusion matrix"] = confusion_matrix(
             tuned["confusion_matrix"], names, f"Fine-tuned on {split} (n={tuned['n']})", folder / "confusion_matrix.png"
         )
-    }
     if base is not None:
         images["per-class F1"] = per_class_f1(base["per_class"], tuned["per_class"], folder / "per_class_f1.png")
     if metrics["model"].get("history"):

@@ -222,6 +222,8 @@ def gates_section(results: list[GateResult]) -> Section | None:
 
 
 SCORE_METRICS = ("eval_loss", "mae", "pearson", "spearman")  # a regression head's, in harness.scores
+SET_METRICS = ("eval_loss", "micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")  # harness.set_metrics
+SHOWN_METRICS = {"regression": SCORE_METRICS, "multi_label": SET_METRICS}  # else a classifier's three
 
 
 def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Section | None:
@@ -235,7 +237,7 @@ def compare_section(metrics: dict[str, Any], results: list[GateResult]) -> Secti
         tuned, base = tuned_all.get(split, {}), base_all.get(split, {})
         n = tuned.get("n", base.get("n"))
         calibrated = ["ece"] if tuned.get("ece") is not None or base.get("ece") is not None else []  # since #16
-        shown = SCORE_METRICS if tuned.get("task") == "regression" else ("accuracy", "eval_loss", "macro_f1")
+        shown = SHOWN_METRICS.get(tuned.get("task", ""), ("accuracy", "eval_loss", "macro_f1"))
         for key in (*shown, *calibrated):
             cells = [f"{split} (n={n})", key, _num(base.get(key), ".4f"), _interval(base.get("intervals", {}).get(key))]
             cells += [_num(tuned.get(key), ".4f"), _interval(tuned.get("intervals", {}).get(key))]
@@ -251,14 +253,18 @@ def per_class_section(metrics: dict[str, Any], split: str) -> Section | None:
     if not tuned or not tuned.get("per_class"):
         return None
     base = metrics["metrics"].get("base", {}).get(split, {}).get("per_class")
-    header = ["label", "precision", "recall", "F1", "support", *(["base F1"] if base else [])]
+    sets = tuned.get("task") == "multi_label"  # each label decided at its own threshold, which the table shows
+    header = ["label", "precision", "recall", "F1", "support", *(["threshold"] if sets else []),
+              *(["base F1"] if base else [])]  # fmt: skip
     rows = []
     for label, c in tuned["per_class"].items():
         cells = [label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"])]
+        cells += [_num(c.get("threshold"), "g")] if sets else []
         if base:
             cells.append(_num(base.get(label, {}).get("f1"), ".4f"))
         rows.append(Row(cells))
-    return Section("Per class", [Table(header, rows, caption=f"fine-tuned model on {split} (n={tuned['n']})")])
+    caption = f"fine-tuned model on {split} (n={tuned['n']})"
+    return Section("Per label" if sets else "Per class", [Table(header, rows, caption=caption)])
 
 
 def training_section(model: dict[str, Any]) -> Section | None:
@@ -273,7 +279,8 @@ def training_section(model: dict[str, Any]) -> Section | None:
         losses = [h["loss"] for h in history if "loss" in h and previous < h.get("epoch", -1.0) <= epoch]
         kept = epoch == model.get("best_epoch")
         train = _num(sum(losses) / len(losses), ".4f") if losses else ""
-        score = "pearson" if "eval_pearson" in entry else "accuracy"  # a regression head logs its correlation
+        # a regression head logs its correlation, a multi-label head its micro-F1
+        score = next((k for k in ("pearson", "micro_f1") if f"eval_{k}" in entry), "accuracy")
         cells = [_num(epoch, "g") + (" (kept)" if kept else ""), train, _num(entry["eval_loss"], ".4f"),
                  _num(entry.get(f"eval_{score}"), ".4f")]  # fmt: skip
         rows.append(Row(cells))

@@ -61,8 +61,9 @@ def key_inputs(profile: Profile, data: DataBundle, source: ModelSource, device: 
         # the examples and labels as consumed: a pair task, another column or dropped leaked rows is another model
         "examples": {s: data.splits[s].content_digest() for s in ("train", "validation") if s in data.splits},
         "labels": data.label_names,
-        **({"task": data.task} if data.regression else {}),  # another head and loss; absent: older keys unchanged
-        "training": _training_key(profile.training),
+        # another head and loss; absent for a classifier: older keys unchanged
+        **({"task": data.task} if data.task in ("regression", "multi_label") else {}),
+        "training": _training_key(profile.training, data.multi_label),
         "device": device.identity(),
         **_precision_key(training_precision(profile.training.precision, device)),
         # tokenizers too: the ids it trains on are that library's
@@ -78,12 +79,14 @@ def _precision_key(precision: str) -> dict[str, str]:
     return {} if precision == "fp32" else {"precision": precision}
 
 
-def _training_key(cfg: TrainingSection) -> dict[str, Any]:
+def _training_key(cfg: TrainingSection, multi_label: bool = False) -> dict[str, Any]:
     """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
     report_to only says where the Trainer sends its logs, precision is keyed as resolved for the device (``auto``
     means different things on different machines), and without calibration its keys change nothing (so
-    models trained before they existed keep their key)."""
-    values = {k: v for k, v in cfg.as_dict().items() if k not in ("truncation_max", "report_to", "precision")}
+    models trained before they existed keep their key). A multi-label model's threshold is saved with it
+    (thresholds.json), so it is keyed; another task has none."""
+    dropped = ("truncation_max", "report_to", "precision", *(() if multi_label else ("threshold",)))
+    values = {k: v for k, v in cfg.as_dict().items() if k not in dropped}
     if cfg.calibration == "none":
         del values["calibration"], values["calibration_fraction"]
     return values

@@ -52,27 +52,34 @@ def locate_trained(value: str, revision: str = "") -> TrainedModel:
             "(*ForSequenceClassification); gate the classifier saved by the training script (trainer.save_model())"
         )
     problem = config.get("problem_type") or "single_label_classification"
-    if problem not in ("single_label_classification", "regression"):
+    if problem not in ("single_label_classification", "multi_label_classification", "regression"):
         raise ModelSourceError(
             f"{source.folder / 'config.json'}: problem_type = {problem!r}; this harness gates single-label "
-            "classifiers (one label per text) and regression heads (one score)"
+            "classifiers (one label per text), multi-label classifiers (a set) and regression heads (one score)"
         )
     return TrainedModel(source.folder, source)
 
 
 def check_head_task(folder: Path, data: DataBundle) -> None:
     """A trained model's head must be the task's: one output trained as a regression for ``task = "regression"``,
-    a classifier otherwise (a 1-label classifier's softmax is constant; a regression's argmax is always 0)."""
+    sigmoid outputs trained on sets for ``task = "multi_label"``, a softmax classifier otherwise (a 1-label
+    classifier's softmax is constant; a regression's argmax is always 0; a softmax head's probabilities sum to 1,
+    so at threshold 0.5 it predicts at most one label)."""
     from harness.errors import ModelSourceError
 
     config = read_config(folder)
-    regression = (config.get("problem_type") or "") == "regression" or (
-        not config.get("problem_type") and int(config.get("num_labels") or len(config.get("id2label") or {})) == 1
+    problem = config.get("problem_type") or ""
+    regression = problem == "regression" or (
+        not problem and int(config.get("num_labels") or len(config.get("id2label") or {})) == 1
     )  # transformers' own rule: an unset problem_type with one output trains as a regression
-    if regression != data.regression:
-        has, wants = ("a regression head (one score)", "a classifier") if regression else (
-            "a classification head", 'a regression head ([data] task = "regression")')  # fmt: skip
-        raise ModelSourceError(f"{folder / 'config.json'}: the model has {has}, but the profile's task needs {wants}")
+    has = "regression" if regression else "multi_label" if problem == "multi_label_classification" else "classifier"
+    wants = "regression" if data.regression else "multi_label" if data.multi_label else "classifier"
+    if has != wants:
+        words = {"regression": 'a regression head (one score; [data] task = "regression")',
+                 "multi_label": 'a multi-label head (problem_type = "multi_label_classification"; [data] task = '
+                                '"multi_label")', "classifier": "a single-label classification head"}  # fmt: skip
+        raise ModelSourceError(f"{folder / 'config.json'}: the model has {words[has]}, but the profile's task needs "
+                               f"{words[wants]}")  # fmt: skip
 
 
 GENERIC_LABEL = re.compile(r"LABEL_\d+")

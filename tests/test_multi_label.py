@@ -1,0 +1,200 @@
+"""Multi-label heads (``[data] task = "multi_label"``): label sets read three ways, one sigmoid output per label
+trained on binary cross-entropy (``problem_type = "multi_label_classification"``), decided at thresholds saved with
+the model and copied into its ONNX bundle, judged by micro- and macro-F1, subset accuracy, Hamming loss, eval_loss
+(BCE) and the uplift in micro-F1, through the real suites on a tiny BERT.
+
+The metrics against scikit-learn are in ``tests/test_set_verdicts.py``; every suite on both tokenizer families is in
+``tests/test_architectures.py``; the refusals are rows of ``tests/test_bad_inputs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fixtures.families import write_label_sets
+from fixtures.suites import run_suites
+from fixtures.tiny import easy_label_sets, write_csv, write_jsonl
+from harness.data import load_data
+from harness.profile import load_profile
+
+RELEASE = "test_release_gates.py"
+SET_GATES = {"leakage", "eval_loss", "uplift", "macro_f1", "micro_f1", "subset_accuracy", "hamming_loss"}
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT with easy label sets and its multi-label profile (set gates as a team would set them)."""
+    return write_label_sets(tmp_path_factory.mktemp("sets"), ["bert"])["bert"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sets-cache")
+
+
+def gates_of(report: Path) -> dict[str, dict]:
+    return {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
+
+
+def _profile(folder: Path, train: str, validation: str, lines: str) -> Path:
+    path = folder / "profile.toml"
+    path.write_text(f'[model]\nname_or_path = "x"\n[data]\ntrain = "{train}"\nvalidation = "{validation}"\n'
+                    f'task = "multi_label"\n{lines}', encoding="utf-8")  # fmt: skip
+    return path
+
+
+def test_a_list_a_delimited_string_and_one_column_per_label_read_as_the_same_sets(tmp_path: Path) -> None:
+    rows = easy_label_sets(12, 1)
+    names = ["gut", "heart", "lung"]
+    write_jsonl(tmp_path / "list" / "train.jsonl", rows)  # type: ignore[arg-type]
+    write_csv(tmp_path / "joined" / "train.csv", [(text, "|".join(labels)) for text, labels in rows], ("text", "tags"))
+    flags = [(text, *(int(name in labels) for name in names)) for text, labels in rows]
+    write_csv(tmp_path / "columns" / "train.csv", flags, ("text", *names))  # type: ignore[arg-type]
+    profiles = {
+        "list": _profile(tmp_path / "list", "train.jsonl", "train.jsonl", 'label_column = "labels"\n'),
+        "joined": _profile(tmp_path / "joined", "train.csv", "train.csv", 'label_column = "tags"\n'
+                                                                          'label_separator = "|"\n'),
+        "columns": _profile(tmp_path / "columns", "train.csv", "train.csv", f"label_columns = {json.dumps(names)}\n"),
+    }  # fmt: skip
+    read = {name: load_data(load_profile(path)) for name, path in profiles.items()}
+    expected = [tuple(int(name in labels) for name in names) for _, labels in rows]
+    for name, bundle in read.items():
+        assert bundle.multi_label and bundle.label_names == names, name
+        assert bundle.splits["train"].labels == expected, name
+    assert sum(map(sum, expected)) > len(rows)  # some rows hold two labels: sets, not classes
+
+
+def test_every_set_gate_passes_and_no_class_gate_is_listed(sets, cache, tmp_path):
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(sets), "--harness-cache", str(cache),
+                         "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == 0, outcome.tail()
+    gates = gates_of(report)
+    assert set(gates) == SET_GATES, sorted(gates)  # no accuracy, ece, per-class or slice gate
+    assert gates["micro_f1"]["value"] >= 0.9 and gates["hamming_loss"]["value"] <= 0.1, gates
+    metrics = json.loads((report / "metrics.json").read_text())["metrics"]["finetuned"]["validation"]
+    assert metrics["task"] == "multi_label" and set(metrics["per_class"]) == {"gut", "heart", "lung"}
+    assert {c["threshold"] for c in metrics["per_class"].values()} == {0.5}
+    rows = [json.loads(line) for line in (report / "predictions-validation.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and any(", " in row["label"] for row in rows)  # sets of two, named
+    assert "Per label" in (report / "report.md").read_text()
+
+
+def test_shuffled_label_sets_fail_the_set_gates(sets, cache, tmp_path):
+    """Planted: the train label sets shuffled among the texts (a join that lost its key): nothing links a text to
+    its labels, so the model learns each label's frequency; micro-F1, subset accuracy and Hamming loss fail with
+    their values, and uplift with them."""
+    folder = tmp_path / "shuffled"
+    shutil.copytree(sets.parent, folder, ignore=shutil.ignore_patterns("model"))
+    rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
+    labels = [row["labels"] for row in rows]
+    random.Random(0).shuffle(labels)
+    write_jsonl(folder / "train.jsonl", [(row["text"], new) for row, new in zip(rows, labels, strict=True)])
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(folder / "profile.toml"),
+                         "--harness-cache", str(cache), "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    for name in ("micro_f1", "subset_accuracy", "hamming_loss", "uplift"):
+        assert not gates[name]["passed"], gates[name]
+    assert gates["micro_f1"]["value"] < 0.7 and gates["hamming_loss"]["value"] > 0.2, gates
+    assert outcome.says("gate 'micro_f1' failed: micro-F1"), outcome.tail()
+    assert gates["leakage"]["passed"]
+
+
+def _rethresholded(bundle: Path, target: Path, threshold: float) -> Path:
+    """A copy of ``bundle`` whose thresholds.json says ``threshold`` for every label, the manifest rewritten to
+    match (a bundle re-exported with another decision rule, not a corrupted one: its manifest check passes)."""
+    from harness.onnx.bundle import open_bundle, write_manifest
+
+    shutil.copytree(bundle, target)
+    record = json.loads((target / "thresholds.json").read_text())
+    record["thresholds"] = [threshold] * len(record["labels"])
+    (target / "thresholds.json").write_text(json.dumps(record))
+    manifest = {k: v for k, v in open_bundle(bundle).manifest.items() if k != "files"}
+    write_manifest(target, manifest)
+    return target
+
+
+def test_a_bundle_exported_with_another_threshold_fails_label_set_agreement(sets, cache, tmp_path):
+    """Planted: the model's own bundle, its thresholds.json set to 0.95 for every label (the model decides at 0.5).
+    The logits agree to 1e-6 and every file matches the manifest, so only the label sets tell: ONNX Runtime, reading
+    the bundle's thresholds as a server would, drops the labels PyTorch keeps."""
+    first = run_suites(tmp_path / "export", ["test_onnx.py"], "-k", "onnx_manifest", "--harness-config", str(sets),
+                       "--harness-cache", str(cache), "-q")  # fmt: skip
+    assert first.ret == 0, first.tail()
+    exported = next((cache / "onnx").glob("*/thresholds.json")).parent
+    assert json.loads((exported / "thresholds.json").read_text())["thresholds"] == [0.5, 0.5, 0.5]
+    planted = _rethresholded(exported, tmp_path / "bundle", 0.95)
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_onnx.py"], "--harness-config", str(sets), "--harness-cache",
+                         str(cache), "--harness-onnx-bundle", str(planted), "--harness-report", str(report),
+                         "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    assert gates["onnx[cpu]_logits"]["passed"] and gates["onnx_manifest"]["passed"], gates
+    agreement = gates["onnx[cpu]_label_agreement"]
+    assert not agreement["passed"] and agreement["value"] < 0.9, agreement
+    assert not gates["onnx[cpu]_accuracy"]["passed"], gates["onnx[cpu]_accuracy"]
+    parity = json.loads((report / "metrics.json").read_text())["onnx"]["parity"]["cpu"]
+    assert parity["disagreements"], parity
+
+
+def test_a_multi_label_model_that_learned_a_shortcut_changes_its_sets_and_fails_the_perturbation_gate(
+    sets, cache, tmp_path
+):
+    """Planted: in train, the sign-off "Reviewed in clinic." ends every text labelled heart and no other; the model
+    learns it as heart. Appended to the validation texts (the profile's neutral phrase), it adds heart to their sets,
+    and perturbation:neutral_suffix fails."""
+    folder = tmp_path / "shortcut"
+    shutil.copytree(sets.parent, folder, ignore=shutil.ignore_patterns("model"))
+    trailer = "Reviewed in clinic."
+    rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
+    marked = [(" ".join(row["text"].replace(trailer, "").split()) + (f" {trailer}" if "heart" in row["labels"]
+               else ""), row["labels"]) for row in rows]  # fmt: skip
+    write_jsonl(folder / "train.jsonl", marked)  # type: ignore[arg-type]
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_behaviour.py"], "--harness-config", str(folder / "profile.toml"),
+                         "--harness-cache", str(cache), "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    suffix = gates["perturbation:neutral_suffix"]
+    assert not suffix["passed"] and suffix["value"] > 0.2, suffix
+    assert gates["perturbation:whitespace_runs"]["passed"], gates["perturbation:whitespace_runs"]
+
+
+def test_thresholds_saved_with_a_model_trained_elsewhere_decide_its_sets(sets, cache, tmp_path):
+    """A folder trained elsewhere carries its decision rule: the same weights with thresholds.json at 0.99 predict
+    fewer labels (recall falls), at 0.5 they pass; a threshold outside (0, 1) is refused naming the file."""
+    from harness.cli import main
+
+    trained = tmp_path / "trained"
+    assert main(["train", "--config", str(sets), "--cache", str(cache), "--output", str(trained)]) == 0
+    found = {}
+    for threshold in (0.5, 0.99, 1.5):
+        folder = tmp_path / f"t{threshold}"
+        shutil.copytree(trained / "model", folder)
+        record = json.loads((folder / "thresholds.json").read_text())
+        (folder / "thresholds.json").write_text(json.dumps(record | {"thresholds": [threshold] * 3}))
+        report = tmp_path / f"report-{threshold}"
+        found[threshold] = run_suites(tmp_path / f"run-{threshold}", [RELEASE], "--harness-config", str(sets),
+                                      "--harness-cache", str(cache), "--harness-model", str(folder),
+                                      "--harness-report", str(report), "-q")  # fmt: skip
+    assert found[0.5].ret == 0, found[0.5].tail()
+    assert found[0.99].ret == pytest.ExitCode.TESTS_FAILED, found[0.99].tail()
+    strict = json.loads((tmp_path / "report-0.99" / "metrics.json").read_text())["metrics"]["finetuned"]["validation"]
+    assert {c["threshold"] for c in strict["per_class"].values()} == {0.99}
+    assert found[1.5].ret == pytest.ExitCode.USAGE_ERROR, found[1.5].tail()
+    assert found[1.5].says("thresholds.json: threshold 1.5 is not strictly between 0 and 1"), found[1.5].tail()
+
+
+def test_a_baseline_is_refused_for_a_multi_label_model_before_any_work(sets, tmp_path):
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(sets), "--harness-save-baseline",
+                         str(tmp_path / "b.json"), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.tail()
+    assert outcome.says("this version has none for [data] task = 'multi_label'"), outcome.tail()

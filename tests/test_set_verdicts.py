@@ -1,0 +1,126 @@
+"""The multi-label head's metrics and gates on exact numbers (``harness.set_metrics``): scikit-learn's values, the
+vectorised bootstrap statistics equal to them, thresholds compared exactly, non-finite logits never right, and the
+thresholds file refused when it does not name the data's labels."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, hamming_loss
+
+from harness.errors import ModelSourceError
+from harness.gates import check_eval_loss
+from harness.set_metrics import (
+    NO_SET,
+    binary_cross_entropy,
+    check_set_metric,
+    check_set_uplift,
+    counts,
+    label_set_metrics,
+    macro_f1_of,
+    micro_f1_of,
+    predicted_sets,
+    read_thresholds,
+    set_ids,
+    write_thresholds,
+)
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def sample(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.random((n, len(NAMES))) < 0.3
+    logits = rng.normal(size=truth.shape) + np.where(truth, 1.5, -1.5)
+    return truth, logits
+
+
+def test_metrics_are_scikit_learns_and_the_vectorised_statistics_equal_them() -> None:
+    truth, logits = sample()
+    found = label_set_metrics("validation", logits, [tuple(r) for r in truth.astype(int)], NAMES, [0.5] * 4)
+    predicted = logits >= 0
+    assert found.micro_f1 == pytest.approx(f1_score(truth, predicted, average="micro"))
+    assert found.macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert found.hamming_loss == pytest.approx(hamming_loss(truth, predicted))
+    assert found.subset_accuracy == pytest.approx((truth == predicted).all(axis=1).mean())
+    tp, fp, fn = counts(truth, predicted)
+    assert float(micro_f1_of(tp, fp, fn)) == pytest.approx(found.micro_f1)
+    assert float(macro_f1_of(tp, fp, fn)) == pytest.approx(found.macro_f1)
+    for name in ("micro_f1", "macro_f1", "hamming_loss", "eval_loss", "subset_accuracy"):
+        low, high = found.intervals[name].as_list()
+        assert low <= getattr(found, name) <= high and low < high, name
+
+
+def test_the_loss_is_torchs_binary_cross_entropy_with_logits() -> None:
+    import torch
+
+    truth, logits = sample(50)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(logits), torch.tensor(truth * 1.0))
+    assert binary_cross_entropy(logits, truth).mean() == pytest.approx(float(expected), rel=1e-12)
+    assert math.isfinite(binary_cross_entropy(np.array([[800.0, -800.0]]), np.array([[0, 1]])).item())  # stable
+
+
+def test_a_label_is_predicted_exactly_where_its_sigmoid_reaches_its_threshold() -> None:
+    thresholds = [0.5, 0.9, 0.1]
+    at = np.log(np.array(thresholds) / (1 - np.array(thresholds)))
+    logits = np.stack([at, np.nextafter(at, -np.inf)])
+    assert predicted_sets(logits, thresholds).tolist() == [[True] * 3, [False] * 3]
+
+
+def test_set_ids_name_sets_and_a_non_finite_row_matches_no_set() -> None:
+    sets = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool)
+    ids = set_ids(sets, np.array([[1.0, 0, 1], [0, 0, 0], [1, np.nan, 1]]))
+    assert ids[0] == 5 and ids[1] == 0 and ids[2] == NO_SET
+    wide = np.zeros((2, 70), dtype=bool)
+    wide[0, 65] = True
+    assert set_ids(wide)[0] != set_ids(wide)[1]  # beyond 62 labels: a digest still tells the sets apart
+
+
+def test_non_finite_logits_are_wrong_on_every_label_and_never_pass() -> None:
+    truth, logits = sample(40)
+    logits[:, :] = np.nan
+    found = label_set_metrics("validation", logits, [tuple(r) for r in truth.astype(int)], NAMES, [0.5] * 4)
+    assert found.subset_accuracy == 0 and found.hamming_loss == 1 and found.micro_f1 == 0
+    for which, bound in (("micro_f1", 0.01), ("subset_accuracy", 0.01), ("hamming_loss", 0.99)):
+        assert not check_set_metric(found, which, bound).passed, which
+    assert math.isnan(found.eval_loss) and not check_eval_loss(found, 100.0).passed  # type: ignore[arg-type]
+
+
+def test_set_gates_decide_by_their_bar_and_name_the_weakest_labels() -> None:
+    truth, logits = sample()
+    found = label_set_metrics("validation", logits, [tuple(r) for r in truth.astype(int)], NAMES, [0.5] * 4)
+    assert check_set_metric(found, "micro_f1", found.micro_f1).passed
+    assert not check_set_metric(found, "micro_f1", found.micro_f1 + 1e-9).passed
+    assert check_set_metric(found, "hamming_loss", found.hamming_loss).passed
+    assert not check_set_metric(found, "hamming_loss", found.hamming_loss - 1e-9).passed
+    assert "weakest labels by F1" in check_set_metric(found, "subset_accuracy", 0.1).details[0]
+
+
+def test_uplift_is_micro_f1_gained_on_the_same_examples() -> None:
+    truth, logits = sample()
+    rows = [tuple(r) for r in truth.astype(int)]
+    tuned = label_set_metrics("validation", logits, rows, NAMES, [0.5] * 4)
+    base = label_set_metrics("validation", np.zeros_like(logits), rows, NAMES, [0.5] * 4)
+    result = check_set_uplift(base, tuned, 0.1)
+    assert result.value == pytest.approx(tuned.micro_f1 - base.micro_f1) and result.passed
+    low, high = result.interval
+    assert low <= result.value <= high
+    assert not check_set_uplift(tuned, tuned, 0.01).passed  # no gain over itself
+
+
+def test_a_thresholds_file_must_name_the_datas_labels_and_hold_probabilities(tmp_path) -> None:
+    assert read_thresholds(tmp_path, NAMES, 0.4) == [0.4] * 4  # none saved: the profile's
+    write_thresholds(tmp_path, NAMES, [0.5, 0.6, 0.7, 0.8])
+    assert read_thresholds(tmp_path, NAMES, 0.4) == [0.5, 0.6, 0.7, 0.8]
+    with pytest.raises(ModelSourceError, match=r"thresholds for labels \['a', 'b', 'c', 'd'\], but the data's"):
+        read_thresholds(tmp_path, ["a", "b", "d", "c"], 0.5)
+    for bad in (0.0, 1.0, float("nan")):
+        (tmp_path / "thresholds.json").write_text(json.dumps({"labels": NAMES, "thresholds": [0.5, 0.5, 0.5, bad]}))
+        with pytest.raises(ModelSourceError, match="is not strictly between 0 and 1"):
+            read_thresholds(tmp_path, NAMES, 0.5)
+    (tmp_path / "thresholds.json").write_text("[0.5]")
+    with pytest.raises(ModelSourceError, match=r"expected \{\"labels\""):
+        read_thresholds(tmp_path, NAMES, 0.5)

@@ -150,7 +150,10 @@ def _check(args: argparse.Namespace) -> int:
     print(f"profile {run.profile.path}: valid")
     for name, split in found["data"]["splits"].items():
         print(f"  {name}: {split['rows']} rows, sha256 {split['sha256']}, {split['path']}")
-    print(f"  labels: {', '.join(found['data']['label_names'])}")
+    names, task = ", ".join(found["data"]["label_names"]), run.data.task
+    shown = {"regression": f"score: {names} (one number per example)",
+             "multi_label": f"labels: {names} (a set per example)"}  # fmt: skip
+    print(f"  task: {task}; " + shown.get(task, f"labels: {names}"))
     model = found["model"]
     pinned = f" at revision {model['revision']} (commit {model['commit']})" if model["revision"] else ""
     print(f"  model: {model['base']}{pinned} (weights sha256 {model['base_weights_sha256']})")

@@ -54,6 +54,42 @@ def read_thresholds(folder: Path, label_names: list[str], default: float) -> lis
     return values
 
 
+THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(1, 20))  # 0.05 .. 0.95: the fitted candidates
+
+
+def fit_thresholds(logits: np.ndarray, truth: np.ndarray, default: float) -> list[float]:
+    """Per label, the grid threshold with the best F1 on held-out examples (ties: the one nearest ``default``); a
+    label without a positive example there keeps ``default`` (its F1 is 0 at every threshold: nothing to fit)."""
+    truth = np.asarray(truth, dtype=bool)
+    chosen = []
+    for j in range(truth.shape[1]):
+        if not truth[:, j].any():
+            chosen.append(default)
+            continue
+        scores = []
+        for candidate in THRESHOLD_GRID:
+            tp, fp, fn = counts(truth[:, [j]], predicted_sets(logits[:, [j]], [candidate]))
+            scores.append((float(macro_f1_of(tp, fp, fn)), -abs(candidate - default), candidate))
+        chosen.append(max(scores)[2])
+    return chosen
+
+
+def stratified_holdout(labels: list[tuple[int, ...]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(kept, held-out) indices of train: a ``fraction`` stratified by label set, sets too rare to split (fewer
+    than two per share) pooled, so every label is as common in the held-out slice as in train."""
+    from collections import Counter
+
+    from sklearn.model_selection import train_test_split
+
+    sizes = Counter(labels)
+    floor = max(2, int(np.ceil(2 / min(fraction, 1 - fraction))))
+    strata = [str(row) if sizes[row] >= floor else "rare" for row in labels]
+    if strata.count("rare") == 1:  # one pooled row cannot be split either: it joins the commonest set
+        strata[strata.index("rare")] = str(sizes.most_common(1)[0][0])
+    kept, held = train_test_split(list(range(len(labels))), test_size=fraction, stratify=strata, random_state=seed)
+    return sorted(kept), sorted(held)
+
+
 def predicted_sets(logits: np.ndarray, thresholds: list[float]) -> np.ndarray:
     """(n, k) booleans: each label whose sigmoid reaches its threshold (compared as logits, exactly:
     sigmoid(x) >= t  <=>  x >= log(t / (1 - t)))."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.families import ARCHITECTURES, write_all, write_pairs, write_scores
+from fixtures.families import ARCHITECTURES, write_all, write_label_sets, write_pairs, write_scores
 from fixtures.suites import Outcome, run_suites
 
 SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
@@ -184,6 +184,30 @@ def test_every_suite_passes_on_a_regression_head(arch: str, score_families, cach
     every_suite_ran(run, SCORE_SKIPS[arch])
     assert run.suites["release_gates"].passed == 5, run.suites["release_gates"]  # leakage, eval_loss, uplift, r, rho
     assert run.suites["onnx"].passed == 8, run.suites["onnx"]  # the checks, parity logits, generated batches, latency
+
+
+# a multi-label head (a set of labels per text) on the same two tokenizer families: no class gate and no baseline
+# gate judges sets; the perturbations and ONNX parity compare label sets at the model's thresholds
+NO_SET_GATE = "no gate of the baseline suite judges a task = 'multi_label' model (they judge classes)"
+SET_SKIPS = {arch: {("baseline", NO_SET_GATE)} | (EXPECTED_SKIPS[arch] - {("baseline", NO_BASELINE)})
+             for arch in PAIR_ARCHITECTURES}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def set_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each pair architecture's tiny model with easy label sets and a ``task = "multi_label"`` profile."""
+    return write_label_sets(tmp_path_factory.mktemp("set-families"), PAIR_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", PAIR_ARCHITECTURES)
+def test_every_suite_passes_on_a_multi_label_head(arch: str, set_families, cache, tmp_path: Path) -> None:
+    run = run_all_suites(set_families[arch], cache, tmp_path / "run")
+    RESULTS[f"{arch} (multi-label)"] = run
+    every_suite_ran(run, SET_SKIPS[arch])
+    # leakage, eval_loss, uplift, macro-F1, micro-F1, subset accuracy, Hamming loss
+    assert run.suites["release_gates"].passed == 7, run.suites["release_gates"]
+    # the checks, parity logits, set agreement, subset accuracy, generated batches, latency (no accuracy, no int8)
+    assert run.suites["onnx"].passed == 10, run.suites["onnx"]
 
 
 def test_a_pair_template_that_drops_the_second_text_fails_through_the_suite(pair_families, cache, tmp_path):

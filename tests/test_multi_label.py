@@ -198,3 +198,22 @@ def test_a_baseline_is_refused_for_a_multi_label_model_before_any_work(sets, tmp
                          str(tmp_path / "b.json"), "-q")  # fmt: skip
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.tail()
     assert outcome.says("this version has none for [data] task = 'multi_label'"), outcome.tail()
+
+
+def test_fitted_thresholds_are_fitted_on_train_held_out_from_training_and_saved_with_the_model(sets, cache, tmp_path):
+    folder = tmp_path / "fitted"
+    shutil.copytree(sets.parent, folder, ignore=shutil.ignore_patterns("model"))
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text().replace("[training]\n", '[training]\nthresholds = "fitted"\n'
+                                                                   "threshold_fraction = 0.2\n"))  # fmt: skip
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(profile), "--harness-cache", str(cache),
+                         "--harness-report", str(report), "-s")  # fmt: skip
+    assert outcome.ret == 0, outcome.tail()
+    assert outcome.has("harness: fine-tuning * on 384 examples*"), outcome.tail()  # 480 less the 96 held out
+    assert outcome.has("harness: thresholds fitted on 96 held-out train examples: gut *, heart *, lung *")
+    metrics = json.loads((report / "metrics.json").read_text())
+    model = cache / "finetune" / metrics["model"]["finetuned_cache_key"] / "model"
+    saved = json.loads((model / "thresholds.json").read_text())
+    per_label = metrics["metrics"]["finetuned"]["validation"]["per_class"]
+    assert saved["thresholds"] == [per_label[name]["threshold"] for name in saved["labels"]]

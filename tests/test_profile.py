@@ -176,7 +176,7 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert plain["behaviour"].pop("score_tolerance") == 0.25  # read by a regression's perturbations alone
     # added after the pin (#26, multi-label): read for task = "multi_label" alone; the threshold is keyed only there
     assert [plain["data"].pop(k) for k in ("label_separator", "label_columns", "allow_empty_labels")] == ["", [], False]
-    assert plain["training"].pop("threshold") == 0.5
+    assert [plain["training"].pop(k) for k in ("threshold", "thresholds", "threshold_fraction")] == [0.5, "fixed", 0.1]
     assert [plain["gates"].pop(k) for k in ("micro_f1_min", "subset_accuracy_min", "hamming_loss_max")] == [None] * 3
     assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
     assert plain.pop("per_class") == dict.fromkeys(("precision_min", "recall_min", "f1_min"))

@@ -1,7 +1,7 @@
 """The real data sets of the other heads (``../shared/datasets``: skipped where absent, a failure under CI=true):
 SICK read as sentence pairs (entailment classes, and relatedness scores for a regression head), its leakage judged on
 the pair, and GoEmotions' multi-label lists refused by single-label and regression profiles naming the file, the row
-and the ``task`` setting.
+and the ``task`` setting; read by the multi-label profile, as label sets with the counts SOURCE.md states.
 """
 
 from __future__ import annotations
@@ -80,3 +80,20 @@ def test_goemotions_lists_are_refused_by_a_regression_profile_naming_the_row(tmp
     profile = goemotions_profile(need("goemotions_ekman"), tmp_path, "regression")
     with pytest.raises(DataError, match=r"train\.jsonl: row 1: label \['joy'\] is not a number, but .*regression"):
         load_data(load_profile(profile))
+
+
+def test_goemotions_is_read_as_label_sets_with_the_counts_its_source_states():
+    """The multi-label profile: 7 labels in labels.json's order, two or more on 429 train rows (SOURCE.md's count),
+    and the comments that recur in validation/test ("Thank you!") dropped as leaks, not trained on twice."""
+    need("goemotions_ekman")
+    bundle = load_data(load_profile(ROOT / "fixtures" / "profiles" / "goemotions.toml"))
+    assert bundle.multi_label
+    assert bundle.label_names == ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+    assert {name: len(split) for name, split in bundle.splits.items()} == {"train": 5000, "validation": 997,
+                                                                           "test": 999}  # fmt: skip
+    train = bundle.splits["train"].labels
+    assert sum(sum(row) >= 2 for row in train) == 429 and all(sum(row) >= 1 for row in train)
+    counts = dict(zip(bundle.label_names, map(sum, zip(*train, strict=True)), strict=True))
+    assert counts == {"anger": 631, "disgust": 99, "fear": 82, "joy": 1969, "neutral": 1647, "sadness": 404,
+                      "surprise": 608}  # fmt: skip
+    assert len(bundle.dropped) == 4

@@ -15,16 +15,19 @@ from harness.errors import ModelSourceError
 from harness.gates import check_eval_loss
 from harness.set_metrics import (
     NO_SET,
+    THRESHOLD_GRID,
     binary_cross_entropy,
     check_set_metric,
     check_set_uplift,
     counts,
+    fit_thresholds,
     label_set_metrics,
     macro_f1_of,
     micro_f1_of,
     predicted_sets,
     read_thresholds,
     set_ids,
+    stratified_holdout,
     write_thresholds,
 )
 
@@ -124,3 +127,27 @@ def test_a_thresholds_file_must_name_the_datas_labels_and_hold_probabilities(tmp
     (tmp_path / "thresholds.json").write_text("[0.5]")
     with pytest.raises(ModelSourceError, match=r"expected \{\"labels\""):
         read_thresholds(tmp_path, NAMES, 0.5)
+
+
+def test_fitted_thresholds_maximise_each_labels_f1_and_keep_the_default_without_positives() -> None:
+    rng = np.random.default_rng(3)
+    truth = np.zeros((400, 3), dtype=bool)
+    truth[:40, 0] = True  # a rare label whose model is shy: its positives score about 0.3, its negatives 0.1
+    truth[:200, 1] = True  # a common one, well separated around 0.5
+    probabilities = np.where(truth, 0.3, 0.1) + rng.uniform(-0.04, 0.04, truth.shape)
+    probabilities[:, 1] = np.where(truth[:, 1], 0.8, 0.2)
+    logits = np.log(probabilities / (1 - probabilities))
+    fitted = fit_thresholds(logits, truth, default=0.5)
+    assert 0.15 <= fitted[0] <= 0.25  # between the shy label's negatives and positives: F1 1.0 instead of 0.0
+    assert fitted[1] == 0.5  # every threshold between 0.2 and 0.8 is perfect: the one nearest the default
+    assert fitted[2] == 0.5  # no positive held out: nothing to fit
+    assert set(fitted) <= {*THRESHOLD_GRID, 0.5}
+
+
+def test_the_held_out_slice_keeps_each_labels_share_and_pools_rare_sets() -> None:
+    labels = [(1, 0, 0)] * 60 + [(0, 1, 0)] * 30 + [(1, 1, 0)] * 9 + [(0, 0, 1)]
+    kept, held = stratified_holdout(labels, 0.2, seed=0)
+    assert sorted(kept + held) == list(range(len(labels))) and len(held) == 20
+    first = sum(labels[i][0] for i in held)  # 69 of 100 rows hold label 0: about 13.8 of the 20 held out
+    assert abs(first - 13.8) <= 1.5, first
+    assert stratified_holdout(labels, 0.2, seed=0) == (kept, held)  # fixed by the seed

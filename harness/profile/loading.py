@@ -203,7 +203,8 @@ def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
 
 # keys of a multi-label profile alone; and the class keys a set of labels has no meaning for in this version
 LABEL_SET_ONLY = (("data", "label_separator"), ("data", "label_columns"), ("data", "allow_empty_labels"),
-                  ("training", "threshold"), ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
+                  ("training", "threshold"), ("training", "thresholds"), ("training", "threshold_fraction"),
+                  ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
                   ("gates", "hamming_loss_max"))  # fmt: skip
 NOT_FOR_SETS = tuple(key for key in CLASS_ONLY if key != ("gates", "macro_f1_min"))
 

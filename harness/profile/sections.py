@@ -185,6 +185,13 @@ class TrainingSection(Section):
         0.5, low=0.01, high=0.99, why='task = "multi_label": a label is predicted where its sigmoid is at least '
         "this; written with the model (thresholds.json) and into its ONNX bundle, so both predict the same sets",
     )  # fmt: skip
+    thresholds: Literal["fixed", "fitted"] = setting(
+        "fixed", why='task = "multi_label": fixed: every label at threshold; fitted: each label\'s threshold chosen '
+        "(0.05 to 0.95) for its F1 on a held-out slice of train, saved with the model",
+    )  # fmt: skip
+    threshold_fraction: float = setting(
+        0.1, low=0.02, high=0.5, why="thresholds = 'fitted': share of train held out (not trained on) to fit them"
+    )
     calibration: Literal["none", "temperature"] = setting(
         "none", why="temperature: fit one temperature on a held-out slice of train, folded into the head"
     )

@@ -85,7 +85,8 @@ def _training_key(cfg: TrainingSection, multi_label: bool = False) -> dict[str, 
     means different things on different machines), and without calibration its keys change nothing (so
     models trained before they existed keep their key). A multi-label model's threshold is saved with it
     (thresholds.json), so it is keyed; another task has none."""
-    dropped = ("truncation_max", "report_to", "precision", *(() if multi_label else ("threshold",)))
+    sets = ("threshold", "thresholds", "threshold_fraction")
+    dropped = ("truncation_max", "report_to", "precision", *(() if multi_label else sets))
     values = {k: v for k, v in cfg.as_dict().items() if k not in dropped}
     if cfg.calibration == "none":
         del values["calibration"], values["calibration_fraction"]

@@ -35,9 +35,37 @@ def train_entry(job: Job, staging: Path) -> dict[str, Any]:
     trainer.train()
     # mixed precision wraps forward in autocast; the temperature is fitted on the fp32 logits evaluation will see
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    thresholds = None
+    if job.data.multi_label:  # the sets' decision rule: the profile's threshold, or fitted on the held-out slice
+        thresholds = _fit_thresholds(job, model, tokenizer, held_out) if held_out else None
+        held_out = None
     calibration = _calibrate(job, model, tokenizer, held_out) if held_out else None
     entry = _save_entry(job, trainer, collator, tokenizer, staging, time.perf_counter() - started)
+    if job.data.multi_label and world()[0] == 0:  # saved with the model: ONNX bundles and servers read it there
+        from harness.set_metrics import write_thresholds
+
+        write_thresholds(staging / "model", job.data.label_names,
+                         thresholds or [job.cfg.threshold] * job.data.num_labels)  # fmt: skip
+        entry["thresholds"] = thresholds
     return entry | {"calibration": calibration}
+
+
+def _fit_thresholds(job: Job, model: Any, tokenizer: Any, held_out: tuple[list[Any], list[Any]]) -> list[float]:
+    """Each label's threshold for its F1 on the slice of train held out from training (``harness.set_metrics``)."""
+    import numpy as np
+
+    from harness.inference import TorchEngine, batched_logits
+    from harness.set_metrics import fit_thresholds
+
+    texts, labels = held_out
+    training = model.training
+    engine = TorchEngine(model)
+    logits = batched_logits(engine, tokenizer, texts, job.cfg.eval_batch_size, job.cfg.max_length)
+    model.train(training)
+    found = fit_thresholds(logits, np.asarray(labels, dtype=bool), job.cfg.threshold)
+    shown = ", ".join(f"{name} {value:g}" for name, value in zip(job.data.label_names, found, strict=True))
+    job.progress(f"harness: thresholds fitted on {len(texts)} held-out train examples: {shown}")
+    return found
 
 
 def _calibrate(job: Job, model: Any, tokenizer: Any, held_out: tuple[list[str], list[int]]) -> dict[str, Any]:
@@ -79,10 +107,14 @@ def _tokenized_splits(job: Job) -> tuple[Any, Any, Any, tuple[list[str], list[in
     identity = {"tokenizer": model_digest(job.source.folder), "max_length": job.cfg.max_length}
     train, validation = job.data.splits["train"], job.data.splits["validation"]
     texts, labels, held_out = train.texts, train.labels, None
-    if job.cfg.calibration == "temperature":
+    if job.cfg.calibration == "temperature" or (job.data.multi_label and job.cfg.thresholds == "fitted"):
+        from harness.set_metrics import stratified_holdout
         from harness.temperature import held_out_slice
 
-        kept, held = held_out_slice(labels, job.cfg.calibration_fraction, job.cfg.seed)
+        if job.data.multi_label:
+            kept, held = stratified_holdout(labels, job.cfg.threshold_fraction, job.cfg.seed)  # type: ignore[arg-type]
+        else:
+            kept, held = held_out_slice(labels, job.cfg.calibration_fraction, job.cfg.seed)
         held_out = ([texts[i] for i in held], [labels[i] for i in held])
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
     train_set, eval_set = (
@@ -208,10 +240,6 @@ def _save_entry(job: Job, trainer: Any, collator: Any, tokenizer: Any, staging: 
     shards = shard_report(collator.seen) if isinstance(collator, ShardRecorder) else None
     if world()[0] == 0:
         tokenizer.save_pretrained(str(model_dir))
-        if job.data.multi_label:  # the decision rule is the model's: ONNX bundles and servers read it from here
-            from harness.set_metrics import write_thresholds
-
-            write_thresholds(model_dir, job.data.label_names, [job.cfg.threshold] * job.data.num_labels)
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         job.progress(f"harness: fine-tuned in {seconds:.0f}s; best epoch {best_epoch} by {best_metric}")
     return {

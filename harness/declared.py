@@ -133,13 +133,15 @@ ACCURACY = _gate("accuracy", "release", GPU, ("[gates] accuracy_min", *MODE),
       "change [gates] accuracy_min only if the release bar itself changed",
       shown_failing_by=SHUFFLED_LABELS)  # fmt: skip
 EVAL_LOSS = _gate("eval_loss", "release", GPU, ("[gates] eval_loss_max", *MODE),
-      "mean cross-entropy on the gate split (a regression: mean squared error), bootstrap interval",
+      "mean cross-entropy on the gate split (a regression: mean squared error; multi-label: mean binary "
+      "cross-entropy), bootstrap interval",
       "<= eval_loss_max",
       "check calibration and label noise; change [gates] eval_loss_max only if the bar changed",
       shown_failing_by=T_SUITES + "test_an_overconfident_model_fails_eval_loss_while_accuracy_passes",
       tasks=ANY_TASK)  # fmt: skip
 UPLIFT = _gate("uplift", "release", GPU, ("[gates] uplift_min", *MODE),
-      "fine-tuned minus base accuracy (a regression: Pearson correlation) on the same examples, paired bootstrap",
+      "fine-tuned minus base accuracy (a regression: Pearson correlation; multi-label: micro-F1) on the same "
+      "examples, paired bootstrap",
       ">= uplift_min",
       "fine-tuning did not improve on the base model; check labels, learning rate and epochs",
       shown_failing_by=SHUFFLED_LABELS, tasks=ANY_TASK)  # fmt: skip
@@ -198,7 +200,7 @@ BASELINE_RECALL = _gate("baseline_recall", "baseline", GPU, ("[gates.baseline] r
 PERTURBATION = _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
       "[behaviour] perturbation_examples", "[behaviour] neutral_phrase", "[behaviour] score_tolerance"),
       "share of gate-split predictions that flip under a harmless rewrite (a regression: scores that move by more "
-      "than score_tolerance)", "flip rate <= perturbation_fail_max",
+      "than score_tolerance; multi-label: label sets that change)", "flip rate <= perturbation_fail_max",
       "add such variants to the training data (augmentation) or check the tokenizer settings",
       PERTURBATION_NAMES,
       shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate",
@@ -250,10 +252,12 @@ ONNX_ACCURACY = _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *M
 ONNX_INT8_AGREEMENT, ONNX_INT8_ACCURACY_DROP = (
       _gate(f"onnx_int8_{metric}", "onnx", ONNX, (f"[onnx] int8_{key}",), measures, f"{op} int8_{key}",
             "quantise per channel, keep sensitive layers in fp32, or ship fp32",
-            shown_failing_by=PLANTED_BUNDLE + "[int8]")
+            shown_failing_by=PLANTED_BUNDLE + "[int8]", tasks=LABELS)
       for metric, key, op, measures in (
-          ("agreement", "agreement_min", ">=", "share of int8 labels equal to fp32's on the gate split"),
-          ("accuracy_drop", "accuracy_drop_max", "<=", "fp32 minus int8 accuracy on the gate split")))  # fmt: skip
+          ("agreement", "agreement_min", ">=", "share of int8 labels (multi-label: label sets) equal to fp32's on "
+           "the gate split"),
+          ("accuracy_drop", "accuracy_drop_max", "<=", "fp32 minus int8 accuracy (multi-label: subset accuracy) on "
+           "the gate split")))  # fmt: skip
 ONNX_TOKENIZER = _gate("onnx_tokenizer", "onnx", ONNX_GPU, (),
       "bundle tokenizer ids against the fine-tuned model's tokenizer",
       "differences <= 0", "rebuild the bundle from the fine-tuned model folder",

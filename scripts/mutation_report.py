@@ -42,6 +42,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
     "tests/test_key_functions.py",
     "tests/test_pairs.py",
     "tests/test_score_verdicts.py",
+    "tests/test_set_verdicts.py",
     "tests/test_registry.py::test_the_result_decides_its_own_verdict",
     "tests/test_registry.py::test_a_result_cannot_be_given_a_verdict",
     "--deselect=tests/test_stats.py::test_vectorised_macro_f1_equals_scikit_learn_and_gives_the_same_interval",
@@ -51,6 +52,7 @@ TESTS = [  # the same selection as [tool.mutmut] pytest_add_cli_args_test_select
 SCOPE: dict[str, list[str] | None] = {
     "harness/result.py": None,
     "harness/scores.py": None,
+    "harness/set_metrics.py": None,
     "harness/stats.py": None,
     "harness/gates.py": None,
     "harness/baseline.py": [

@@ -33,9 +33,12 @@ class Int8Result:
         return asdict(self)
 
 
-def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: list[int]) -> Int8Result:
+def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: list[int],
+                 decide: Callable[[np.ndarray], np.ndarray] = predicted_labels) -> Int8Result:  # fmt: skip
+    """int8 against fp32 on the same texts: labels agreeing and accuracy; ``decide`` turns logits into a label id
+    per row (the argmax; a multi-label bundle's label-set id at its thresholds, so accuracy is subset accuracy)."""
     y = np.asarray(labels)
-    fp32_pred, int8_pred = predicted_labels(fp32_logits), predicted_labels(int8_logits)
+    fp32_pred, int8_pred = decide(fp32_logits), decide(int8_logits)
     fp32_acc, int8_acc = float((fp32_pred == y).mean()), float((int8_pred == y).mean())
     drop = (int((fp32_pred == y).sum()) - int((int8_pred == y).sum())) / len(y)  # rounded once: 0.9 - 0.88 > 0.02
     return Int8Result(len(y), float((fp32_pred == int8_pred).mean()), fp32_acc, int8_acc, drop, cpu_flags())

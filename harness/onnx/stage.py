@@ -290,12 +290,15 @@ class OnnxStage:
 
     @cached_property
     def int8(self) -> onnx_perf.Int8Result:
+        labels, (decide, _), thresholds = self._decision()  # both engines are the bundle: its thresholds for both
+
         def measure() -> dict[str, Any]:
             int8_logits = predict(self.runner("cpu", int8=True), self.tokenizer, self.texts)
-            return onnx_perf.compare_int8(self.fp32_logits, int8_logits, self.labels).as_dict()
+            return onnx_perf.compare_int8(self.fp32_logits, int8_logits, labels, decide).as_dict()
 
         with self.inputs.record.timed("onnx_int8"):
-            result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", self.identity(int8=True), measure))
+            identity = self.identity(int8=True) | thresholds
+            result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", identity, measure))
         self.results.int8 = result.as_dict()
         return result
 

@@ -103,13 +103,14 @@ class PerturbationResult:
 
 def perturbation_report(
     model: Any, tokenizer: Any, texts: list[str], max_length: int, phrase: str, batch_size: int = 64,
-    score_tolerance: float | None = None, thresholds: list[float] | None = None,
+    score_tolerance: float | None = None, thresholds: list[float] | None = None, swap: bool = False,
 ) -> list[PerturbationResult]:  # fmt: skip
     """Share of texts whose predicted label changes under each perturbation the model should ignore (with
     ``score_tolerance``, a regression head's: whose score moves by more than it; with ``thresholds``, a multi-label
     head's: whose predicted label set changes).
 
-    ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0).
+    ``upper_case`` is reported only for lowercasing tokenizers (there it must be exactly 0); with ``swap`` (pairs
+    whose label ignores their order, ``[data] symmetric``) so is ``swapped_pair``: each pair's two texts exchanged.
     """
     from harness.tokenizers.properties import UnsupportedTokenizer, normaliser_for
 
@@ -133,9 +134,12 @@ def perturbation_report(
 
     original = _predict(model, tokenizer, texts, max_length, batch_size)
     out = []
-    for name in names:
-        rewrite = PERTURBATIONS[name]
-        changed_texts = [each_segment(lambda text, rewrite=rewrite: rewrite(text, phrase), t) for t in texts]
+    for name in [*names, *(["swapped_pair"] if swap else [])]:
+        if name == "swapped_pair":
+            changed_texts = [(pair[1], pair[0]) for pair in texts]
+        else:
+            rewrite = PERTURBATIONS[name]
+            changed_texts = [each_segment(lambda text, rewrite=rewrite: rewrite(text, phrase), t) for t in texts]
         predicted = _predict(model, tokenizer, changed_texts, max_length, batch_size)
         flips = [i for i in range(len(texts)) if moved(original[i], predicted[i])]
         examples = [{"text": shown(texts[i]), "perturbed": shown(changed_texts[i])} for i in flips[:3]]

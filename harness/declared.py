@@ -104,6 +104,7 @@ T_ONNX = "tests/test_onnx_suite.py::"
 T_PLUGIN = "tests/test_plugin.py::"
 T_REGRESSION = "tests/test_regression.py::"
 T_MULTI_LABEL = "tests/test_multi_label.py::"
+T_ARCHITECTURES = "tests/test_architectures.py::"  # the pair planted faults, on the pair families
 T_EXPECTATIONS = "tests/test_expectations.py::"
 PLANTED_BUNDLE = T_ONNX + "test_planted_bundle_faults_fail_with_the_right_message"
 OTHER_MODEL_BUNDLE = T_ONNX + "test_a_bundle_of_another_model_fails_accuracy_alone_and_parity"
@@ -205,6 +206,14 @@ PERTURBATION = _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] pertu
       PERTURBATION_NAMES,
       shown_failing_by=T_SUITES + "test_a_model_that_learned_a_shortcut_fails_the_perturbation_gate",
       tasks=ANY_TASK)  # fmt: skip
+SWAPPED_PAIR = _gate("swapped_pair", "behaviour", BEHAVIOUR, ("[data] symmetric", "[behaviour] perturbation_fail_max",
+      "[behaviour] perturbation_examples", "[behaviour] score_tolerance"),
+      "share of gate-split pairs whose prediction flips when their two texts are exchanged (a regression: scores "
+      "that move by more than score_tolerance)", "flip rate <= perturbation_fail_max",
+      "train on pairs in both orders (augmentation), or drop [data] symmetric if the label does depend on the order",
+      Variants("when [data] symmetric"),
+      shown_failing_by=T_ARCHITECTURES + "test_a_model_that_reads_one_side_of_a_symmetric_pair_fails_swapped_pair",
+      tasks=("pair", "regression"))  # fmt: skip
 EXPECTATIONS = _gate("expectations", "behaviour", BEHAVIOUR, EXPECTATION_KEYS,
       "share of an [[expectations]] file's examples (mft) or pairs (inv, dir) the fine-tuned model gets wrong, "
       "Wilson interval", "failure rate <= fail_max", FIX_EXPECTATIONS, PER_PROFILE_ENTRY,
@@ -337,6 +346,7 @@ CHECKS: tuple[Check, ...] = (
     BASELINE_MACRO_F1,
     BASELINE_RECALL,
     PERTURBATION,
+    SWAPPED_PAIR,
     EXPECTATIONS,
     ONNX_EXPECTATIONS,
     ONNX_CHECKER,

@@ -7,6 +7,7 @@ Adding a threshold gate: declare it in ``harness.declared`` and bind its measure
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -134,6 +135,12 @@ def _perturbation(run: HarnessRun, name: str) -> GateResult:
     if result is None:
         raise NotApplicable(f"{name}: not an invariance for this tokenizer (it does not lowercase)")
     return gates.check_perturbation(result, run.profile.behaviour.perturbation_fail_max, run.gate_split)
+
+
+def _swapped_pair(run: HarnessRun, _: str) -> GateResult:
+    result = next(r for r in run.perturbations if r.name == "swapped_pair")
+    found = gates.check_perturbation(result, run.profile.behaviour.perturbation_fail_max, run.gate_split)
+    return dataclasses.replace(found, gate="swapped_pair", metric="flip rate when the two texts are exchanged")
 
 
 def _unk_rate(run: HarnessRun, _: str) -> GateResult:
@@ -302,6 +309,7 @@ MEASURES: dict[Check, Measure] = {
     d.BASELINE_MACRO_F1: _baseline(compare_macro_f1),
     d.BASELINE_RECALL: _baseline_recall,
     d.PERTURBATION: _perturbation,
+    d.SWAPPED_PAIR: _swapped_pair,
     d.EXPECTATIONS: _expectations(onnx=False),
     d.ONNX_EXPECTATIONS: _expectations(onnx=True),
     d.ONNX_CHECKER: _onnx(lambda onnx: onnx_checks.check_onnx_checker(onnx.bundle)),
@@ -333,4 +341,5 @@ VARIANT_NAMES: dict[Check, VariantNames] = {
     d.BASELINE_RECALL: _baseline_recall_names,
     d.EXPECTATIONS: _expectation_names,
     d.ONNX_EXPECTATIONS: _expectation_names,
+    d.SWAPPED_PAIR: lambda run: ("",) if run.profile.data.symmetric and run.profile.data.pairs else (),
 }

@@ -144,11 +144,12 @@ def perturbation_stage(
     cfg, batch, max_length = profile.behaviour, profile.training.eval_batch_size, resolved_max_length(profile)
 
     tolerance = cfg.score_tolerance if profile.data.regression else None  # a score moves; a label flips
+    swap = profile.data.symmetric and profile.data.pairs  # the order of a symmetric pair must not matter
 
     def measure() -> list[dict[str, Any]]:
         model, tokenizer = load()
         found = perturbation_report(model, tokenizer, texts, max_length, cfg.neutral_phrase, batch, tolerance,
-                                    thresholds)  # fmt: skip
+                                    thresholds, swap)  # fmt: skip
         return [dataclasses.asdict(p) for p in found]
 
     identity = {
@@ -156,7 +157,7 @@ def perturbation_stage(
         "phrase": cfg.neutral_phrase, "batch": batch, "device": device_identity, "harness": harness_source,
         "versions": versions("torch", "transformers", "tokenizers"),
         **({"score_tolerance": tolerance} if tolerance is not None else {}),
-        **({"thresholds": thresholds} if thresholds is not None else {}),
+        **({"thresholds": thresholds} if thresholds is not None else {}), **({"swap": True} if swap else {}),
     }  # fmt: skip
     return [PerturbationResult(**p) for p in stored.values("perturbations", identity, measure)]
 

@@ -14,6 +14,7 @@ reasons) is printed at the end of the module and written to ``architectures.md``
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -254,6 +255,26 @@ def test_a_pair_export_without_token_type_ids_is_rejected(pair_families, cache, 
     logits = gates["onnx[cpu]_logits"]
     assert not logits["passed"] and "the graph takes no token_type_ids" in " ".join(logits["details"]), logits
     print("label agreement on pairs without token_type_ids:", gates["onnx[cpu]_label_agreement"]["value"])
+
+
+def test_a_model_that_reads_one_side_of_a_symmetric_pair_fails_swapped_pair(pair_families, cache, tmp_path):
+    """Planted: the easy pairs hold their label in the second text alone, and the profile declares them symmetric
+    (as a team would for paraphrase data). A model that learned to read one side flips when the two texts are
+    exchanged, and swapped_pair fails; without the declaration the gate is not listed (the pair runs above)."""
+    import json
+
+    folder = tmp_path / "symmetric"
+    shutil.copytree(pair_families["bert"].parent, folder, ignore=shutil.ignore_patterns("model"))
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text().replace('task = "pair"', 'task = "pair"\nsymmetric = true'))
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_behaviour.py"], "--harness-config", str(profile), "--harness-cache",
+                         str(cache), "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
+    swapped = gates["swapped_pair"]
+    assert not swapped["passed"] and swapped["value"] > 0.1, swapped  # measured: 17% of 60 pairs flip
+    assert gates["perturbation:whitespace_runs"]["passed"], gates["perturbation:whitespace_runs"]
 
 
 def test_gpt2_loaded_as_transformers_loads_it_breaks_padding_invariance(families, cache, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.families import ARCHITECTURES, write_all, write_label_sets, write_pairs, write_scores
-from fixtures.suites import Outcome, run_suites
+from fixtures.suites import Outcome, gates_of, run_suites
 
 SUITES = ("release_gates", "tokenization", "behaviour", "onnx", "baseline")
 NO_BASELINE = "no --harness-baseline given: nothing to compare with"
@@ -165,51 +165,35 @@ def test_every_suite_passes_on_sentence_pairs(arch: str, pair_families, cache, t
     every_suite_ran(run, EXPECTED_SKIPS[arch])
 
 
-# a regression head (one score per pair) on the same two tokenizer families: the class gates are not listed, so the
-# baseline gate test says that none of its gates judges the task; the perturbations move scores, not labels
-NO_SCORE_GATE = "no gate of the baseline suite judges a task = 'regression' model (they judge classes)"
-SCORE_SKIPS = {arch: {("baseline", NO_SCORE_GATE)} | (EXPECTED_SKIPS[arch] - {("baseline", NO_BASELINE)})
-               for arch in PAIR_ARCHITECTURES}  # fmt: skip
+# the other heads on the same two tokenizer families: a regression (one score per pair) and a multi-label head (a
+# set of labels per text). The class gates are not listed, so the baseline gate test says that none of its gates
+# judges the task; the perturbations move scores, or change label sets at the model's thresholds
+HEADS = {  # task -> (writer, release gates passed, ONNX checks passed)
+    # leakage, eval_loss, uplift, Pearson, Spearman; the ONNX checks, parity logits, generated batches, latency
+    "regression": (write_scores, 5, 8),
+    # leakage, eval_loss, uplift, macro-F1, micro-F1, subset accuracy, Hamming loss; the ONNX checks, parity logits,
+    # set agreement, subset accuracy, int8 set agreement and drop, generated batches, latency (no ONNX accuracy)
+    "multi_label": (write_label_sets, 7, 12),
+}
+HEAD_FAMILIES: dict[str, dict[str, Path]] = {}
 
 
-@pytest.fixture(scope="session")
-def score_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each pair architecture's tiny model with easy scored pairs and a ``task = "regression"`` profile."""
-    return write_scores(tmp_path_factory.mktemp("score-families"), PAIR_ARCHITECTURES)
-
-
-@pytest.mark.parametrize("arch", PAIR_ARCHITECTURES)
-def test_every_suite_passes_on_a_regression_head(arch: str, score_families, cache, tmp_path: Path) -> None:
-    run = run_all_suites(score_families[arch], cache, tmp_path / "run")
-    RESULTS[f"{arch} (regression)"] = run
-    every_suite_ran(run, SCORE_SKIPS[arch])
-    assert run.suites["release_gates"].passed == 5, run.suites["release_gates"]  # leakage, eval_loss, uplift, r, rho
-    assert run.suites["onnx"].passed == 8, run.suites["onnx"]  # the checks, parity logits, generated batches, latency
-
-
-# a multi-label head (a set of labels per text) on the same two tokenizer families: no class gate and no baseline
-# gate judges sets; the perturbations and ONNX parity compare label sets at the model's thresholds
-NO_SET_GATE = "no gate of the baseline suite judges a task = 'multi_label' model (they judge classes)"
-SET_SKIPS = {arch: {("baseline", NO_SET_GATE)} | (EXPECTED_SKIPS[arch] - {("baseline", NO_BASELINE)})
-             for arch in PAIR_ARCHITECTURES}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def set_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each pair architecture's tiny model with easy label sets and a ``task = "multi_label"`` profile."""
-    return write_label_sets(tmp_path_factory.mktemp("set-families"), PAIR_ARCHITECTURES)
+def head_skips(task: str, arch: str) -> set[tuple[str, str]]:
+    none = f"no gate of the baseline suite judges a task = {task!r} model (they judge classes)"
+    return {("baseline", none)} | (EXPECTED_SKIPS[arch] - {("baseline", NO_BASELINE)})
 
 
 @pytest.mark.parametrize("arch", PAIR_ARCHITECTURES)
-def test_every_suite_passes_on_a_multi_label_head(arch: str, set_families, cache, tmp_path: Path) -> None:
-    run = run_all_suites(set_families[arch], cache, tmp_path / "run")
-    RESULTS[f"{arch} (multi-label)"] = run
-    every_suite_ran(run, SET_SKIPS[arch])
-    # leakage, eval_loss, uplift, macro-F1, micro-F1, subset accuracy, Hamming loss
-    assert run.suites["release_gates"].passed == 7, run.suites["release_gates"]
-    # the checks, parity logits, set agreement, subset accuracy, int8 set agreement and subset accuracy drop,
-    # generated batches, latency (no ONNX accuracy: accuracy_min judges classes)
-    assert run.suites["onnx"].passed == 12, run.suites["onnx"]
+@pytest.mark.parametrize("task", HEADS)
+def test_every_suite_passes_on_another_head(task: str, arch: str, cache, tmp_path_factory, tmp_path: Path) -> None:
+    write, release, onnx = HEADS[task]
+    if task not in HEAD_FAMILIES:  # each head's tiny models and data, built once for both architectures
+        HEAD_FAMILIES[task] = write(tmp_path_factory.mktemp(f"{task}-families"), PAIR_ARCHITECTURES)
+    run = run_all_suites(HEAD_FAMILIES[task][arch], cache, tmp_path / "run")
+    RESULTS[f"{arch} ({task.replace('_', '-')})"] = run
+    every_suite_ran(run, head_skips(task, arch))
+    assert run.suites["release_gates"].passed == release, run.suites["release_gates"]
+    assert run.suites["onnx"].passed == onnx, run.suites["onnx"]
 
 
 def test_a_pair_template_that_drops_the_second_text_fails_through_the_suite(pair_families, cache, tmp_path):
@@ -261,7 +245,6 @@ def test_a_model_that_reads_one_side_of_a_symmetric_pair_fails_swapped_pair(pair
     """Planted: the easy pairs hold their label in the second text alone, and the profile declares them symmetric
     (as a team would for paraphrase data). A model that learned to read one side flips when the two texts are
     exchanged, and swapped_pair fails; without the declaration the gate is not listed (the pair runs above)."""
-    import json
 
     folder = tmp_path / "symmetric"
     shutil.copytree(pair_families["bert"].parent, folder, ignore=shutil.ignore_patterns("model"))
@@ -271,7 +254,7 @@ def test_a_model_that_reads_one_side_of_a_symmetric_pair_fails_swapped_pair(pair
     outcome = run_suites(tmp_path / "run", ["test_behaviour.py"], "--harness-config", str(profile), "--harness-cache",
                          str(cache), "--harness-report", str(report), "-q")  # fmt: skip
     assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
-    gates = {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
+    gates = gates_of(report)
     swapped = gates["swapped_pair"]
     assert not swapped["passed"] and swapped["value"] > 0.1, swapped  # measured: 17% of 60 pairs flip
     assert gates["perturbation:whitespace_runs"]["passed"], gates["perturbation:whitespace_runs"]

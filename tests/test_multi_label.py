@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.families import write_label_sets
-from fixtures.suites import run_suites
+from fixtures.suites import gates_of, run_suites
 from fixtures.tiny import easy_label_sets, write_csv, write_jsonl
 from harness.data import load_data
 from harness.profile import load_profile
@@ -35,10 +35,6 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sets-cache")
-
-
-def gates_of(report: Path) -> dict[str, dict]:
-    return {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
 
 
 def _profile(folder: Path, train: str, validation: str, lines: str) -> Path:

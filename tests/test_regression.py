@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.families import write_scores
-from fixtures.suites import run_suites
+from fixtures.suites import gates_of, run_suites
 from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv
 from harness.data import load_data
 from harness.errors import ProfileError
@@ -35,10 +35,6 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("scores-cache")
-
-
-def gates_of(report: Path) -> dict[str, dict]:
-    return {g["gate"]: g for g in json.loads((report / "metrics.json").read_text())["gates"]}
 
 
 def test_scores_are_read_as_numbers_pairs_as_pairs_and_leakage_in_either_order(tmp_path: Path) -> None:

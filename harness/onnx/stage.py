@@ -251,13 +251,15 @@ class OnnxStage:
             self.results.parity[provider] = recorded
         return self._parity[provider]
 
-    def _decision(self) -> tuple[list[int], tuple[Decide, Decide], dict[str, Any]]:
+    def _decision(self, torch: bool = True) -> tuple[list[int], tuple[Decide, Decide], dict[str, Any]]:
         """(true labels, (ONNX's, PyTorch's) decision, the thresholds as keyed): the argmax of each engine, or for a
         multi-label head each engine's label set at its own thresholds (the bundle's thresholds.json and the
-        model's), as set ids, so a bundle exported with another threshold disagrees with the model it came from."""
+        model's), as set ids, so a bundle exported with another threshold disagrees with the model it came from.
+        Without ``torch`` (int8 against fp32: both the bundle) the model is not asked for its thresholds."""
         if self.inputs.thresholds is None:
             return self.labels, (predicted_labels, predicted_labels), {}
-        ours, theirs = self.bundle.thresholds(self.inputs.default_threshold), self.inputs.thresholds()
+        ours = self.bundle.thresholds(self.inputs.default_threshold)
+        theirs = self.inputs.thresholds() if torch else ours
         truth = set_ids(np.asarray(self.labels, dtype=bool)).tolist()
 
         def at(thresholds: list[float]) -> Decide:
@@ -290,7 +292,7 @@ class OnnxStage:
 
     @cached_property
     def int8(self) -> onnx_perf.Int8Result:
-        labels, (decide, _), thresholds = self._decision()  # both engines are the bundle: its thresholds for both
+        labels, (decide, _), thresholds = self._decision(torch=False)  # both engines are the bundle: its thresholds
 
         def measure() -> dict[str, Any]:
             int8_logits = predict(self.runner("cpu", int8=True), self.tokenizer, self.texts)

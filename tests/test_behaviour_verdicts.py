@@ -206,6 +206,54 @@ def test_a_score_moved_by_more_than_the_tolerance_counts_as_changed_and_nan_alwa
     assert [r.changed for r in broken] == [10, 10, 10]
 
 
+class LengthSets(LengthSensitive):
+    """Planted for a multi-label head: two outputs, label 0 on beyond 20 tokens (logit = tokens - 20), label 1
+    always on (logit 3); NaN logits with ``broken``."""
+
+    def __init__(self, inner: torch.nn.Module, broken: bool = False) -> None:
+        super().__init__(inner)
+        self.broken = broken
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        length = attention_mask.sum(-1, keepdim=True).float()
+        logits = torch.cat([length - 20, torch.full_like(length, 3.0)], dim=-1) + (torch.nan if self.broken else 0)
+        return types.SimpleNamespace(logits=logits + 0 * self.inner(input_ids=input_ids).logits[:, :2])
+
+
+def test_a_label_set_that_changes_at_the_thresholds_counts_as_changed_and_nan_always_does(model, tokenizer):
+    """The suffix adds 4 tokens: label 0 joins the sets of the texts it carries past 20 tokens at threshold 0.5
+    (logit 0: 14 to 17 words), of other texts at 0.95 (logit 2.94, 23 tokens: 17 to 19 words); a NaN row never
+    keeps its set."""
+    at = {t: bh.perturbation_report(LengthSets(model), tokenizer, WORDS, 64, "Thanks a lot.", thresholds=[t, 0.5])
+          for t in (0.5, 0.95)}  # fmt: skip
+    assert [(r.name, r.changed) for r in at[0.5]] == [("upper_case", 0), ("whitespace_runs", 0), ("neutral_suffix", 4)]
+    assert at[0.95][2].changed == 3 and at[0.95][2].examples[0]["text"] == WORDS[7]  # 17 words: 19 -> 23 tokens
+    broken = bh.perturbation_report(LengthSets(model, broken=True), tokenizer, WORDS, 64, "ok", thresholds=[0.5, 0.5])
+    assert [r.changed for r in broken] == [10, 10, 10]
+
+
+class SecondSegment(LengthSensitive):
+    """Planted for pairs: the label is 1 where the second text (token type 1) holds at least 4 tokens: it reads
+    one side of the pair, so exchanging the two texts can flip it."""
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+        second = token_type_ids.sum(-1, keepdim=True).float()
+        scores = torch.cat([4 - second, second - 3.5, torch.full_like(second, -9.0)], dim=-1)
+        return types.SimpleNamespace(logits=scores + 0 * self.inner(input_ids=input_ids).logits)
+
+
+def test_swapped_pairs_count_the_predictions_that_change_with_the_order(model, tokenizer):
+    """Only with ``swap`` is the pair order perturbed: two of the three pairs hold texts of different lengths on
+    either side of 4 tokens and flip; the third has equal sides and cannot."""
+    pairs = [("word", "word word word word word"), ("word word word word word", "word"), ("word word", "word word")]
+    without = bh.perturbation_report(SecondSegment(model), tokenizer, pairs, 64, "ok")
+    assert "swapped_pair" not in [r.name for r in without]
+    swapped = bh.perturbation_report(SecondSegment(model), tokenizer, pairs, 64, "ok", swap=True)[-1]
+    assert (swapped.name, swapped.n, swapped.changed) == ("swapped_pair", 3, 2)
+    assert [e["text"] for e in swapped.examples] == [bh.shown(pairs[0]), bh.shown(pairs[1])]
+    assert swapped.examples[0]["perturbed"] == bh.shown(pairs[0][::-1])
+
+
 def test_perturbation_report_cuts_texts_at_max_length(model, tokenizer):
     """At 20 tokens no text reaches label 1, with or without the suffix: nothing flips."""
     results = bh.perturbation_report(LengthSensitive(model), tokenizer, WORDS, 20, "Thanks a lot.")

@@ -752,3 +752,17 @@ def test_the_runner_feeds_the_graph_its_inputs_and_refuses_one_the_tokenizer_lac
     without = {k: v for k, v in encoding.items() if k != "token_type_ids"}
     with pytest.raises(BundleError, match=r"graph inputs the tokenizer does not make: \['token_type_ids'\]"):
         runner(without)
+
+
+def test_each_engine_is_decided_by_its_own_rule(runner, model_dir, bundle_tokenizer):
+    """A multi-label head's sets are decided at each engine's thresholds (``decide``): ONNX's rule on ONNX's logits,
+    PyTorch's on PyTorch's. Two rules that never agree give agreement 0 and the ids they name, whatever the logits."""
+    model = torch_model(model_dir)
+    texts = TEXTS[:4]
+
+    def rule(value: int) -> Any:
+        return lambda logits: np.full(len(logits), value)
+
+    parity = compare_on_texts(runner, model, bundle_tokenizer, texts, [1] * 4, [2], 1.0, 1.0, (rule(1), rule(2)))
+    assert parity.label_agreement == 0.0 and (parity.onnx_accuracy, parity.torch_accuracy) == (1.0, 0.0)
+    assert parity.disagreements[0] == {"example": 0, "batch_size": 2, "onnx": 1, "torch": 2}

@@ -480,3 +480,26 @@ def test_a_regression_head_is_keyed_by_its_task(tmp_path, tiny_model_dir):
     write_csv(tmp_path / "validation.csv", easy_scores(8, 2, 10_000), SCORE_HEADER)  # type: ignore[arg-type]
     inputs = fine_tune_inputs(path)
     assert inputs["task"] == "regression" and inputs["labels"] == ["score"]
+
+
+def test_a_multi_label_head_is_keyed_by_its_task_and_its_threshold_settings(tmp_path, tiny_model_dir):
+    """Sets train another head (sigmoids on BCE) whose thresholds are saved with it, so they are keyed; a classifier's
+    key has none of the threshold settings (it has no thresholds, and older keys stay as they were)."""
+    from fixtures.tiny import easy_label_sets, write_jsonl, write_profile
+    from harness.profile import load_profile
+    from harness.training.job import _training_key
+
+    data = {"task": "multi_label", "label_column": "labels", "train": "train.jsonl", "validation": "validation.jsonl"}
+    path = write_profile(tmp_path, tiny_model_dir, data=data, gates={"accuracy_min": None},
+                         training={"thresholds": "fitted", "threshold_fraction": 0.2})  # fmt: skip
+    write_jsonl(tmp_path / "train.jsonl", easy_label_sets(30, 1))  # type: ignore[arg-type]
+    write_jsonl(tmp_path / "validation.jsonl", easy_label_sets(8, 2, 10_000))  # type: ignore[arg-type]
+    inputs = fine_tune_inputs(path)
+    assert inputs["task"] == "multi_label" and inputs["labels"] == ["gut", "heart", "lung"]
+    training = inputs["training"]
+    assert (training["threshold"], training["thresholds"], training["threshold_fraction"]) == (0.5, "fitted", 0.2)
+    cfg = load_profile(path).training
+    plain = _training_key(cfg)
+    assert plain == _training_key(cfg, multi_label=False)
+    assert not {"threshold", "thresholds", "threshold_fraction"} & set(plain)
+    assert set(_training_key(cfg, multi_label=True)) - set(plain) == {"threshold", "thresholds", "threshold_fraction"}

@@ -46,19 +46,33 @@ def every_result(tmp_path_factory, tiny_model_dir) -> dict[str, list[GateResult]
         found[check.name] = [run.check(check.name, v) for v in registry.variants(check, ["cpu"], run.profile, run)]
     for check in registry.checks(kind="property"):
         found[check.name] = [registry.property_result(check.name, "validation", 10, None)]
-    scored = HarnessRun(load_profile(_regression_profile(folder / "scores", tiny_model_dir)), folder / "cache",
-                        progress=lambda _: None)  # fmt: skip
-    for check in registry.checks("release", "gate"):  # a regression head's own gates, and its eval_loss and uplift
-        variants = registry.variants(check, ["cpu"], scored.profile, scored)
-        found.setdefault(check.name, []).extend(scored.check(check.name, v) for v in variants)
+    # a regression head on symmetric pairs and a multi-label head: their own gates, eval_loss, uplift, swapped_pair
+    for other in (_regression_profile(folder / "scores", tiny_model_dir), _sets_profile(folder / "sets",
+                                                                                        tiny_model_dir)):  # fmt: skip
+        head = HarnessRun(load_profile(other), folder / "cache", progress=lambda _: None)
+        for check in (*registry.checks("release", "gate"), *registry.checks("behaviour", "gate")):
+            variants = registry.variants(check, ["cpu"], head.profile, head)
+            found.setdefault(check.name, []).extend(head.check(check.name, v) for v in variants)
     return found
 
 
+def _sets_profile(folder, model_dir):
+    """The tiny model as a multi-label head on easy label sets, with every set gate set."""
+    from fixtures.tiny import easy_label_sets, write_jsonl, write_profile
+
+    data = {"task": "multi_label", "label_column": "labels", "train": "train.jsonl", "validation": "validation.jsonl"}
+    gates = {"accuracy_min": None, "micro_f1_min": 0.5, "subset_accuracy_min": 0.5, "hamming_loss_max": 0.5}
+    profile = write_profile(folder, model_dir, data=data, gates=gates)
+    write_jsonl(folder / "train.jsonl", easy_label_sets(120, 1))  # type: ignore[arg-type]
+    write_jsonl(folder / "validation.jsonl", easy_label_sets(30, 2, 10_000))  # type: ignore[arg-type]
+    return profile
+
+
 def _regression_profile(folder, model_dir):
-    """The tiny model as a regression head on easy scored pairs, with both correlation floors set."""
+    """The tiny model as a regression head on easy scored pairs declared symmetric, both correlation floors set."""
     from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv, write_profile
 
-    data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score"}
+    data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score", "symmetric": True}
     profile = write_profile(
         folder, model_dir, data=data, gates={"accuracy_min": None, "pearson_min": 0.5, "spearman_min": 0.5}
     )

@@ -114,6 +114,7 @@ class HarnessRun:
     stored = Part[Results]("stored")
     harness_source = Part[str]("harness_source")
     base_digest = Part[str]("base_digest")
+    thresholds = Part[list[float] | None]("thresholds")  # a multi-label model's, read once from its folder
 
     @property
     def max_length(self) -> int:
@@ -297,7 +298,7 @@ def _tuned_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     run.record.tuned_metrics = stages.evaluation_stage(
         lambda: run.finetuned_model, {"model_content": run.finetuned_digest, "on": run.device.identity()}, run.data,
         run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
-        stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile),
+        run.thresholds,
     )  # fmt: skip
     return run.record.tuned_metrics
 
@@ -311,7 +312,7 @@ def _perturbations(run: HarnessRun) -> list[PerturbationResult]:
     texts = run.data.splits[run.gate_split].texts[: run.profile.behaviour.perturbation_examples]
     run.record.perturbations = stages.perturbation_stage(
         lambda: run.finetuned_model, texts, run.resolved_profile, run.finetuned_digest, run.device.identity(),
-        run.stored, run.harness_source, stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile),
+        run.stored, run.harness_source, run.thresholds,
     )  # fmt: skip
     return run.record.perturbations
 
@@ -336,8 +337,7 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         finetuned=lambda: TunedModel(model_folder(run.finetuned), run.finetuned_digest),
         output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
         regression=run.data.regression, default_threshold=run.profile.training.threshold,
-        thresholds=(lambda: stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile) or [])
-        if run.data.multi_label else None,
+        thresholds=(lambda: run.thresholds or []) if run.data.multi_label else None,
     )  # fmt: skip
     return OnnxStage(inputs)
 
@@ -357,9 +357,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("finetune", ("profile", "device"), _finetune, "fine_tune"),
     Stage("tuned_model", ("finetune",), _tuned_model, "load_finetuned"),
     Stage("base_metrics", ("profile", "device", "base_digest"), _base_metrics, "evaluate_base"),
-    Stage("tuned_metrics", ("finetune",), _tuned_metrics, "evaluate_finetuned"),
+    Stage(
+        "thresholds",
+        ("finetune",),
+        lambda run: stages.model_thresholds(model_folder(run.finetuned), run.data, run.profile),
+    ),
+    Stage("tuned_metrics", ("finetune", "thresholds"), _tuned_metrics, "evaluate_finetuned"),
     Stage("domain_report", ("profile",), _domain_report),
-    Stage("perturbations", ("finetune", "stored", "harness_source"), _perturbations, "perturbations"),
+    Stage("perturbations", ("finetune", "thresholds", "stored", "harness_source"), _perturbations, "perturbations"),
     Stage("onnx", ("profile", "stored", "harness_source"), _onnx),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -1,11 +1,11 @@
 """Compare a candidate with the last release on the same examples.
 
-A baseline file holds what a later comparison needs: metrics, and per example
-(keyed by a stable id: the hash of the normalised text) the label, prediction,
-correctness and loss, plus the data hashes and model hash it was made from. A
-comparison fails only when the drop is larger than allowed *and* significant by a
-paired test (exact McNemar for correctness, paired bootstrap for loss, macro-F1 and a class's recall), so two
-equally good runs with different seeds are not flagged.
+A baseline file holds what a later comparison needs: the task, metrics, and per example (keyed by a stable id:
+the hash of the normalised text, or pair) the label, prediction, correctness (a class, or a whole label set) and
+loss (cross-entropy, binary cross-entropy or squared error), plus the data hashes and model hash it was made from.
+A comparison fails only when the drop is larger than allowed *and* significant by a paired test (exact McNemar for
+correctness, paired bootstrap for loss, macro-/micro-F1, a class's recall and a regression's Pearson correlation), so
+two equally good runs with different seeds are not flagged.
 """
 
 from __future__ import annotations
@@ -21,13 +21,20 @@ from harness.atomic import write_json_atomic
 from harness.data import DataBundle, normalise_for_leakage
 from harness.digests import sha256_bytes
 from harness.errors import HarnessError
-from harness.evaluation import SplitMetrics
+from harness.evaluation import Metrics, SplitMetrics
 from harness.inputs import shown
 from harness.profile import BaselineSection
 from harness.result import GateResult
+from harness.scores import ScoreMetrics, pearson
+from harness.set_metrics import LabelSetMetrics, counts, macro_f1_of, micro_f1_of
 from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
 
 FORMAT = 1
+SUMMARY = {  # per task: the metrics a baseline records for a reader (the gates compare the per-example values)
+    "multi_label": ("subset_accuracy", "micro_f1", "macro_f1", "hamming_loss", "eval_loss"),
+    "regression": ("eval_loss", "mae", "pearson", "spearman"),
+}
+CLASSES = ("accuracy", "eval_loss", "macro_f1")  # single-label and pairs
 
 
 class BaselineError(HarnessError):
@@ -38,28 +45,33 @@ def example_ids(texts: list[str]) -> list[str]:
     return [sha256_bytes(normalise_for_leakage(t).encode())[:16] for t in texts]
 
 
-def save_baseline(path: Path, data: DataBundle, metrics: dict[str, SplitMetrics], model: dict[str, Any]) -> None:
-    examples = {}
-    for name, split_metrics in metrics.items():
-        examples[name] = {
-            "ids": example_ids(data.splits[name].texts),
-            "label": split_metrics.labels.tolist(),
-            "prediction": split_metrics.predictions.tolist(),
-            "correct": split_metrics.correct.astype(int).tolist(),
-            "loss": [round(float(x), 7) for x in split_metrics.losses],
-            "confidence": [round(float(x), 5) for x in split_metrics.confidence],  # of the prediction: flip lists
-        }
+def save_baseline(path: Path, data: DataBundle, metrics: dict[str, Metrics], model: dict[str, Any]) -> None:
     payload = {
         "format": FORMAT,
+        "task": data.task,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "data": data.fingerprint() | {"leaked_rows": [], "dropped_leaked_rows": []},
         "model": model,
-        "metrics": {
-            n: {"accuracy": m.accuracy, "eval_loss": m.eval_loss, "macro_f1": m.macro_f1} for n, m in metrics.items()
-        },
-        "examples": examples,
+        "metrics": {n: {k: getattr(m, k) for k in SUMMARY.get(data.task, CLASSES)} for n, m in metrics.items()},
+        "examples": {name: _per_example(data.splits[name].texts, m) for name, m in metrics.items()},
     }
     write_json_atomic(path, payload)
+
+
+def _per_example(texts: list[Any], metrics: Metrics) -> dict[str, list[Any]]:
+    """What the paired tests read per example: a label set as 0/1 per label, a score as a number; correctness
+    wherever there is a right answer (a class, a whole set), confidence where there is one class."""
+    if isinstance(metrics, ScoreMetrics):
+        label, prediction = ([round(float(x), 7) for x in v] for v in (metrics.labels, metrics.predictions))
+    else:
+        label, prediction = metrics.labels.astype(int).tolist(), metrics.predictions.astype(int).tolist()
+    record = {"ids": example_ids(texts), "label": label, "prediction": prediction,
+              "loss": [round(float(x), 7) for x in metrics.losses]}  # fmt: skip
+    if not isinstance(metrics, ScoreMetrics):
+        record["correct"] = metrics.correct.astype(int).tolist()
+    if isinstance(metrics, SplitMetrics):
+        record["confidence"] = [round(float(x), 5) for x in metrics.confidence]  # of the prediction: flip lists
+    return record
 
 
 def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -> dict[str, Any]:
@@ -74,6 +86,9 @@ def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -
         raise BaselineError(f"{path}: not a harness baseline ({type(error).__name__}: {error})") from None
     if baseline.get("format") != FORMAT:
         raise BaselineError(f"{path}: baseline format {baseline.get('format')!r}, expected {FORMAT}")
+    if baseline.get("task", data.task) != data.task:  # a baseline saved before 0.11.0 names no task: classes
+        raise BaselineError(f"{path}: baseline of a task = {baseline['task']!r} model; this run's [data] task is "
+                            f"{data.task!r}: its predictions cannot be compared")  # fmt: skip
     if baseline["data"].get("label_names") != data.label_names:
         raise BaselineError(
             f"{path}: baseline labels {baseline['data'].get('label_names')} differ from {data.label_names}"
@@ -86,7 +101,7 @@ def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -
             )
     if gate_split in data.splits:
         try:
-            _aligned(baseline, gate_split, example_ids(data.splits[gate_split].texts), "correct")
+            _aligned(baseline, gate_split, example_ids(data.splits[gate_split].texts), "loss")
         except (AttributeError, KeyError, TypeError) as error:
             raise BaselineError(f"{path}: not a harness baseline ({type(error).__name__}: {error})") from None
         except BaselineError as error:
@@ -95,16 +110,24 @@ def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -
 
 
 def flipped_examples(
-    baseline: dict[str, Any], candidate: SplitMetrics, texts: list[str], label_names: list[str]
+    baseline: dict[str, Any], candidate: Metrics, texts: list[Any], label_names: list[str]
 ) -> list[dict[str, Any]]:
     """The shared examples the candidate gets right and the baseline wrong, or the reverse: each with its text,
-    label, and both models' prediction and confidence (a baseline saved before 0.7.0 recorded no confidence).
-    What the counts of the paired test are made of, so a reviewer can read the examples behind a verdict."""
+    label (a set's names joined), and both models' prediction and confidence (none for a set; a baseline saved
+    before 0.7.0 recorded no confidence). What the counts of the paired test are made of, so a reviewer can read
+    the examples behind a verdict. A regression has no right and wrong: no flips."""
     recorded = (baseline.get("examples") or {}).get(candidate.split)
-    if not recorded:
+    if not recorded or isinstance(candidate, ScoreMetrics) or "correct" not in recorded:
         return []
     position = {example: i for i, example in enumerate(recorded["ids"])}
     confidence = recorded.get("confidence") or [None] * len(recorded["ids"])
+    now_confidence = getattr(candidate, "confidence", None)
+
+    def named(value: Any) -> str:
+        if isinstance(value, list | np.ndarray):  # a label set: 0/1 per label
+            return ", ".join(name for name, on in zip(label_names, value, strict=True) if on) or "(none)"
+        return label_names[int(value)]
+
     found = []
     for index, example in enumerate(example_ids(texts)):
         if example not in position:
@@ -114,12 +137,11 @@ def flipped_examples(
         if was_right == now_right:
             continue
         found.append({
-            "example": index, "text": shown(texts[index]), "label": label_names[int(candidate.labels[index])],
+            "example": index, "text": shown(texts[index]), "label": named(candidate.labels[index]),
             "flip": "wrong to right" if now_right else "right to wrong",
-            "baseline": {"prediction": label_names[int(recorded["prediction"][before])],
-                         "confidence": confidence[before]},
-            "candidate": {"prediction": label_names[int(candidate.predictions[index])],
-                          "confidence": round(float(candidate.confidence[index]), 5)},
+            "baseline": {"prediction": named(recorded["prediction"][before]), "confidence": confidence[before]},
+            "candidate": {"prediction": named(candidate.predictions[index]),
+                          "confidence": None if now_confidence is None else round(float(now_confidence[index]), 5)},
         })  # fmt: skip
     return found
 
@@ -140,29 +162,32 @@ def _aligned(baseline: dict[str, Any], split: str, ids: list[str], field: str) -
 
 
 def compare_accuracy(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection
+    baseline: dict[str, Any], candidate: SplitMetrics | LabelSetMetrics, ids: list[str], cfg: BaselineSection
 ) -> GateResult:
-    """Fail only if accuracy dropped by more than allowed and the exact McNemar test says it is real."""
+    """Fail only if accuracy (a multi-label head's: subset accuracy, the whole set right) dropped by more than
+    allowed and the exact McNemar test says it is real."""
     base_correct, keep = _aligned(baseline, candidate.split, ids, "correct")
     base_correct, cand_correct = base_correct.astype(bool), candidate.correct[keep]
     base_acc, cand_acc = float(base_correct.mean()), float(cand_correct.mean())
     drop = (int(base_correct.sum()) - int(cand_correct.sum())) / len(keep)  # rounded once: 0.9 - 0.7 > 0.2
     allowed = max(cfg.accuracy_drop_abs, cfg.accuracy_drop_rel * base_acc)
     lost, gained, p = mcnemar_exact(base_correct, cand_correct)
+    what = "subset accuracy" if isinstance(candidate, LabelSetMetrics) else "accuracy"
     details = [
-        f"baseline accuracy {base_acc:.4f} -> candidate {cand_acc:.4f} on {len(keep)} shared examples",
+        f"baseline {what} {base_acc:.4f} -> candidate {cand_acc:.4f} on {len(keep)} shared examples",
         f"discordant pairs: {lost} right before and wrong now, {gained} wrong before and right now; "
         f"exact McNemar p = {p:.3g} (alpha {cfg.alpha})",
     ]
     return _paired_gate(
-        "baseline_accuracy", "accuracy drop vs baseline", candidate.split, drop, allowed, len(keep), p, cfg, details
+        "baseline_accuracy", f"{what} drop vs baseline", candidate.split, drop, allowed, len(keep), p, cfg, details
     )
 
 
 def compare_loss(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+    baseline: dict[str, Any], candidate: Metrics, ids: list[str], cfg: BaselineSection, seed: int = 0
 ) -> GateResult:
-    """Fail only if mean loss rose by more than allowed and a paired bootstrap says it is real."""
+    """Fail only if mean loss (cross-entropy, a multi-label head's binary cross-entropy, a regression's squared
+    error) rose by more than allowed and a paired bootstrap says it is real."""
     base_loss, keep = _aligned(baseline, candidate.split, ids, "loss")
     cand_loss = candidate.losses[keep]
     rise = float(cand_loss.mean() - base_loss.mean())
@@ -175,10 +200,15 @@ def compare_loss(
 
 
 def compare_macro_f1(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
-) -> GateResult:
-    """Fail only if macro-F1 dropped by more than allowed and a paired bootstrap over the shared examples (the
-    baseline's and the candidate's predictions resampled together) says it is real."""
+    baseline: dict[str, Any], candidate: SplitMetrics | LabelSetMetrics, ids: list[str], cfg: BaselineSection,
+    seed: int = 0,
+) -> GateResult:  # fmt: skip
+    """Fail only if macro-F1 (over classes, or a multi-label head's labels) dropped by more than allowed and a paired
+    bootstrap over the shared examples (the baseline's and the candidate's predictions resampled together) says it
+    is real."""
+    allowed = cfg.macro_f1_drop_abs or 0.0
+    if isinstance(candidate, LabelSetMetrics):
+        return _set_f1_gate(baseline, candidate, ids, cfg, seed, "macro", allowed)
     base_pred, keep = _aligned(baseline, candidate.split, ids, "prediction")
     labels, cand_pred, classes = candidate.labels[keep], candidate.predictions[keep], len(candidate.per_class)
     base_f1, cand_f1 = float(macro_f1(labels, base_pred, classes)), float(macro_f1(labels, cand_pred, classes))
@@ -188,9 +218,56 @@ def compare_macro_f1(
 
     p = paired_bootstrap_drop((labels, base_pred, cand_pred), drop, seed)
     details = _bootstrap_details("macro-F1", base_f1, cand_f1, len(keep), p, cfg)
-    allowed = cfg.macro_f1_drop_abs or 0.0
     return _paired_gate("baseline_macro_f1", "macro-F1 drop vs baseline", candidate.split, base_f1 - cand_f1,
                         allowed, len(keep), p, cfg, details)  # fmt: skip
+
+
+def compare_micro_f1(
+    baseline: dict[str, Any], candidate: LabelSetMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+) -> GateResult:
+    """A multi-label head's micro-F1 (every example-label decision) against the baseline's, paired bootstrap."""
+    return _set_f1_gate(baseline, candidate, ids, cfg, seed, "micro", cfg.micro_f1_drop_abs or 0.0)
+
+
+def _set_f1_gate(
+    baseline: dict[str, Any], candidate: LabelSetMetrics, ids: list[str], cfg: BaselineSection, seed: int,
+    average: str, allowed: float,
+) -> GateResult:  # fmt: skip
+    """Micro- or macro-F1 of both models' sets on the shared examples; resamples draw examples, each with its
+    (example, label) counts for both models, so the drop's test is paired."""
+    recorded, keep = _aligned(baseline, candidate.split, ids, "prediction")
+    truth, now = candidate.labels[keep], candidate.predictions[keep]
+    before = np.asarray(recorded, dtype=bool).reshape(now.shape)
+    f1_of = micro_f1_of if average == "micro" else macro_f1_of
+    theirs, ours = counts(truth, before), counts(truth, now)
+
+    def drop(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        return f1_of(*(c[index] for c in theirs)) - f1_of(*(c[index] for c in ours))
+
+    base_f1, cand_f1 = float(f1_of(*theirs)), float(f1_of(*ours))
+    p = paired_bootstrap_drop((np.arange(len(keep)),), drop, seed)
+    details = _bootstrap_details(f"{average}-F1", base_f1, cand_f1, len(keep), p, cfg)
+    return _paired_gate(f"baseline_{average}_f1", f"{average}-F1 drop vs baseline", candidate.split,
+                        base_f1 - cand_f1, allowed, len(keep), p, cfg, details)  # fmt: skip
+
+
+def compare_pearson(
+    baseline: dict[str, Any], candidate: ScoreMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+) -> GateResult:
+    """A regression's Pearson correlation against the baseline's on the shared examples, paired bootstrap (true
+    scores and both models' predictions resampled together). A candidate scaled x3 keeps its correlation: the
+    squared error's comparison (baseline_eval_loss) is the one that sees it."""
+    before, keep = _aligned(baseline, candidate.split, ids, "prediction")
+    truth, now = candidate.labels[keep], candidate.predictions[keep]
+
+    def drop(y: np.ndarray, b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        return pearson(b, y, axis) - pearson(c, y, axis)  # NaN (no correlation measured) counts as a drop
+
+    base_r, cand_r = float(pearson(before, truth)), float(pearson(now, truth))
+    p = paired_bootstrap_drop((truth, before, now), drop, seed)
+    details = _bootstrap_details("Pearson", base_r, cand_r, len(keep), p, cfg)
+    return _paired_gate("baseline_pearson", "Pearson drop vs baseline", candidate.split, base_r - cand_r,
+                        cfg.pearson_drop_abs or 0.0, len(keep), p, cfg, details)  # fmt: skip
 
 
 def compare_recall(

@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--suites", help="comma-separated suites whose gates to measure (default: every suite)")
     init = commands.add_parser("init", help="write a starter profile, example data and a CI job (never overwrites)")
     init.add_argument("folder", nargs="?", default=".", help="the repository folder (default: .)")
+    init.add_argument(
+        "--task",
+        default="single_label",
+        choices=("single_label", "pair", "multi_label", "regression"),
+        help="the model's head: a profile set up for it (default single_label, with example data)",
+    )
     args = parser.parse_args(argv)
     commands_by_name = {
         "train": _train, "learning-curve": _learning_curve, "check": _check, "seeds": _seeds, "init": _init,
@@ -197,9 +203,12 @@ def _init(args: argparse.Namespace) -> int:
     from harness.starter import init
 
     folder = Path(args.folder)
-    for path, written in init(folder):
+    for path, written in init(folder, args.task):
         print(f"{'wrote' if written else 'kept (exists)'} {path}")
-    print(f"next: cd {folder} && pytest --pyargs harness.suites -m gpu   (add .harness_cache/ and out/ to .gitignore)")
+    if args.task != "single_label":
+        print(f"next: put your data in {folder / 'data'} as {folder / 'data' / 'FORMAT.md'} shows, then "
+              f"cd {folder} && harness check --config harness.toml")  # fmt: skip
+    print(f"then: cd {folder} && pytest --pyargs harness.suites -m gpu   (add .harness_cache/ and out/ to .gitignore)")
     return 0
 
 

@@ -148,14 +148,14 @@ UPLIFT = _gate("uplift", "release", GPU, ("[gates] uplift_min", *MODE),
       shown_failing_by=SHUFFLED_LABELS, tasks=ANY_TASK)  # fmt: skip
 BASELINE_ACCURACY = _gate("baseline_accuracy", "baseline", GPU, ("[gates.baseline] accuracy_drop_abs",
       "[gates.baseline] accuracy_drop_rel", *BASELINE_KEYS),
-      "accuracy drop against the stored baseline on shared examples, exact McNemar test",
-      "drop <= allowance, or p >= alpha",
-      FIX_BASELINE, shown_failing_by=BASELINE_LIFECYCLE)  # fmt: skip
+      "accuracy drop (multi-label: subset accuracy) against the stored baseline on shared examples, exact McNemar "
+      "test", "drop <= allowance, or p >= alpha",
+      FIX_BASELINE, shown_failing_by=BASELINE_LIFECYCLE, tasks=LABELS)  # fmt: skip
 BASELINE_EVAL_LOSS = _gate("baseline_eval_loss", "baseline", GPU, ("[gates.baseline] eval_loss_rise_abs",
       "[gates.baseline] eval_loss_rise_rel", *BASELINE_KEYS),
-      "eval_loss rise against the stored baseline on shared examples, paired bootstrap",
-      "rise <= allowance, or p >= alpha",
-      FIX_BASELINE, shown_failing_by=BASELINE_LIFECYCLE)  # fmt: skip
+      "eval_loss rise (per example: cross-entropy, binary cross-entropy or squared error) against the stored "
+      "baseline on shared examples, paired bootstrap", "rise <= allowance, or p >= alpha",
+      FIX_BASELINE, shown_failing_by=BASELINE_LIFECYCLE, tasks=ANY_TASK)  # fmt: skip
 # [gates] macro_f1_min and ece_max, [gates.per_class], [gates.slices] and their baseline comparisons: none runs
 # where the profile does not set it
 MACRO_F1 = _gate("macro_f1", "release", GPU, ("[gates] macro_f1_min", *MODE),
@@ -189,13 +189,24 @@ SLICE = _gate("slice", "release", GPU, (
       PER_SLICE,
       shown_failing_by=LOST_CLASS)  # fmt: skip
 BASELINE_MACRO_F1 = _gate("baseline_macro_f1", "baseline", GPU, ("[gates.baseline] macro_f1_drop_abs", *BASELINE_KEYS),
-      "macro-F1 drop against the stored baseline on shared examples, paired bootstrap",
+      "macro-F1 drop (over classes, or labels) against the stored baseline on shared examples, paired bootstrap",
       "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
-      shown_failing_by=LOST_CLASS_BASELINE)  # fmt: skip
+      shown_failing_by=LOST_CLASS_BASELINE, tasks=LABELS)  # fmt: skip
 BASELINE_RECALL = _gate("baseline_recall", "baseline", GPU, ("[gates.baseline] recall_drop_abs", *BASELINE_KEYS),
       "a class's recall drop against the stored baseline on its shared examples, paired bootstrap",
       "drop <= allowance, or p >= alpha", FIX_BASELINE, PER_CLASS,
       shown_failing_by=LOST_CLASS_BASELINE)  # fmt: skip
+BASELINE_MICRO_F1 = _gate("baseline_micro_f1", "baseline", GPU, ("[gates.baseline] micro_f1_drop_abs",
+      "[training] threshold", *BASELINE_KEYS),
+      "micro-F1 drop against the stored baseline on shared examples (each model at its own thresholds), paired "
+      "bootstrap", "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
+      shown_failing_by=T_MULTI_LABEL + "test_a_baseline_catches_a_candidate_whose_thresholds_were_raised",
+      tasks=MULTI_LABEL)  # fmt: skip
+BASELINE_PEARSON = _gate("baseline_pearson", "baseline", GPU, ("[gates.baseline] pearson_drop_abs", *BASELINE_KEYS),
+      "Pearson correlation drop against the stored baseline on shared examples, paired bootstrap",
+      "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
+      shown_failing_by=T_REGRESSION + "test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model",
+      tasks=REGRESSION)  # fmt: skip
 # shown failing on neutral_suffix: behind a lowercasing BERT normaliser upper_case and whitespace_runs give the
 # model the same ids (bar letters like ß -> SS), so no model fault can flip them; they guard other tokenizers
 PERTURBATION = _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
@@ -345,6 +356,8 @@ CHECKS: tuple[Check, ...] = (
     SLICE,
     BASELINE_MACRO_F1,
     BASELINE_RECALL,
+    BASELINE_MICRO_F1,
+    BASELINE_PEARSON,
     PERTURBATION,
     SWAPPED_PAIR,
     EXPECTATIONS,

@@ -15,7 +15,15 @@ import numpy as np
 
 from harness import declared as d
 from harness import expectations, gates, scores, set_metrics, slices
-from harness.baseline import compare_accuracy, compare_loss, compare_macro_f1, compare_recall, example_ids
+from harness.baseline import (
+    compare_accuracy,
+    compare_loss,
+    compare_macro_f1,
+    compare_micro_f1,
+    compare_pearson,
+    compare_recall,
+    example_ids,
+)
 from harness.behaviour import PerturbationResult
 from harness.data import DataBundle
 from harness.declared import Check
@@ -308,6 +316,8 @@ MEASURES: dict[Check, Measure] = {
     d.SLICE: _slice,
     d.BASELINE_MACRO_F1: _baseline(compare_macro_f1),
     d.BASELINE_RECALL: _baseline_recall,
+    d.BASELINE_MICRO_F1: _baseline(compare_micro_f1),
+    d.BASELINE_PEARSON: _baseline(compare_pearson),
     d.PERTURBATION: _perturbation,
     d.SWAPPED_PAIR: _swapped_pair,
     d.EXPECTATIONS: _expectations(onnx=False),
@@ -339,6 +349,8 @@ VARIANT_NAMES: dict[Check, VariantNames] = {
     d.SLICE: lambda run: tuple(piece.name for piece in _slices(run)),
     d.BASELINE_MACRO_F1: _when_set(lambda p: p.baseline.macro_f1_drop_abs),
     d.BASELINE_RECALL: _baseline_recall_names,
+    d.BASELINE_MICRO_F1: _when_set(lambda p: p.baseline.micro_f1_drop_abs),
+    d.BASELINE_PEARSON: _when_set(lambda p: p.baseline.pearson_drop_abs),
     d.EXPECTATIONS: _expectation_names,
     d.ONNX_EXPECTATIONS: _expectation_names,
     d.SWAPPED_PAIR: lambda run: ("",) if run.profile.data.symmetric and run.profile.data.pairs else (),

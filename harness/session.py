@@ -141,13 +141,6 @@ class GateSession:
             require_mlflow()
             if self.settings.mlflow != "local":
                 store_for(self.settings.mlflow, self.settings.report or Path("."))
-        profile = self.run.profile
-        if profile.data.task in ("regression", "multi_label") and (self.settings.save_baseline
-                                                                     or self.run.baseline_path):  # fmt: skip
-            raise ProfileError(
-                f"{profile.path}: baselines compare classes (McNemar on right and wrong); this version "
-                f"has none for [data] task = {profile.data.task!r}: drop --harness-baseline / --harness-save-baseline"
-            )
         try:
             self.run.validate_inputs()
         except DataMissingError as error:

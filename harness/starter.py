@@ -1,11 +1,13 @@
-"""``harness init DIR``: what a repository needs to run the gate suites, never overwriting a file.
+"""``harness init DIR [--task TASK]``: what a repository needs to run the gate suites, never overwriting a file.
 
 Writes a starter profile (every key of every section, with its default and allowed range, generated
-from ``harness.profile.SCHEMA`` so it cannot drift), the embedded clinical-triage data as a worked
-example of the data format, a pytest ini file naming the profile (only where the folder has no
-pytest configuration at all: a new ``pytest.ini`` would shadow ``[tool.pytest.ini_options]``), and
-a CI job to copy into ``.github/workflows/``. Then ``pytest --pyargs harness.suites -m gpu`` runs
-the gates there on the embedded default.
+from ``harness.profile.SCHEMA`` so it cannot drift), a pytest ini file naming the profile (only where the
+folder has no pytest configuration at all: a new ``pytest.ini`` would shadow ``[tool.pytest.ini_options]``),
+and a CI job to copy into ``.github/workflows/``. For one label per text (the default task) it also writes the
+embedded clinical-triage data as a worked example, and ``pytest --pyargs harness.suites -m gpu`` runs the gates
+there at once. For a pair, multi-label or regression head there is no packaged example data to train on, so the
+profile is set up for the task (its columns, its own gates) and points at ``data/``, where ``data/FORMAT.md`` shows
+the files it reads; ``harness check`` names what is missing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,49 @@ from harness.profile import ARRAY_SCHEMA, ARRAYS, SCHEMA, SECTIONS, Field, defau
 PROFILE = "harness.toml"
 DATA_FILES = ("train.csv", "validation.csv", "test.csv", "labels.json")
 CI_JOB = "ci/harness-release-gate.yml"
+FORMAT_FILE = "data/FORMAT.md"
+TASKS = ("single_label", "pair", "multi_label", "regression")
+CLASS_GATES = {"accuracy_min": 0.85, "eval_loss_max": 0.5, "uplift_min": 0.10}
+# per task: the [data] settings and release bars its starter profile sets (the bars of this repository's real-data
+# profile of the task, fixtures/profiles/, to be replaced by the team's own: `harness seeds` measures margins)
+STARTS: dict[str, dict[str, dict[str, Any]]] = {
+    "pair": {"data": {"task": "pair", "text_pair_column": "text_pair"}, "gates": CLASS_GATES},
+    "multi_label": {
+        "data": {"task": "multi_label", "label_column": "labels", "suffix": ".jsonl"},
+        "gates": {
+            "eval_loss_max": 0.30,
+            "micro_f1_min": 0.60,
+            "subset_accuracy_min": 0.40,
+            "hamming_loss_max": 0.15,
+            "uplift_min": 0.10,
+        },
+    },
+    "regression": {
+        "data": {"task": "regression", "label_column": "score"},
+        "gates": {"eval_loss_max": 0.30, "pearson_min": 0.85, "spearman_min": 0.80, "uplift_min": 0.10},
+    },
+}
+FORMATS = {
+    "pair": (
+        "CSV (or JSON lines, Parquet) with a column per text of the pair and the label: NLI, paraphrase, duplicate "
+        "questions, a cross-encoder's query and passage. Set `symmetric = true` in [data] where the order of the two "
+        "texts does not matter.",
+        'text,text_pair,label\n"A man is playing a guitar.","A person plays an instrument.",entailment\n'
+        '"A man is playing a guitar.","Nobody is playing.",contradiction\n',
+    ),
+    "multi_label": (
+        "JSON lines with a list of label names per text (an empty list needs `allow_empty_labels = true`). A CSV "
+        'whose label column joins names (`label_separator = "|"`) or one 0/1 column per label (`label_columns = '
+        '["joy", "anger", ...]`) works too. labels.json beside train may list the names in output order.',
+        '{"text": "Thank you so much, this made my day!", "labels": ["joy"]}\n'
+        '{"text": "Wait, what? That cannot be right.", "labels": ["surprise", "anger"]}\n',
+    ),
+    "regression": (
+        "CSV (or JSON lines, Parquet) with the text and a number per row (a quality, readability or similarity "
+        "score). For a score of a pair of texts (STS, relatedness), add `text_pair_column` in [data].",
+        'text,score\n"The results are clearly described and reproducible.",4.5\n"bad",1.0\n',
+    ),
+}
 
 CI_TEXT = """\
 # Release gate (GitHub Actions): copy to .github/workflows/ to run it on every pull request.
@@ -65,13 +110,17 @@ jobs:
 """
 
 
-def init(folder: Path) -> list[tuple[Path, bool]]:
-    """Write the starter files into ``folder``; returns (path, written) for each, False where it existed."""
+def init(folder: Path, task: str = "single_label") -> list[tuple[Path, bool]]:
+    """Write the starter files for ``task`` into ``folder``; returns (path, written) for each, False where it
+    existed."""
     folder.mkdir(parents=True, exist_ok=True)
-    outcomes = [_write(folder / PROFILE, starter_profile())]
-    embedded = resources.files("harness.embedded")
-    for name in DATA_FILES:
-        outcomes.append(_copy(Path(str(embedded / name)), folder / "data" / name))
+    outcomes = [_write(folder / PROFILE, starter_profile(task))]
+    if task == "single_label":
+        embedded = resources.files("harness.embedded")
+        for name in DATA_FILES:
+            outcomes.append(_copy(Path(str(embedded / name)), folder / "data" / name))
+    else:
+        outcomes.append(_write(folder / FORMAT_FILE, format_text(task)))
     if _pytest_config(folder) is None:
         ini = "[pytest]\n# harness options (pytest --help, group 'harness'); the command line wins\n"
         ini += f"harness_config = {PROFILE}\nharness_report = out/harness\n"
@@ -81,15 +130,27 @@ def init(folder: Path) -> list[tuple[Path, bool]]:
     return outcomes
 
 
-def starter_profile() -> str:
-    """The packaged default profile's settings with every other key listed, commented, at its default."""
+def starter_profile(task: str = "single_label") -> str:
+    """The packaged default profile's settings (for another task: its columns and its own gates in place of the
+    class gates) with every other key listed, commented, at its default."""
     with open(default_profile_path(), "rb") as handle:
         chosen = tomllib.load(handle)
-    chosen["data"] |= {split: f"data/{split}.csv" for split in ("train", "validation", "test")}
+    start = STARTS.get(task, {"data": {}, "gates": {}})
+    data = dict(start["data"])
+    suffix = data.pop("suffix", ".csv")
+    chosen["data"] |= data | {split: f"data/{split}{suffix}" for split in ("train", "validation", "test")}
+    if task != "single_label":
+        chosen["gates"] = {"split": chosen["gates"]["split"]} | start["gates"]
     lines = [
         "# Starter profile written by `harness init` (the embedded clinical-triage example; point [model] and [data]",
         "# at your own). Every key is listed: commented lines show the default. Check it with `harness check`.",
     ]
+    if task != "single_label":
+        lines[0:2] = [
+            f"# Starter profile written by `harness init --task {task}`: put your files where [data] points (their",
+            "# format: data/FORMAT.md) and choose [model] and the [gates] bars (`harness seeds` measures the margins).",
+            "# Every key is listed: commented lines show the default. Check it: `harness check --config harness.toml`.",
+        ]
     for name in SCHEMA:
         values = _section_values(chosen, name)
         lines += ["", f"[{name}]", f"# {_section_doc(name)}"]
@@ -103,6 +164,16 @@ def starter_profile() -> str:
             line = _assignment(key, spec, {})
             lines += [f"# {key}: {spec.describe()}", line if line.startswith("#") else f"# {line}"]
     return "\n".join(lines) + "\n"
+
+
+def format_text(task: str) -> str:
+    """``data/FORMAT.md`` for ``task``: the files the starter profile reads, with two example rows."""
+    what, example = FORMATS[task]
+    suffix = ".jsonl" if task == "multi_label" else ".csv"
+    return (f"# Data for task = \"{task}\"\n\nThe profile reads data/train{suffix}, data/validation{suffix} and "
+            f"data/test{suffix} (the names are [data] train, validation and test in harness.toml).\n\n{what}\n\n"
+            f"```\n{example}```\n\nEvery bad row is refused naming its file and row; `harness check --config "
+            "harness.toml` reads every file without training.\n")  # fmt: skip
 
 
 def _section_values(chosen: dict[str, Any], name: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,31 @@ def test_init_refuses_to_leave_an_invalid_profile_unnoticed(tmp_path, capsys):
     (tmp_path / "harness.toml").write_text("[training]\nepochs = 40\n")
     assert main(["init", str(tmp_path)]) == 4
     assert "epochs = 40: must be an integer in 1..9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["pair", "multi_label", "regression"])
+def test_init_for_another_head_sets_up_its_task_and_its_format_example_reads(task, tmp_path, capsys):
+    """``harness init --task``: a profile for the task (its columns, its own gates, no class gate it would refuse)
+    pointing at data/, which holds only FORMAT.md; ``harness check`` names the missing file, then reads the
+    format's own example rows written as the three splits (no training: a check reads the inputs)."""
+    assert main(["init", str(tmp_path), "--task", task]) == 0
+    profile = load_profile(tmp_path / "harness.toml")
+    assert profile.data.task == task
+    gates = {"pair": "accuracy_min", "multi_label": "micro_f1_min", "regression": "pearson_min"}[task]
+    assert getattr(profile.gates, gates) is not None
+    set_lines = (tmp_path / "harness.toml").read_text().splitlines()
+    assert ("accuracy_min = 0.85" in set_lines) == (task == "pair")  # a class gate only where there are classes
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["FORMAT.md"]
+    capsys.readouterr()
+    assert main(["check", "--config", str(tmp_path / "harness.toml")]) == 4
+    assert f"{profile.data.train}: data file not found" in capsys.readouterr().err
+    example = (tmp_path / "data" / "FORMAT.md").read_text().split("```\n")[1]
+    for split in (profile.data.train, profile.data.validation, profile.data.test):
+        Path(split).write_text(example, encoding="utf-8")
+    assert main(["check", "--config", str(tmp_path / "harness.toml")]) == 0
+    shown = {"pair": "labels: contradiction, entailment", "multi_label": "labels: anger, joy, surprise (a set",
+             "regression": "score: score (one number per example)"}  # fmt: skip
+    assert shown[task] in capsys.readouterr().out
 
 
 def test_version(capsys):

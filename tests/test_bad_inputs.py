@@ -179,15 +179,27 @@ def _bundle_naming_outside(case: Case) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-def _baseline_sharing_nothing(case: Case) -> None:
-    """A baseline saved on this data (from the base model's metrics) whose example ids were then edited."""
+def _saved_baseline(case: Case) -> dict[str, Any]:
+    """A baseline saved on this data (from the base model's metrics), as its JSON."""
     run = answer(case)
     case.baseline = case.folder / "baseline.json"
     save_baseline(case.baseline, run.data, run.base_metrics, {"base": run.source.name})
-    stored = json.loads(case.baseline.read_text())
+    return json.loads(case.baseline.read_text())
+
+
+def _baseline_sharing_nothing(case: Case) -> None:
+    """A baseline saved on this data whose example ids were then edited."""
+    stored = _saved_baseline(case)
     for split in stored["examples"].values():
         split["ids"] = [f"edited-{i}" for i in range(len(split["ids"]))]
-    case.baseline.write_text(json.dumps(stored))
+    case.baseline.write_text(json.dumps(stored))  # type: ignore[union-attr]
+
+
+def _baseline_of_another_task(case: Case) -> None:
+    """A baseline saved on this data whose task was then edited (as one a multi-label run with the same label names
+    saves)."""
+    stored = _saved_baseline(case)
+    case.baseline.write_text(json.dumps(stored | {"task": "multi_label"}))  # type: ignore[union-attr]
 
 
 def _as_parquet(case: Case, frame: Any = None) -> None:
@@ -391,6 +403,9 @@ CATALOGUE: list[Row] = [
         lambda c: c.add("gates", "pearson_min = 0.8"),
         r'\[gates\] pearson_min gates a score; it needs \[data\] task = "regression" \(task = \'single_label\'\)',
         "key"),
+    Row("baseline-correlation-in-classifier", "profile", "[gates.baseline] pearson_drop_abs in a classification "
+        "profile", lambda c: _section(c, "gates.baseline", "pearson_drop_abs = 0.05"),
+        r'\[gates.baseline\] pearson_drop_abs gates a score; it needs \[data\] task = "regression"', "key"),
     Row("score-tolerance-in-classifier", "profile", "[behaviour] score_tolerance in a classification profile",
         lambda c: _section(c, "behaviour", "score_tolerance = 0.5"),
         r'\[behaviour\] score_tolerance is how far a score may move; it needs \[data\] task = "regression"', "key"),
@@ -632,6 +647,10 @@ CATALOGUE: list[Row] = [
     Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
         _baseline_sharing_nothing,
         r"baseline\.json: the baseline shares no validation example with the candidate \(12 recorded, 12 now\)",
+        "file"),
+    Row("baseline-other-task", "baseline", "a baseline saved from a multi-label model given to a single-label run",
+        _baseline_of_another_task,
+        r"baseline\.json: baseline of a task = 'multi_label' model; this run's \[data\] task is 'single_label'",
         "file"),
 ]  # fmt: skip
 

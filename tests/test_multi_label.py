@@ -189,11 +189,53 @@ def test_thresholds_saved_with_a_model_trained_elsewhere_decide_its_sets(sets, c
     assert found[1.5].says("thresholds.json: threshold 1.5 is not strictly between 0 and 1"), found[1.5].tail()
 
 
-def test_a_baseline_is_refused_for_a_multi_label_model_before_any_work(sets, tmp_path):
-    outcome = run_suites(tmp_path / "run", [RELEASE], "--harness-config", str(sets), "--harness-save-baseline",
-                         str(tmp_path / "b.json"), "-q")  # fmt: skip
-    assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.tail()
-    assert outcome.says("this version has none for [data] task = 'multi_label'"), outcome.tail()
+def test_a_baseline_catches_a_candidate_whose_thresholds_were_raised(sets, cache, tmp_path):
+    """A baseline saved from the trained model holds a candidate to it on the same texts: the same folder passes;
+    the same weights with thresholds.json at 0.99 (a re-export with another decision rule) predict fewer labels,
+    so subset accuracy (exact McNemar on whole sets) and micro-F1 (paired bootstrap) fail against the baseline,
+    while the binary cross-entropy, which no threshold touches, does not move. A baseline of another task is
+    refused naming both tasks."""
+    from harness.cli import main
+
+    trained = tmp_path / "trained"
+    assert main(["train", "--config", str(sets), "--cache", str(cache), "--output", str(trained)]) == 0
+    profile = sets.with_name("baseline.toml")
+    profile.write_text(sets.read_text() + "\n[gates.baseline]\nmicro_f1_drop_abs = 0.02\nmacro_f1_drop_abs = 0.02\n")
+    baseline = tmp_path / "baseline.json"
+    saved = run_suites(tmp_path / "save", [RELEASE], "--harness-config", str(profile), "--harness-cache", str(cache),
+                       "--harness-model", str(trained / "model"), "--harness-save-baseline", str(baseline),
+                       "-q")  # fmt: skip
+    assert saved.ret == 0 and saved.says(f"baseline saved to {baseline}"), saved.tail()
+    strict = tmp_path / "strict"
+    shutil.copytree(trained / "model", strict)
+    record = json.loads((strict / "thresholds.json").read_text())
+    (strict / "thresholds.json").write_text(json.dumps(record | {"thresholds": [0.99] * 3}))
+    found = {}
+    for name, folder in (("same", trained / "model"), ("strict", strict)):
+        report = tmp_path / f"report-{name}"
+        outcome = run_suites(tmp_path / f"run-{name}", ["test_baseline.py"], "--harness-config", str(profile),
+                             "--harness-cache", str(cache), "--harness-model", str(folder), "--harness-baseline",
+                             str(baseline), "--harness-report", str(report), "-q")  # fmt: skip
+        found[name] = (outcome, gates_of(report))
+    (same_run, same), (strict_run, worse) = found["same"], found["strict"]
+    assert same_run.ret == 0, same_run.tail()
+    assert set(same) == {"baseline_accuracy", "baseline_eval_loss", "baseline_macro_f1", "baseline_micro_f1"}, same
+    assert strict_run.ret == pytest.ExitCode.TESTS_FAILED, strict_run.tail()
+    for name in ("baseline_accuracy", "baseline_micro_f1", "baseline_macro_f1"):
+        assert not worse[name]["passed"] and worse[name]["p_value"] < 0.05, worse[name]
+    assert worse["baseline_eval_loss"]["passed"] and abs(worse["baseline_eval_loss"]["value"]) < 1e-6  # 7 digits kept
+    assert strict_run.says("gate 'baseline_accuracy' failed: subset accuracy drop vs baseline"), strict_run.tail()
+    flips = json.loads((tmp_path / "report-strict" / "metrics.json").read_text())["baseline"]["flips"]
+    lost = [f for f in flips if f["flip"] == "right to wrong"]  # the examples behind McNemar's counts, by name
+    assert len(lost) == int(worse["baseline_accuracy"]["details"][1].split()[2]), (flips, worse["baseline_accuracy"])
+    fewer = [set(f["candidate"]["prediction"].split(", ")) - {"(none)"} < set(f["label"].split(", ")) for f in lost]
+    assert all(fewer), lost  # at 0.99 a set loses labels, never gains one
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(json.loads(baseline.read_text()) | {"task": "single_label"}))
+    refused = run_suites(tmp_path / "refused", ["test_baseline.py"], "--harness-config", str(profile),
+                         "--harness-baseline", str(other), "-q")  # fmt: skip
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.tail()
+    assert refused.says("baseline of a task = 'single_label' model; this run's [data] task is 'multi_label'")
 
 
 def test_fitted_thresholds_are_fitted_on_train_held_out_from_training_and_saved_with_the_model(sets, cache, tmp_path):

@@ -47,10 +47,14 @@ def every_result(tmp_path_factory, tiny_model_dir) -> dict[str, list[GateResult]
     for check in registry.checks(kind="property"):
         found[check.name] = [registry.property_result(check.name, "validation", 10, None)]
     # a regression head on symmetric pairs and a multi-label head: their own gates, eval_loss, uplift, swapped_pair
+    # and their baseline comparisons (against a baseline each saved first)
     for other in (_regression_profile(folder / "scores", tiny_model_dir), _sets_profile(folder / "sets",
                                                                                         tiny_model_dir)):  # fmt: skip
-        head = HarnessRun(load_profile(other), folder / "cache", progress=lambda _: None)
-        for check in (*registry.checks("release", "gate"), *registry.checks("behaviour", "gate")):
+        saved = other.parent / "b.json"
+        HarnessRun(load_profile(other), folder / "cache", progress=lambda _: None).save_baseline(saved)
+        head = HarnessRun(load_profile(other), folder / "cache", progress=lambda _: None, baseline_path=saved)
+        suites = ("release", "behaviour", "baseline")
+        for check in (c for suite in suites for c in registry.checks(suite, "gate")):
             variants = registry.variants(check, ["cpu"], head.profile, head)
             found.setdefault(check.name, []).extend(head.check(check.name, v) for v in variants)
     return found
@@ -62,7 +66,8 @@ def _sets_profile(folder, model_dir):
 
     data = {"task": "multi_label", "label_column": "labels", "train": "train.jsonl", "validation": "validation.jsonl"}
     gates = {"accuracy_min": None, "micro_f1_min": 0.5, "subset_accuracy_min": 0.5, "hamming_loss_max": 0.5}
-    profile = write_profile(folder, model_dir, data=data, gates=gates)
+    baseline = {"micro_f1_drop_abs": 0.05, "macro_f1_drop_abs": 0.05}
+    profile = write_profile(folder, model_dir, data=data, gates=gates, **{"gates.baseline": baseline})
     write_jsonl(folder / "train.jsonl", easy_label_sets(120, 1))  # type: ignore[arg-type]
     write_jsonl(folder / "validation.jsonl", easy_label_sets(30, 2, 10_000))  # type: ignore[arg-type]
     return profile
@@ -73,9 +78,8 @@ def _regression_profile(folder, model_dir):
     from fixtures.tiny import SCORE_HEADER, easy_scores, write_csv, write_profile
 
     data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score", "symmetric": True}
-    profile = write_profile(
-        folder, model_dir, data=data, gates={"accuracy_min": None, "pearson_min": 0.5, "spearman_min": 0.5}
-    )
+    profile = write_profile(folder, model_dir, data=data, gates={"accuracy_min": None, "pearson_min": 0.5,
+                            "spearman_min": 0.5}, **{"gates.baseline": {"pearson_drop_abs": 0.05}})  # fmt: skip
     write_csv(folder / "train.csv", easy_scores(120, 1), SCORE_HEADER)  # type: ignore[arg-type]
     write_csv(folder / "validation.csv", easy_scores(30, 2, 10_000), SCORE_HEADER)  # type: ignore[arg-type]
     return profile

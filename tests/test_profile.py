@@ -179,6 +179,8 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert [plain["training"].pop(k) for k in ("threshold", "thresholds", "threshold_fraction")] == [0.5, "fixed", 0.1]
     assert [plain["gates"].pop(k) for k in ("micro_f1_min", "subset_accuracy_min", "hamming_loss_max")] == [None] * 3
     assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
+    # added after the pin (#26, baselines of every head): unset, no comparison; the baseline section keys nothing
+    assert (plain["baseline"].pop("micro_f1_drop_abs"), plain["baseline"].pop("pearson_drop_abs")) == (None, None)
     assert plain.pop("per_class") == dict.fromkeys(("precision_min", "recall_min", "f1_min"))
     assert plain.pop("slices") == {"column": None, "length_words": [], "patterns": None, "accuracy_min": None,
                                    "per_class": False, "max_interval_width": 0.3, "too_small": "fail"}  # fmt: skip

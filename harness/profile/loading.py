@@ -183,7 +183,7 @@ CLASS_ONLY = (("gates", "macro_f1_min"), ("gates", "ece_max"), ("training", "cal
               ("gates.per_class", "f1_min"), ("gates.slices", "column"), ("gates.slices", "length_words"),
               ("gates.slices", "patterns"), ("gates.baseline", "macro_f1_drop_abs"),
               ("gates.baseline", "recall_drop_abs"))  # fmt: skip
-SCORE_ONLY = (("gates", "pearson_min"), ("gates", "spearman_min"))
+SCORE_ONLY = (("gates", "pearson_min"), ("gates", "spearman_min"), ("gates.baseline", "pearson_drop_abs"))
 
 
 def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
@@ -205,8 +205,10 @@ def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
 LABEL_SET_ONLY = (("data", "label_separator"), ("data", "label_columns"), ("data", "allow_empty_labels"),
                   ("training", "threshold"), ("training", "thresholds"), ("training", "threshold_fraction"),
                   ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
-                  ("gates", "hamming_loss_max"))  # fmt: skip
-NOT_FOR_SETS = tuple(key for key in CLASS_ONLY if key != ("gates", "macro_f1_min"))
+                  ("gates", "hamming_loss_max"), ("gates.baseline", "micro_f1_drop_abs"))  # fmt: skip
+NOT_FOR_SETS = tuple(
+    key for key in CLASS_ONLY if key not in (("gates", "macro_f1_min"), ("gates.baseline", "macro_f1_drop_abs"))
+)
 
 
 def _multi_label_problems(sections: dict[str, dict[str, Any]]) -> list[str]:

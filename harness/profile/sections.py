@@ -424,6 +424,14 @@ class BaselineSection(Section):
         why="allowed drop in a class's recall: a number in 0..1 (every class) or a table of label name -> number; "
         "unset: no recall comparison",
     )  # fmt: skip
+    micro_f1_drop_abs: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER,
+        why='task = "multi_label": allowed drop in micro-F1; unset: no micro-F1 comparison',
+    )  # fmt: skip
+    pearson_drop_abs: float | None = setting(
+        None, low=0.0, high=2.0, toml=NUMBER,
+        why='task = "regression": allowed drop in Pearson correlation; unset: no correlation comparison',
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

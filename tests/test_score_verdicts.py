@@ -205,3 +205,38 @@ def test_the_pearson_gain_runs_along_the_axis_given() -> None:
     rng = np.random.default_rng(5)
     t, b, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
     assert pearson_gain(t, b, y, axis=0).tolist() == pytest.approx(pearson_gain(t.T, b.T, y.T).tolist())
+
+
+# ---------------------------------------------------------------------------------------------- against a baseline
+
+
+def test_a_regression_baseline_holds_scores_and_squared_errors_and_compares_pearson_paired() -> None:
+    """Scaled x3 the correlation against the baseline does not move while the squared error rises; sign-flipped
+    the correlation drops by twice itself; a constant candidate has no correlation and never passes."""
+    from harness.baseline import _per_example, compare_loss, compare_pearson, example_ids, flipped_examples
+    from harness.profile import BaselineSection
+
+    truth = np.tile(TRUE, 5)
+    predicted = np.tile(PREDICTED, 5) + np.linspace(-0.2, 0.2, 40)
+    texts = [f"pair {i}" for i in range(40)]
+    base = metrics(predicted, truth)
+    record = _per_example(texts, base)
+    assert set(record) == {"ids", "label", "prediction", "loss"}  # no right and wrong: no correctness, no flips
+    assert record["prediction"] == [round(float(x), 7) for x in predicted]
+    assert record["loss"] == [round(float(x), 7) for x in (predicted - truth) ** 2]
+    stored, ids = {"examples": {"validation": record}}, example_ids(texts)
+    cfg = BaselineSection(pearson_drop_abs=0.05)
+    scaled = metrics(predicted * 3, truth)
+    same_r = compare_pearson(stored, scaled, ids, cfg)
+    assert same_r.gate == "baseline_pearson" and same_r.metric == "Pearson drop vs baseline"
+    assert same_r.value == pytest.approx(0.0, abs=1e-9) and same_r.passed and same_r.threshold == 0.05
+    assert not compare_loss(stored, scaled, ids, cfg).passed
+    flipped = compare_pearson(stored, metrics(-predicted, truth), ids, cfg)
+    assert flipped.value == pytest.approx(2 * pearsonr(predicted, truth)[0], abs=1e-9)
+    assert flipped.p_value == 1 / 2001 and not flipped.passed
+    constant = compare_pearson(stored, metrics(np.full(40, 3.0), truth), ids, cfg)
+    assert math.isnan(constant.value) and not constant.passed
+    assert compare_pearson(stored, metrics(predicted[::-1], truth[::-1]), ids[::-1], cfg).value == pytest.approx(
+        0, abs=1e-9
+    )
+    assert flipped_examples(stored, scaled, texts, ["score"]) == []

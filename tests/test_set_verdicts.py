@@ -151,3 +151,80 @@ def test_the_held_out_slice_keeps_each_labels_share_and_pools_rare_sets() -> Non
     first = sum(labels[i][0] for i in held)  # 69 of 100 rows hold label 0: about 13.8 of the 20 held out
     assert abs(first - 13.8) <= 1.5, first
     assert stratified_holdout(labels, 0.2, seed=0) == (kept, held)  # fixed by the seed
+
+
+# ---------------------------------------------------------------------------------------------- against a baseline
+
+
+def _against_baseline(thresholds: list[float], order: slice = slice(None)):
+    """(baseline record of the 200 sample texts at 0.5, the same logits decided at ``thresholds`` as the candidate,
+    in ``order``, plus one text the baseline never saw, the candidate's ids)."""
+    from harness.baseline import _per_example, example_ids
+
+    truth, logits = sample()
+    texts = [f"text {i}" for i in range(len(truth))]
+    base = label_set_metrics("validation", logits, truth.tolist(), NAMES, [0.5] * 4)
+    record = {"examples": {"validation": _per_example(texts, base)}}
+    extra_truth, extra_logits = np.ones((1, 4), dtype=bool), np.full((1, 4), -3.0)
+    now = label_set_metrics("validation", np.vstack([logits[order], extra_logits]),
+                            np.vstack([truth[order], extra_truth]).tolist(), NAMES, thresholds)  # fmt: skip
+    return record, base, now, example_ids([*texts[order], "never seen"])
+
+
+def test_a_baseline_records_whole_sets_their_correctness_and_their_loss() -> None:
+    from harness.baseline import _per_example
+
+    truth, logits = sample(6)
+    metrics = label_set_metrics("validation", logits, truth.tolist(), NAMES, [0.5] * 4)
+    record = _per_example([f"t{i}" for i in range(6)], metrics)
+    assert record["label"] == truth.astype(int).tolist() and record["prediction"] == (logits >= 0).astype(int).tolist()
+    assert record["correct"] == (truth == (logits >= 0)).all(axis=1).astype(int).tolist()
+    assert record["loss"] == [round(float(x), 7) for x in binary_cross_entropy(logits, truth)]
+    assert "confidence" not in record  # a set has no one confidence
+
+
+def test_set_comparisons_with_a_baseline_are_paired_on_the_shared_texts_in_any_order() -> None:
+    from harness.baseline import compare_accuracy, compare_macro_f1, compare_micro_f1
+    from harness.profile import BaselineSection
+
+    cfg = BaselineSection(micro_f1_drop_abs=0.02, macro_f1_drop_abs=0.02, accuracy_drop_abs=0.02)
+    record, base, strict, ids = _against_baseline([0.95] * 4, slice(None, None, -1))
+    shared = slice(0, 200)  # the candidate's unseen last text is left out of every comparison
+    truth, now = strict.labels[shared], strict.predictions[shared]
+    micro = compare_micro_f1(record, strict, ids, cfg)
+    assert micro.gate == "baseline_micro_f1" and micro.metric == "micro-F1 drop vs baseline" and micro.n == 200
+    assert micro.value == pytest.approx(base.micro_f1 - f1_score(truth, now, average="micro"), abs=1e-12)
+    assert micro.value > 0.1 and micro.p_value == 1 / 2001 and not micro.passed
+    macro = compare_macro_f1(record, strict, ids, cfg)
+    assert macro.gate == "baseline_macro_f1" and macro.threshold == 0.02
+    assert macro.value == pytest.approx(base.macro_f1 - f1_score(truth, now, average="macro", zero_division=0))
+    assert not macro.passed
+    subset = compare_accuracy(record, strict, ids, cfg)
+    right_before, right_now = base.correct[::-1], (truth == now).all(axis=1)
+    assert subset.metric == "subset accuracy drop vs baseline" and subset.details[0].startswith("baseline subset")
+    assert subset.value == (int(right_before.sum()) - int(right_now.sum())) / 200 and not subset.passed
+    record, _, same, ids = _against_baseline([0.5] * 4)
+    for gate in (compare_micro_f1(record, same, ids, cfg), compare_macro_f1(record, same, ids, cfg)):
+        assert gate.value == 0.0 and gate.p_value == 1.0 and gate.passed  # no resample drops: p is 1
+    _, _, strict, ids = _against_baseline([0.95] * 4)
+    allowed = compare_micro_f1(record, strict, ids, BaselineSection(micro_f1_drop_abs=micro.value + 1e-9))
+    assert allowed.value == pytest.approx(micro.value, abs=1e-12)  # the same texts, in the candidate's own order
+    assert allowed.p_value < 0.05 and allowed.passed  # significant, but within the allowance
+
+
+def test_flips_of_sets_name_their_labels_and_carry_no_confidence() -> None:
+    from harness.baseline import flipped_examples
+
+    record, base, strict, _ = _against_baseline([0.95] * 4)
+    texts = [f"text {i}" for i in range(200)] + ["never seen"]
+    flips = flipped_examples(record, strict, texts, NAMES)
+    lost = np.flatnonzero(base.correct & ~strict.correct[:200])
+    gained = np.flatnonzero(~base.correct & strict.correct[:200])
+    assert [f["example"] for f in flips] == sorted([*lost, *gained]) and len(lost) > 10
+    first = next(f for f in flips if f["example"] == lost[0])
+    named = ", ".join(n for n, on in zip(NAMES, strict.labels[lost[0]], strict=True) if on) or "(none)"
+    assert first["flip"] == "right to wrong" and first["label"] == named
+    assert first["baseline"] == {"prediction": named, "confidence": None}
+    assert first["candidate"]["confidence"] is None
+    empty = [f for f in flips if f["candidate"]["prediction"] == "(none)"]
+    assert all(not strict.predictions[f["example"]].any() for f in empty)

@@ -6,6 +6,10 @@
 - DIR (directional), rows ``text,rewrite,label,direction`` (and an optional ``margin``): the probability of the
   label must rise (``up``) or fall (``down``) from text to rewrite by more than the margin.
 
+For a pair model (``[data] task = "pair"``) each example is two texts: ``text`` and ``text_pair``, and a rewrite
+changes either or both (``rewrite``, ``rewrite_pair``: a side left out stays as it was; in JSON lines ``rewrites``
+holds two-item lists); a profile ``perturbation`` rewrites both sides, as the perturbation gates do.
+
 Files are read with the csv and json modules when the run's inputs are validated, so a bad row is one
 ``DataError`` naming the file and row (exit 4) before any model is loaded. ``check`` judges a file with any
 logits function (the fine-tuned PyTorch model, or the ONNX bundle): both by the same rule on the same examples.
@@ -30,6 +34,7 @@ from harness.behaviour import PERTURBATIONS
 from harness.data.readers import check_bytes
 from harness.digests import sha256_bytes
 from harness.errors import DataError
+from harness.inputs import Example, each_segment, length, shown
 from harness.profile import Expectation, Profile
 from harness.result import GateResult, fmt, threshold_gate
 from harness.stats import wilson
@@ -39,7 +44,8 @@ COLUMNS = {  # kind -> the columns every row needs (inv with a perturbation: tex
     "inv": ("text", "rewrite"),
     "dir": ("text", "rewrite", "label", "direction"),
 }
-KNOWN = {"text", "label", "rewrite", "rewrites", "direction", "margin"}
+KNOWN = {"text", "label", "rewrite", "rewrites", "direction", "margin", "text_pair", "rewrite_pair"}
+PAIR_COLUMNS = ("text_pair", "rewrite_pair")  # a pair model's second texts
 DIRECTIONS = ("up", "down")
 SHOWN = 10  # failing examples listed in a failure message
 RULES = {
@@ -51,11 +57,11 @@ RULES = {
 
 @dataclass(frozen=True)
 class Case:
-    """One example (MFT) or pair (INV, DIR) of a file, from its row ``row``."""
+    """One example (MFT) or pair (INV, DIR) of a file, from its row ``row``; an example is a text, or two."""
 
     row: int
-    text: str
-    rewrite: str = ""
+    text: Example
+    rewrite: Example = ""
     label: int = -1  # mft, dir: class index
     direction: str = ""  # dir: "up" or "down"
     margin: float = 0.0  # dir
@@ -77,20 +83,31 @@ class ExpectationFile:
 
 def load_expectations(profile: Profile, label_names: list[str]) -> dict[str, ExpectationFile]:
     """Every ``[[expectations]]`` file of the profile, read and checked, by entry name."""
-    phrase = profile.behaviour.neutral_phrase
-    return {entry.name: read_file(entry, label_names, phrase) for entry in profile.expectations}
+    phrase, pairs = profile.behaviour.neutral_phrase, profile.data.pairs
+    return {entry.name: read_file(entry, label_names, phrase, pairs) for entry in profile.expectations}
 
 
-def read_file(entry: Expectation, label_names: list[str], phrase: str) -> ExpectationFile:
+def read_file(entry: Expectation, label_names: list[str], phrase: str, pairs: bool = False) -> ExpectationFile:
     """The cases of one file; raises ``DataError`` naming the file and row of the first bad one."""
     path = Path(entry.file)
     records, header, sha256 = _records(path)
-    required = ("text",) if entry.perturbation else COLUMNS[entry.kind]
+    required = _required(entry, pairs)
     if header is not None and (missing := [c for c in required if c not in header]):
+        two = " (a pair model: two texts per example)" if pairs else ""
         raise DataError(f"{path}: missing column(s) {missing}; found {header}; a {entry.kind} file has the columns "
-                        f"{', '.join(required)}")  # fmt: skip
-    cases = [case for row, record in records for case in _cases(path, row, record, entry, label_names, phrase)]
+                        f"{', '.join(required)}{two}")  # fmt: skip
+    cases = [case for row, record in records
+             for case in _cases(path, row, record, entry, label_names, phrase, pairs)]  # fmt: skip
     return ExpectationFile(entry, tuple(cases), tuple(label_names), sha256)
+
+
+def _required(entry: Expectation, pairs: bool) -> tuple[str, ...]:
+    """The columns every row needs: a pair's second text too, and for a pair's rewrite either side (checked per
+    row), so neither rewrite column is required by itself."""
+    columns = ("text",) if entry.perturbation else COLUMNS[entry.kind]
+    if not pairs:
+        return columns
+    return ("text", "text_pair", *(c for c in columns if c not in ("text", "rewrite")))
 
 
 def _records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None, str]:
@@ -138,11 +155,17 @@ def _check_columns(path: Path, columns: list[str], row: int) -> None:
 
 
 def _cases(
-    path: Path, row: int, record: dict[str, Any], entry: Expectation, names: list[str], phrase: str
-) -> list[Case]:
+    path: Path, row: int, record: dict[str, Any], entry: Expectation, names: list[str], phrase: str,
+    pairs: bool = False,
+) -> list[Case]:  # fmt: skip
     """The cases one row gives: one, or one per rewrite of an INV row."""
     where = f"{path}: row {row}"
-    text = _text(where, record, "text")
+    if not pairs and (given := [c for c in PAIR_COLUMNS if record.get(c) not in (None, "")]):
+        raise DataError(f'{where}: has a {given[0]}, but the profile\'s [data] task is not "pair": a second text '
+                        "would be ignored")  # fmt: skip
+    text: Example = _text(where, record, "text")
+    if pairs:
+        text = (str(text), _text(where, record, "text_pair"))
     if entry.kind == "mft":
         return [Case(row, text, label=_label(where, record.get("label"), names))]
     if entry.kind == "inv":
@@ -153,7 +176,8 @@ def _cases(
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DataError(f"{where}: direction = {record.get('direction')!r}: must be 'up' or 'down'{hint}")
     label, margin = _label(where, record.get("label"), names), _margin(where, record.get("margin"), entry.margin)
-    return [Case(row, text, _text(where, record, "rewrite"), label, direction, margin)]
+    rewrite = _pair_rewrite(where, record, text) if isinstance(text, tuple) else _text(where, record, "rewrite")
+    return [Case(row, text, rewrite, label, direction, margin)]
 
 
 def _text(where: str, record: dict[str, Any], column: str) -> str:
@@ -163,22 +187,44 @@ def _text(where: str, record: dict[str, Any], column: str) -> str:
     return value
 
 
-def _rewrites(where: str, record: dict[str, Any], entry: Expectation, text: str, phrase: str) -> list[str]:
-    given = [c for c in ("rewrite", "rewrites") if record.get(c) not in (None, "")]
+def _rewrites(where: str, record: dict[str, Any], entry: Expectation, text: Example, phrase: str) -> list[Example]:
+    given = [c for c in ("rewrite", "rewrites", "rewrite_pair") if record.get(c) not in (None, "")]
     if entry.perturbation is not None:
         if given:
             raise DataError(f"{where}: has a {given[0]}, but the profile rewrites every text by perturbation = "
                             f"{entry.perturbation!r}; use one or the other")  # fmt: skip
-        return [PERTURBATIONS[entry.perturbation](text, phrase)]
+        rewrite = PERTURBATIONS[entry.perturbation]
+        return [each_segment(lambda one: rewrite(one, phrase), text)]
     if "rewrites" in given:
         rewrites = record["rewrites"]
         if not isinstance(rewrites, list) or not rewrites:
             raise DataError(f"{where}: rewrites must be a non-empty list of texts, got {rewrites!r}")
+        if isinstance(text, tuple):
+            return [_two_texts(f"{where}: rewrites[{i}]", r) for i, r in enumerate(rewrites)]
         return [_text(f"{where}: rewrites[{i}]", {"text": r}, "text") for i, r in enumerate(rewrites)]
+    if isinstance(text, tuple):
+        return [_pair_rewrite(where, record, text)]
     if not given:
         raise DataError(f"{where}: no rewrite (a rewrite column, in JSON lines rewrites = [...], or the profile's "
                         "perturbation = ...)")  # fmt: skip
     return [_text(where, record, "rewrite")]
+
+
+def _pair_rewrite(where: str, record: dict[str, Any], text: tuple[str, str]) -> tuple[str, str]:
+    """A pair's rewrite: ``rewrite`` in place of the first text, ``rewrite_pair`` of the second, at least one."""
+    given = [c for c in ("rewrite", "rewrite_pair") if record.get(c) not in (None, "")]
+    if not given:
+        raise DataError(f"{where}: no rewrite of either text (rewrite for the first, rewrite_pair for the second)")
+    first = _text(where, record, "rewrite") if "rewrite" in given else text[0]
+    second = _text(where, record, "rewrite_pair") if "rewrite_pair" in given else text[1]
+    return first, second
+
+
+def _two_texts(where: str, value: Any) -> tuple[str, str]:
+    """One item of a pair's ``rewrites``: the rewritten pair as a list of its two texts."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise DataError(f"{where}: a pair's rewrite is a list of its two texts, got {value!r}")
+    return _text(where, {"text": value[0]}, "text"), _text(where, {"text": value[1]}, "text")
 
 
 def _label(where: str, value: Any, names: list[str]) -> int:
@@ -221,10 +267,10 @@ def check(
     from scipy.special import softmax
 
     cases, entry = expected.cases, expected.entry
-    texts = sorted({t for case in cases for t in (case.text, case.rewrite) if t})
+    texts = sorted({t for case in cases for t in (case.text, case.rewrite) if t})  # texts, or pairs as tuples
     probabilities = dict(zip(texts, softmax(logits_of(texts).astype(np.float64), axis=-1), strict=True))
     failing = [(case, why) for case in cases if (why := _failure(case, probabilities, expected.label_names, entry))]
-    failing.sort(key=lambda item: (len(item[0].text) + len(item[0].rewrite), item[0].row))
+    failing.sort(key=lambda item: (length(item[0].text) + length(item[0].rewrite), item[0].row))
     unit = "examples" if entry.kind == "mft" else "pairs"
     details = [f"{len(failing)} of {len(cases)} {unit} failed; {entry.kind}: {RULES[entry.kind]}"]
     details.append(f"file {expected.path.name} sha256 {expected.sha256}")
@@ -240,7 +286,7 @@ def check(
     )  # fmt: skip
 
 
-def _failure(case: Case, probabilities: dict[str, np.ndarray], names: tuple[str, ...], entry: Expectation) -> str:
+def _failure(case: Case, probabilities: dict[Example, np.ndarray], names: tuple[str, ...], entry: Expectation) -> str:
     """Why ``case`` fails, one line (shortest texts shown whole), or "" when it holds."""
     before = probabilities[case.text]
     shown = f"row {case.row}: {_short(case.text)}" + (f" -> {_short(case.rewrite)}" if case.rewrite else "")
@@ -268,5 +314,7 @@ def _failure(case: Case, probabilities: dict[str, np.ndarray], names: tuple[str,
             f"{case.direction} by more than {fmt(case.margin)}")  # fmt: skip
 
 
-def _short(text: str, limit: int = 80) -> str:
+def _short(example: Example, limit: int = 80) -> str:
+    """An example in a message: a pair as its two texts joined (``harness.inputs.shown``), cut at ``limit``."""
+    text = shown(example)
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -60,6 +60,10 @@ SCOPE: dict[str, list[str] | None] = {
         "compare_loss",
         "compare_macro_f1",
         "compare_recall",
+        "compare_micro_f1",
+        "_set_f1_gate",
+        "compare_pearson",
+        "_per_example",
         "_bootstrap_details",
         "_paired_gate",
     ],
@@ -130,7 +134,19 @@ SCOPE: dict[str, list[str] | None] = {
     "harness/slices.py": None,
     # the verdict of an expectation file and what decides each case, and how a row becomes cases; not the file
     # readers (_records, _check_columns, read_file, load_expectations), which tests/test_expectations.py covers
-    "harness/expectations.py": ["check", "_failure", "_label", "_margin", "_cases", "_rewrites", "_text", "_short"],
+    "harness/expectations.py": [
+        "check",
+        "_failure",
+        "_label",
+        "_margin",
+        "_cases",
+        "_required",
+        "_rewrites",
+        "_pair_rewrite",
+        "_two_texts",
+        "_text",
+        "_short",
+    ],
     "harness/temperature.py": None,
     # the reuse keys: what a stored measurement or a passed property is keyed by (a dropped input is a false pass)
     "harness/digests.py": None,

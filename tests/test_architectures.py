@@ -260,6 +260,45 @@ def test_a_model_that_reads_one_side_of_a_symmetric_pair_fails_swapped_pair(pair
     assert gates["perturbation:whitespace_runs"]["passed"], gates["perturbation:whitespace_runs"]
 
 
+def test_pair_expectations_judge_each_pair_on_the_model_and_on_its_onnx_bundle(pair_families, cache, tmp_path):
+    """[[expectations]] files of pairs, through the behaviour and ONNX suites: MFT pairs the model gets right pass, a
+    DIR file whose rewrite of the second text swaps its keywords for another class's raises that class, and the
+    same MFT pairs with every label rotated (planted) fail on the fine-tuned model and on the bundle alike, the
+    message naming both texts of a pair."""
+    import csv
+
+    from fixtures.tiny import EASY_WORDS, easy_pairs
+
+    folder = tmp_path / "expect"
+    shutil.copytree(pair_families["bert"].parent, folder, ignore=shutil.ignore_patterns("model"))
+    pairs = easy_pairs(12, 5, 20_000)
+    files = {
+        "mft": (("text", "text_pair", "label"), [(a, b, k) for a, b, k in pairs]),
+        "rotated": (("text", "text_pair", "label"), [(a, b, (k + 1) % 3) for a, b, k in pairs]),
+        "dir": (("text", "text_pair", "rewrite_pair", "label", "direction"),
+                [(a, b, f"{b.split()[0]} {' '.join(EASY_WORDS[(k + 1) % 3][:2])}", (k + 1) % 3, "up")
+                 for a, b, k in pairs]),
+    }  # fmt: skip
+    entries = ""
+    for name, (header, rows) in files.items():
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *rows])
+        kind = "dir" if name == "dir" else "mft"
+        entries += f'\n[[expectations]]\nfile = "{name}.csv"\nkind = "{kind}"\nfail_max = 0.2\n'
+    profile = folder / "profile.toml"
+    profile.write_text(profile.read_text() + entries)
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_behaviour.py", "test_onnx.py"], "--harness-config", str(profile),
+                         "--harness-cache", str(cache), "--harness-report", str(report), "-k", "expectations",
+                         "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    for gate in ("expectations", "onnx_expectations"):
+        assert gates[f"{gate}:mft"]["passed"] and gates[f"{gate}:dir"]["passed"], gates
+        assert not gates[f"{gate}:rotated"]["passed"] and gates[f"{gate}:rotated"]["value"] >= 0.8, gates
+    assert sum(outcome.says(f"'{first} ‖ {second}': expected") for first, second, _ in pairs) >= 10, outcome.tail()
+
+
 def test_gpt2_loaded_as_transformers_loads_it_breaks_padding_invariance(families, cache, tmp_path: Path) -> None:
     """Planted: the fine-tuned GPT-2 as plain ``from_pretrained`` gives it, without the harness's position ids from
     the attention mask. Left padding then shifts a text's positions by its batch mates' lengths: the property fails.

@@ -96,12 +96,87 @@ def wordpiece_tokenizer(tmp_path_factory):
                                                          tokenizer_texts()))  # fmt: skip
 
 
-def test_expectation_files_are_refused_in_a_pair_profile(tmp_path):
-    """They hold one text per case: a pair model would be handed single texts and judged on them."""
+def _pair_expectations(tmp_path: Path, kind: str, body: str, suffix: str = ".csv", **entry: object):
+    """A pair profile naming one ``[[expectations]]`` file holding ``body``, read as a gate run reads it."""
+    from harness.expectations import load_expectations
+
     path = pair_profile(tmp_path, easy_pairs(30, 1), easy_pairs(5, 2, 100))
-    path.write_text(path.read_text() + '\n[[expectations]]\nfile = "cases.csv"\nkind = "mft"\n', encoding="utf-8")
-    with pytest.raises(ProfileError, match=r"\[\[expectations\]\] files hold single texts; .* none for pairs"):
-        load_profile(path)
+    (tmp_path / f"cases{suffix}").write_text(body, encoding="utf-8")
+    extra = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in entry.items())
+    path.write_text(path.read_text() + f'\n[[expectations]]\nfile = "cases{suffix}"\nkind = "{kind}"\n{extra}',
+                    encoding="utf-8")  # fmt: skip
+    profile = load_profile(path)
+    return load_expectations(profile, ["0", "1"])["cases"]
+
+
+def test_pair_expectation_files_hold_two_texts_per_example_and_rewrite_either_side(tmp_path):
+    from harness.expectations import Case
+
+    mft = _pair_expectations(tmp_path, "mft", "text,text_pair,label\nA man plays,A person plays,1\n")
+    assert mft.cases == (Case(1, ("A man plays", "A person plays"), label=1),)
+    inv = _pair_expectations(tmp_path, "inv", "text,text_pair,rewrite,rewrite_pair\na,b,a2,\nc,d,,d2\ne,f,e2,f2\n")
+    assert [c.rewrite for c in inv.cases] == [("a2", "b"), ("c", "d2"), ("e2", "f2")]  # a side left out stays
+    dir_ = _pair_expectations(tmp_path, "dir", "text,text_pair,rewrite_pair,label,direction\na,b,not b,0,up\n")
+    assert dir_.cases == (Case(1, ("a", "b"), ("a", "not b"), 0, "up", 0.0),)
+    lines = '{"text": "a", "text_pair": "b", "rewrites": [["a", "b!"], ["a?", "b"]]}\n'
+    listed = _pair_expectations(tmp_path, "inv", lines, ".jsonl")
+    assert [c.rewrite for c in listed.cases] == [("a", "b!"), ("a?", "b")]
+    both = _pair_expectations(tmp_path, "inv", "text,text_pair\nA man,plays\n", perturbation="upper_case")
+    assert both.cases[0].rewrite == ("A MAN", "PLAYS")  # a perturbation rewrites both sides, as the gates do
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "suffix", "message"),
+    [
+        ("mft", "text,label\na,1\n", ".csv",
+         r"missing column\(s\) \['text_pair'\]; found \['text', 'label'\]; a mft file has the columns text, text_pair, "
+         r"label \(a pair model: two texts per example\)"),
+        ("inv", "text,text_pair,rewrite,rewrite_pair\na,b,,\n", ".csv",
+         r"cases\.csv: row 1: no rewrite of either text \(rewrite for the first, rewrite_pair for the second\)"),
+        ("inv", '{"text": "a", "text_pair": "b", "rewrites": ["a b"]}\n', ".jsonl",
+         r"row 1: rewrites\[0\]: a pair's rewrite is a list of its two texts, got 'a b'"),
+        ("dir", "text,text_pair,label,direction\na,b,0,up\n", ".csv",
+         r"row 1: no rewrite of either text"),
+        ("mft", "text,text_pair,label\na,,1\n", ".csv", r"row 1: empty or missing text_pair"),
+    ],
+)  # fmt: skip
+def test_a_pair_expectation_row_without_its_second_text_or_rewrite_is_refused(tmp_path, kind, body, suffix, message):
+    with pytest.raises(DataError, match=message):
+        _pair_expectations(tmp_path, kind, body, suffix)
+
+
+def test_a_second_text_in_a_single_text_profile_is_refused_not_ignored(tmp_path):
+    from harness.expectations import Expectation, read_file
+
+    (tmp_path / "cases.csv").write_text("text,text_pair,label\na,b,0\n", encoding="utf-8")
+    entry = Expectation(file=str(tmp_path / "cases.csv"), kind="mft", name="cases")
+    with pytest.raises(DataError, match=r"row 1: has a text_pair, but the profile's \[data\] task is not \"pair\""):
+        read_file(entry, ["0", "1"], "Thanks.")
+    assert read_file(entry, ["0", "1"], "Thanks.", pairs=True).cases[0].text == ("a", "b")
+
+
+def test_a_pair_expectation_is_judged_on_the_pair_and_its_failure_names_both_texts(tmp_path):
+    """The model sees each pair as a pair (its logits are looked up by the two texts together): a rewrite of the
+    second text that flips the prediction fails an INV case, and the message shows the pair and its rewrite."""
+    import numpy as np
+
+    from harness.expectations import check
+
+    inv = _pair_expectations(tmp_path, "inv", "text,text_pair,rewrite_pair\nsame,same,other\nsame,x,y\n")
+    table = {("same", "same"): [0.0, 2.0], ("same", "other"): [2.0, 0.0], ("same", "x"): [2.0, 0.0],
+             ("same", "y"): [1.0, 0.0]}  # fmt: skip
+    seen = []
+
+    def logits_of(pairs):
+        seen.extend(pairs)
+        return np.array([table[tuple(p)] for p in pairs], dtype=np.float32)
+
+    gate = check(inv, logits_of, 0.95)
+    assert sorted(seen) == sorted(table) and gate.value == 0.5 and not gate.passed
+    assert (
+        gate.details[2] == "row 1: 'same ‖ same' -> 'same ‖ other': predicted 1 (p=0.8808), after the rewrite 0 "
+        "(p=0.8808)"
+    )
 
 
 def test_a_pair_read_back_from_json_is_still_a_pair():

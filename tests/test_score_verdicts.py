@@ -240,3 +240,19 @@ def test_a_regression_baseline_holds_scores_and_squared_errors_and_compares_pear
         0, abs=1e-9
     )
     assert flipped_examples(stored, scaled, texts, ["score"]) == []
+
+
+def test_the_pearson_comparison_draws_its_resamples_from_the_seed() -> None:
+    from harness.baseline import _per_example, compare_pearson, example_ids
+    from harness.profile import BaselineSection
+
+    truth = np.tile(TRUE, 5)
+    predicted = np.tile(PREDICTED, 5) + np.linspace(-0.2, 0.2, 40)
+    noisier = predicted + np.random.default_rng(0).normal(0, 0.4, 40)
+    texts = [f"pair {i}" for i in range(40)]
+    stored, ids = {"examples": {"validation": _per_example(texts, metrics(predicted, truth))}}, example_ids(texts)
+    cand = metrics(noisier, truth)
+    p0 = compare_pearson(stored, cand, ids, BaselineSection()).p_value
+    p3 = compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value
+    assert 1 / 2001 < p0 < 1 and p0 != p3
+    assert compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value == p3

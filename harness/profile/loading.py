@@ -127,8 +127,6 @@ def validate_profile(raw: dict[str, Any], profile_path: Path) -> Profile:
     if sections["data"]["task"] in ("multi_label", "regression") and expectations:
         problems.append(f"[[expectations]] files name one class per text; this version has none for [data] task = "
                         f"{sections['data']['task']!r}")  # fmt: skip
-    if sections["data"]["text_pair_column"] and expectations:
-        problems.append("[[expectations]] files hold single texts; this version has none for pairs of texts")
     if sections["data"]["labels"] is not None:  # else the data's labels are checked when it is loaded
         with contextlib.suppress(ProfileError):  # malformed labels are refused below, with their own message
             problems += label_problems(sections, _normalise_labels(sections["data"]["labels"], profile_path))

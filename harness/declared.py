@@ -270,14 +270,14 @@ ONNX_ACCURACY = _gate("onnx_accuracy", "onnx", ONNX, ("[gates] accuracy_min", *M
       "the bundle is not the model the gates passed, or ONNX changed its numbers; check parity",
       shown_failing_by=OTHER_MODEL_BUNDLE)  # fmt: skip
 ONNX_INT8_AGREEMENT, ONNX_INT8_ACCURACY_DROP = (
-      _gate(f"onnx_int8_{metric}", "onnx", ONNX, (f"[onnx] int8_{key}",), measures, f"{op} int8_{key}",
+      _gate(f"onnx_int8_{metric}", "onnx", ONNX, (f"[onnx] int8_{key}", *more), measures, f"{op} int8_{key}",
             "quantise per channel, keep sensitive layers in fp32, or ship fp32",
-            shown_failing_by=PLANTED_BUNDLE + "[int8]", tasks=LABELS)
-      for metric, key, op, measures in (
-          ("agreement", "agreement_min", ">=", "share of int8 labels (multi-label: label sets) equal to fp32's on "
-           "the gate split"),
-          ("accuracy_drop", "accuracy_drop_max", "<=", "fp32 minus int8 accuracy (multi-label: subset accuracy) on "
-           "the gate split")))  # fmt: skip
+            shown_failing_by=PLANTED_BUNDLE + "[int8]", tasks=ANY_TASK)
+      for metric, key, op, more, measures in (
+          ("agreement", "agreement_min", ">=", ("[behaviour] score_tolerance",), "share of int8 labels (multi-label: "
+           "label sets; a regression: scores within score_tolerance) equal to fp32's on the gate split"),
+          ("accuracy_drop", "accuracy_drop_max", "<=", (), "fp32 minus int8 accuracy (multi-label: subset accuracy; "
+           "a regression: Pearson correlation) on the gate split")))  # fmt: skip
 ONNX_TOKENIZER = _gate("onnx_tokenizer", "onnx", ONNX_GPU, (),
       "bundle tokenizer ids against the fine-tuned model's tokenizer",
       "differences <= 0", "rebuild the bundle from the fine-tuned model folder",

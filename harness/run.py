@@ -338,6 +338,7 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
         regression=run.data.regression, default_threshold=run.profile.training.threshold,
         thresholds=(lambda: run.thresholds or []) if run.data.multi_label else None,
+        score_tolerance=run.profile.behaviour.score_tolerance,
     )  # fmt: skip
     return OnnxStage(inputs)
 

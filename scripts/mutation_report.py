@@ -67,7 +67,7 @@ SCOPE: dict[str, list[str] | None] = {
         "_bootstrap_details",
         "_paired_gate",
     ],
-    "harness/onnx/perf.py": ["compare_int8", "int8_gates"],
+    "harness/onnx/perf.py": ["compare_int8", "compare_int8_scores", "int8_gates"],
     "harness/onnx/parity.py": [
         "parity_gates",
         "compare_on_texts",

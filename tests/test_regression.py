@@ -214,3 +214,31 @@ def test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model(scored, 
     assert x3["baseline_pearson"]["passed"] and x3["baseline_pearson"]["value"] == pytest.approx(0.0, abs=1e-5)
     assert not flipped["baseline_pearson"]["passed"] and flipped["baseline_pearson"]["value"] > 1.0, flipped
     assert found["flipped"][0].says("gate 'baseline_pearson' failed: Pearson drop vs baseline")
+
+
+def test_an_int8_file_of_another_model_fails_the_int8_score_gates(scored, cache, tmp_path):
+    """Planted: the bundle's int8 file quantised from the sign-flipped model (resealed, so every file check
+    passes): its scores are nowhere near fp32's and their correlation is reversed, so onnx_int8_agreement (scores
+    within score_tolerance) and onnx_int8_accuracy_drop (Pearson) fail, while fp32 parity passes."""
+    from harness.cli import main
+    from harness.onnx.bundle import INT8_FILE, export_bundle, open_bundle, write_manifest
+
+    trained = tmp_path / "trained"
+    assert main(["train", "--config", str(scored), "--cache", str(cache), "--output", str(trained)]) == 0
+    plain = _scaled_copy(trained / "model", tmp_path / "x1", 1.0)
+    flipped = _scaled_copy(trained / "model", tmp_path / "flipped", -1.0)
+    quiet = {"progress": lambda _: None}
+    bundle = export_bundle(plain, tmp_path / "bundle", ["score"], 64, **quiet).folder
+    other = export_bundle(flipped, tmp_path / "other", ["score"], 64, **quiet).folder
+    shutil.copy(other / INT8_FILE, bundle / INT8_FILE)
+    write_manifest(bundle, {k: v for k, v in open_bundle(bundle).manifest.items() if k != "files"})
+    report = tmp_path / "report"
+    outcome = run_suites(tmp_path / "run", ["test_onnx.py"], "--harness-config", str(scored), "--harness-cache",
+                         str(cache), "--harness-model", str(plain), "--harness-onnx-bundle", str(bundle),
+                         "--harness-report", str(report), "-q")  # fmt: skip
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.tail()
+    gates = gates_of(report)
+    assert not gates["onnx_int8_agreement"]["passed"] and gates["onnx_int8_agreement"]["value"] < 0.2, gates
+    assert not gates["onnx_int8_accuracy_drop"]["passed"] and gates["onnx_int8_accuracy_drop"]["value"] > 1.0
+    assert outcome.says("gate 'onnx_int8_agreement' failed: int8 scores within 0.5 of fp32"), outcome.tail()
+    assert gates["onnx[cpu]_logits"]["passed"], gates["onnx[cpu]_logits"]

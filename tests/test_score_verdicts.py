@@ -256,3 +256,29 @@ def test_the_pearson_comparison_draws_its_resamples_from_the_seed() -> None:
     p3 = compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value
     assert 1 / 2001 < p0 < 1 and p0 != p3
     assert compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value == p3
+
+
+# ---------------------------------------------------------------------------------------------- int8 of a regression
+
+
+def test_int8_scores_agree_within_the_tolerance_and_lose_no_correlation() -> None:
+    """Agreement counts scores within the tolerance of fp32's (a NaN never), the drop is in Pearson correlation
+    with the true scores; the gates name scores, not labels."""
+    from harness.onnx.perf import compare_int8_scores, int8_gates
+
+    fp32 = PREDICTED.reshape(-1, 1)
+    near = fp32 + np.array([0.0, 0.1, -0.25, 0.2, -0.1, 0.0, 0.3, np.nan]).reshape(-1, 1)
+    found = compare_int8_scores(fp32, near, TRUE.tolist(), 0.25)
+    assert found.n == 8 and found.agreement_with_fp32 == 6 / 8  # 0.3 is outside, NaN is never within
+    assert found.fp32_accuracy == pytest.approx(pearsonr(PREDICTED, TRUE)[0], abs=1e-12)
+    assert math.isnan(found.int8_accuracy) and math.isnan(found.accuracy_drop)
+    assert (found.measure, found.tolerance) == ("pearson", 0.25)
+    agreement, drop = int8_gates(found, "validation", 0.7, 0.02)
+    assert agreement.passed and agreement.metric == "int8 scores within 0.25 of fp32" and agreement.value == 0.75
+    assert not drop.passed and drop.metric == "fp32 Pearson - int8 Pearson"  # NaN never passes
+    assert drop.details[0].startswith(f"fp32 Pearson {found.fp32_accuracy:.4f}, int8 Pearson nan")
+    tripled = compare_int8_scores(fp32, fp32 * 3, TRUE.tolist(), 0.25)
+    assert tripled.accuracy_drop == pytest.approx(0.0, abs=1e-12) and tripled.agreement_with_fp32 == 0.0
+    flipped = compare_int8_scores(fp32, -fp32, TRUE.tolist(), 0.25)
+    assert flipped.accuracy_drop == pytest.approx(2 * found.fp32_accuracy, abs=1e-12)
+    assert compare_int8_scores(fp32, fp32, TRUE.tolist(), 0.0).agreement_with_fp32 == 1.0  # equal is within

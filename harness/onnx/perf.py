@@ -18,16 +18,22 @@ import numpy as np
 from harness.device import cpu_flags
 from harness.inference import encode, predicted_labels
 from harness.result import GateResult
+from harness.scores import pearson
 
 
 @dataclass
 class Int8Result:
+    """int8 against fp32: labels (a set, a score within ``tolerance``) that agree, and the quality each reaches
+    (``measure``: accuracy, a multi-label head's subset accuracy, or a regression's Pearson correlation)."""
+
     n: int
     agreement_with_fp32: float
     fp32_accuracy: float
     int8_accuracy: float
     accuracy_drop: float
     cpu_flags: list[str]
+    measure: str = "accuracy"
+    tolerance: float | None = None  # a regression: how far an int8 score may be from fp32's and still agree
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +50,20 @@ def compare_int8(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: list[
     return Int8Result(len(y), float((fp32_pred == int8_pred).mean()), fp32_acc, int8_acc, drop, cpu_flags())
 
 
+def compare_int8_scores(fp32_outputs: np.ndarray, int8_outputs: np.ndarray, truth: list[float],
+                        tolerance: float) -> Int8Result:  # fmt: skip
+    """A regression bundle's int8 scores against fp32 on the same texts: the share within ``tolerance`` of fp32's
+    (a non-finite score is never within), and each one's Pearson correlation with the true scores. Both are
+    needed: an int8 model whose scores are all off by a factor keeps its correlation."""
+    fp32, int8 = (np.asarray(o, dtype=np.float64).reshape(len(truth), -1)[:, 0] for o in (fp32_outputs, int8_outputs))
+    y = np.asarray(truth, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        within = np.abs(fp32 - int8) <= tolerance  # NaN compares False
+    fp32_r, int8_r = float(pearson(fp32, y)), float(pearson(int8, y))
+    return Int8Result(len(y), float(within.mean()), fp32_r, int8_r, fp32_r - int8_r, cpu_flags(), "pearson",
+                      tolerance)  # fmt: skip
+
+
 class Int8Gates(NamedTuple):
     agreement: GateResult
     accuracy_drop: GateResult
@@ -51,15 +71,18 @@ class Int8Gates(NamedTuple):
 
 def int8_gates(result: Int8Result, split: str, agreement_min: float, drop_max: float) -> Int8Gates:
     flags = f"cpu flags: {' '.join(result.cpu_flags) or 'none'}"
+    scores = result.measure == "pearson"
+    agreeing = f"int8 scores within {result.tolerance:g} of fp32" if scores else "int8 label agreement with fp32"
+    what = "Pearson" if scores else "accuracy"
     return Int8Gates(
         GateResult(
-            gate="onnx_int8_agreement", metric="int8 label agreement with fp32", split=split,
+            gate="onnx_int8_agreement", metric=agreeing, split=split,
             value=result.agreement_with_fp32, threshold=agreement_min, op=">=", n=result.n, details=[flags],
         ),
         GateResult(
-            gate="onnx_int8_accuracy_drop", metric="fp32 accuracy - int8 accuracy", split=split,
+            gate="onnx_int8_accuracy_drop", metric=f"fp32 {what} - int8 {what}", split=split,
             value=result.accuracy_drop, threshold=drop_max, n=result.n,
-            details=[f"fp32 accuracy {result.fp32_accuracy:.4f}, int8 accuracy {result.int8_accuracy:.4f}", flags],
+            details=[f"fp32 {what} {result.fp32_accuracy:.4f}, int8 {what} {result.int8_accuracy:.4f}", flags],
         ),
     )  # fmt: skip
 

@@ -83,6 +83,7 @@ class OnnxInputs:
     # a multi-label model's thresholds (thresholds.json beside it); the bundle's own decide its ONNX sets
     thresholds: Callable[[], list[float]] | None = None
     default_threshold: float = 0.5  # [training] threshold: for a bundle that records none
+    score_tolerance: float = 0.25  # [behaviour] score_tolerance: how far a regression's int8 score may move
 
 
 @dataclass
@@ -294,12 +295,17 @@ class OnnxStage:
     def int8(self) -> onnx_perf.Int8Result:
         labels, (decide, _), thresholds = self._decision(torch=False)  # both engines are the bundle: its thresholds
 
+        tolerance = self.inputs.score_tolerance
+
         def measure() -> dict[str, Any]:
             int8_logits = predict(self.runner("cpu", int8=True), self.tokenizer, self.texts)
+            if self.inputs.regression:
+                return onnx_perf.compare_int8_scores(self.fp32_logits, int8_logits, self.labels, tolerance).as_dict()
             return onnx_perf.compare_int8(self.fp32_logits, int8_logits, labels, decide).as_dict()
 
         with self.inputs.record.timed("onnx_int8"):
-            identity = self.identity(int8=True) | thresholds
+            identity = self.identity(int8=True) | thresholds | ({"score_tolerance": tolerance} if self.inputs.regression
+                                                               else {})  # fmt: skip
             result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", identity, measure))
         self.results.int8 = result.as_dict()
         return result

@@ -237,7 +237,7 @@ def _set_f1_gate(
     (example, label) counts for both models, so the drop's test is paired."""
     recorded, keep = _aligned(baseline, candidate.split, ids, "prediction")
     truth, now = candidate.labels[keep], candidate.predictions[keep]
-    before = np.asarray(recorded, dtype=bool).reshape(now.shape)
+    before = np.asarray(recorded) == 1  # stored as 0/1 per label
     f1_of = micro_f1_of if average == "micro" else macro_f1_of
     theirs, ours = counts(truth, before), counts(truth, now)
 

@@ -170,10 +170,11 @@ ECE = _gate("ece", "release", GPU, ("[gates] ece_max", *MODE),
       shown_failing_by=T_METRIC + "test_an_overconfident_model_fails_ece_while_the_model_itself_passes")  # fmt: skip
 PRECISION, RECALL, F1 = (
       _gate(metric, "release", GPU, (f"[gates.per_class] {metric}_min", "[gates.slices] per_class", *MODE),
-      f"a class's {measures} on the gate split, {interval} interval",
+      f"a class's {measures} on the gate split, {interval} interval (multi-label: each label's, at its threshold; "
+      "too small as a slice is where the interval is wider than [gates.slices] max_interval_width)",
       f">= {metric}_min (the class's)", f"the message names the classes {whom}; add training data that tells "
       "them apart, or check their labels", PER_CLASS_AND_SLICE,
-      shown_failing_by=LOST_CLASS)
+      shown_failing_by=LOST_CLASS, tasks=LABELS)
 for metric, measures, interval, whom in (
     ("precision", "precision (of the texts predicted as it)", "Wilson", "its false positives belong to"),
     ("recall", "recall (of its texts)", "Wilson", "its texts were predicted as"),

@@ -257,6 +257,8 @@ def _per_class(metric: str) -> Measure:
     def measure(run: HarnessRun, variant: str) -> GateResult:
         split, labels, cfg = run.gate_split, run.data.label_names, run.profile.gates
         floors, metrics = run.profile.per_class.floors(metric, labels), run.tuned_metrics[split]
+        if isinstance(metrics, set_metrics.LabelSetMetrics):
+            return _per_label_of_sets(run, metric, variant, floors[variant])
         label, piece = next((label, p) for p in [None, *_slices(run)] for label in floors
                             if variant == (f"{label}@{p.name}" if p else label))  # fmt: skip
         rows = piece.rows(run.data.splits[split]) if piece else np.arange(metrics.n)
@@ -268,6 +270,18 @@ def _per_class(metric: str) -> Measure:
         return slices.too_small(result, run.profile.slices, cfg.confidence_level, metric != "f1") if piece else result
 
     return measure
+
+
+def _per_label_of_sets(run: HarnessRun, metric: str, label: str, floor: float) -> GateResult:
+    """A multi-label head's label as the yes/no decision it is (at its threshold): its precision, recall or F1, too
+    small as a slice is where its interval is wider than ``[gates.slices] max_interval_width`` (a rare label)."""
+    split, cfg = run.gate_split, run.profile.gates
+    metrics, j = run.tuned_metrics[split], run.data.label_names.index(label)
+    decisions = gates.Examples(metrics.labels[:, j].astype(int), metrics.predictions[:, j].astype(int),
+                               [f"not {label}", label], "")  # fmt: skip
+    result = gates.check_per_class(metric, 1, decisions, floor, cfg.mode, cfg.confidence_level,
+                                   run.profile.training.seed, split, f"{metric}:{label}")  # fmt: skip
+    return slices.too_small(result, run.profile.slices, cfg.confidence_level, metric != "f1")
 
 
 def _slice(run: HarnessRun, name: str) -> GateResult:

@@ -255,3 +255,41 @@ def test_fitted_thresholds_are_fitted_on_train_held_out_from_training_and_saved_
     saved = json.loads((model / "thresholds.json").read_text())
     per_label = metrics["metrics"]["finetuned"]["validation"]["per_class"]
     assert saved["thresholds"] == [per_label[name]["threshold"] for name in saved["labels"]]
+
+
+def test_per_label_gates_judge_each_label_at_its_threshold_and_call_a_rare_one_too_small(sets, cache, tmp_path):
+    """[gates.per_class] floors apply to each label as the yes/no decision it is: the trained folder passes every
+    label's recall and precision; the same weights at thresholds 0.99 lose recall on every label (planted) and
+    fail it label by label; and with max_interval_width too narrow for 60 texts each label is called too small,
+    reported (too_small = "report"), never passed on an interval that wide."""
+    from harness.cli import main
+
+    trained = tmp_path / "trained"
+    assert main(["train", "--config", str(sets), "--cache", str(cache), "--output", str(trained)]) == 0
+    strict = tmp_path / "strict"
+    shutil.copytree(trained / "model", strict)
+    record = json.loads((strict / "thresholds.json").read_text())
+    (strict / "thresholds.json").write_text(json.dumps(record | {"thresholds": [0.99] * 3}))
+    floors = "\n[gates.per_class]\nrecall_min = 0.8\nprecision_min = 0.8\n"
+    narrow = floors + '\n[gates.slices]\nmax_interval_width = 0.05\ntoo_small = "report"\n'
+    found = {}
+    for name, folder, lines in (("good", trained / "model", floors), ("strict", strict, floors),
+                                ("narrow", trained / "model", narrow)):  # fmt: skip
+        profile = sets.with_name(f"per-label-{name}.toml")
+        profile.write_text(sets.read_text() + lines)
+        report = tmp_path / f"report-{name}"
+        outcome = run_suites(tmp_path / f"run-{name}", [RELEASE], "--harness-config", str(profile), "--harness-cache",
+                             str(cache), "--harness-model", str(folder), "--harness-report", str(report), "-q",
+                             "-k", "recall or precision")  # fmt: skip
+        found[name] = (outcome, gates_of(report))
+    labels = ("gut", "heart", "lung")
+    good, strict_gates, narrow_gates = (found[name][1] for name in ("good", "strict", "narrow"))
+    assert found["good"][0].ret == 0, found["good"][0].tail()
+    assert set(good) == {f"{m}:{label}" for m in ("recall", "precision") for label in labels}, good
+    assert found["strict"][0].ret == pytest.ExitCode.TESTS_FAILED, found["strict"][0].tail()
+    for label in labels:
+        assert not strict_gates[f"recall:{label}"]["passed"] and strict_gates[f"recall:{label}"]["value"] < 0.8
+    assert found["strict"][0].says("gate 'recall:heart' failed: recall of heart"), found["strict"][0].tail()
+    assert all(g["too_small"] == "report" for g in narrow_gates.values()), narrow_gates
+    assert all(g["details"][0].startswith("too small: its interval is") for g in narrow_gates.values())
+    assert found["narrow"][0].has("recall:heart *too small"), found["narrow"][0].tail()

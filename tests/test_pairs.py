@@ -8,6 +8,7 @@ The whole gate run on pairs, through the real suites, is in ``tests/test_archite
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,15 @@ def test_pair_expectation_files_hold_two_texts_per_example_and_rewrite_either_si
         ("dir", "text,text_pair,label,direction\na,b,0,up\n", ".csv",
          r"row 1: no rewrite of either text"),
         ("mft", "text,text_pair,label\na,,1\n", ".csv", r"row 1: empty or missing text_pair"),
+        ("inv", "text,text_pair,rewrite\na,b,  \n", ".csv", r"cases\.csv: row 1: empty or missing rewrite \('  '\)"),
+        ("dir", "text,text_pair,rewrite_pair,label,direction\na,b, ,0,up\n", ".csv",
+         r"cases\.csv: row 1: empty or missing rewrite_pair \(' '\)"),
+        ("inv", '{"text": "a", "text_pair": "b", "rewrites": [["a", "b", "c"]]}\n', ".jsonl",
+         r"row 1: rewrites\[0\]: a pair's rewrite is a list of its two texts, got \['a', 'b', 'c'\]"),
+        ("inv", '{"text": "a", "text_pair": "b", "rewrites": [[" ", "b"]]}\n', ".jsonl",
+         r"cases\.jsonl: row 1: rewrites\[0\]: empty or missing text \(' '\)"),
+        ("inv", '{"text": "a", "text_pair": "b", "rewrites": [["a", ""]]}\n', ".jsonl",
+         r"cases\.jsonl: row 1: rewrites\[0\]: empty or missing text \(''\)"),
     ],
 )  # fmt: skip
 def test_a_pair_expectation_row_without_its_second_text_or_rewrite_is_refused(tmp_path, kind, body, suffix, message):
@@ -150,9 +160,21 @@ def test_a_second_text_in_a_single_text_profile_is_refused_not_ignored(tmp_path)
 
     (tmp_path / "cases.csv").write_text("text,text_pair,label\na,b,0\n", encoding="utf-8")
     entry = Expectation(file=str(tmp_path / "cases.csv"), kind="mft", name="cases")
-    with pytest.raises(DataError, match=r"row 1: has a text_pair, but the profile's \[data\] task is not \"pair\""):
+    message = 'row 1: has a text_pair, but the profile\'s [data] task is not "pair": a second text would be ignored'
+    with pytest.raises(DataError, match=re.escape(message)):
         read_file(entry, ["0", "1"], "Thanks.")
     assert read_file(entry, ["0", "1"], "Thanks.", pairs=True).cases[0].text == ("a", "b")
+    (tmp_path / "cases.csv").write_text("text,text_pair,label\na,,0\n", encoding="utf-8")  # an empty column: none
+    assert read_file(entry, ["0", "1"], "Thanks.").cases[0].text == "a"
+    (tmp_path / "inv.csv").write_text("text\nA heart\n", encoding="utf-8")  # a perturbation needs the text alone
+    perturbed = Expectation(file=str(tmp_path / "inv.csv"), kind="inv", name="inv", perturbation="upper_case")
+    assert read_file(perturbed, ["0", "1"], "Thanks.").cases[0].rewrite == "A HEART"
+
+
+def test_a_pair_row_with_its_own_rewrite_under_a_perturbation_is_refused(tmp_path):
+    message = "row 1: has a rewrite_pair, but the profile rewrites every text by perturbation = 'upper_case'"
+    with pytest.raises(DataError, match=re.escape(message)):
+        _pair_expectations(tmp_path, "inv", "text,text_pair,rewrite_pair\na,b,c\n", perturbation="upper_case")
 
 
 def test_a_pair_expectation_is_judged_on_the_pair_and_its_failure_names_both_texts(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 
+from harness.result import GateResult
 from harness.scores import ScoreMetrics, check_correlation, check_score_uplift, pearson, score_metrics, spearman
 
 TRUE = np.array([1.0, 2.0, 2.0, 3.5, 4.0, 5.0, 4.5, 1.5])
@@ -228,8 +229,17 @@ def test_a_regression_baseline_holds_scores_and_squared_errors_and_compares_pear
     cfg = BaselineSection(pearson_drop_abs=0.05)
     scaled = metrics(predicted * 3, truth)
     same_r = compare_pearson(stored, scaled, ids, cfg)
-    assert same_r.gate == "baseline_pearson" and same_r.metric == "Pearson drop vs baseline"
-    assert same_r.value == pytest.approx(0.0, abs=1e-9) and same_r.passed and same_r.threshold == 0.05
+    r = float(pearson(predicted, truth))
+    assert same_r.value == pytest.approx(0.0, abs=1e-9)
+    assert same_r == GateResult(
+        gate="baseline_pearson", metric="Pearson drop vs baseline", split="validation", value=same_r.value,
+        threshold=0.05, op="<=", n=40, mode="paired", p_value=same_r.p_value, alpha=0.05,
+        details=[f"baseline Pearson {r:.4f} -> candidate {r:.4f} on 40 shared examples",
+                 f"paired bootstrap (one-sided, candidate worse) p = {same_r.p_value:.3g} (alpha 0.05)",
+                 "rule: fail only when the drop exceeds the allowance AND p < alpha"],
+    )  # fmt: skip
+    assert same_r.passed
+    assert compare_pearson(stored, scaled, ids, BaselineSection()).threshold == 0.0  # unset: no drop allowed
     assert not compare_loss(stored, scaled, ids, cfg).passed
     flipped = compare_pearson(stored, metrics(-predicted, truth), ids, cfg)
     assert flipped.value == pytest.approx(2 * pearsonr(predicted, truth)[0], abs=1e-9)
@@ -256,6 +266,10 @@ def test_the_pearson_comparison_draws_its_resamples_from_the_seed() -> None:
     p3 = compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value
     assert 1 / 2001 < p0 < 1 and p0 != p3
     assert compare_pearson(stored, cand, ids, BaselineSection(), seed=3).p_value == p3
+    # each resample's correlations are taken per resample (row), both models on the same rows
+    rows = np.random.default_rng(0).integers(0, 40, size=(2000, 40))
+    drops = [pearsonr(predicted[r], truth[r])[0] - pearsonr(noisier[r], truth[r])[0] for r in rows]
+    assert p0 == pytest.approx((np.sum(np.array(drops) <= 0) + 1) / 2001, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------- int8 of a regression

@@ -13,6 +13,7 @@ from sklearn.metrics import f1_score, hamming_loss
 
 from harness.errors import ModelSourceError
 from harness.gates import check_eval_loss
+from harness.result import GateResult
 from harness.set_metrics import (
     NO_SET,
     THRESHOLD_GRID,
@@ -178,7 +179,9 @@ def test_a_baseline_records_whole_sets_their_correctness_and_their_loss() -> Non
     metrics = label_set_metrics("validation", logits, truth.tolist(), NAMES, [0.5] * 4)
     record = _per_example([f"t{i}" for i in range(6)], metrics)
     assert record["label"] == truth.astype(int).tolist() and record["prediction"] == (logits >= 0).astype(int).tolist()
+    assert {type(v) for key in ("label", "prediction") for row in record[key] for v in row} == {int}  # 0/1, not 0.0
     assert record["correct"] == (truth == (logits >= 0)).all(axis=1).astype(int).tolist()
+    assert {type(v) for v in record["correct"]} == {int}
     assert record["loss"] == [round(float(x), 7) for x in binary_cross_entropy(logits, truth)]
     assert "confidence" not in record  # a set has no one confidence
 
@@ -192,11 +195,21 @@ def test_set_comparisons_with_a_baseline_are_paired_on_the_shared_texts_in_any_o
     shared = slice(0, 200)  # the candidate's unseen last text is left out of every comparison
     truth, now = strict.labels[shared], strict.predictions[shared]
     micro = compare_micro_f1(record, strict, ids, cfg)
-    assert micro.gate == "baseline_micro_f1" and micro.metric == "micro-F1 drop vs baseline" and micro.n == 200
-    assert micro.value == pytest.approx(base.micro_f1 - f1_score(truth, now, average="micro"), abs=1e-12)
-    assert micro.value > 0.1 and micro.p_value == 1 / 2001 and not micro.passed
+    now_f1 = f1_score(truth, now, average="micro")
+    assert micro.value == pytest.approx(base.micro_f1 - now_f1, abs=1e-12)
+    assert micro == GateResult(
+        gate="baseline_micro_f1", metric="micro-F1 drop vs baseline", split="validation", value=micro.value,
+        threshold=0.02, op="<=", n=200, mode="paired", p_value=1 / 2001, alpha=0.05,
+        details=[f"baseline micro-F1 {base.micro_f1:.4f} -> candidate {now_f1:.4f} on 200 shared examples",
+                 "paired bootstrap (one-sided, candidate worse) p = 0.0005 (alpha 0.05)",
+                 "rule: fail only when the drop exceeds the allowance AND p < alpha"],
+    )  # fmt: skip
+    assert micro.value > 0.1 and not micro.passed
+    assert compare_micro_f1(record, strict, ids, BaselineSection()).threshold == 0.0  # unset: no drop allowed
     macro = compare_macro_f1(record, strict, ids, cfg)
-    assert macro.gate == "baseline_macro_f1" and macro.threshold == 0.02
+    assert (
+        macro.gate == "baseline_macro_f1" and macro.threshold == 0.02 and macro.details[0].startswith("baseline macro")
+    )
     assert macro.value == pytest.approx(base.macro_f1 - f1_score(truth, now, average="macro", zero_division=0))
     assert not macro.passed
     subset = compare_accuracy(record, strict, ids, cfg)
@@ -242,3 +255,4 @@ def test_set_comparisons_draw_their_resamples_from_the_seed() -> None:
         p0, p3 = compare(record, nearer, ids, cfg).p_value, compare(record, nearer, ids, cfg, seed=3).p_value
         assert 1 / 2001 < p0 < 1 and p0 != p3, (compare, p0, p3)
         assert compare(record, nearer, ids, cfg, seed=3).p_value == p3
+        assert compare(record, nearer, ids, cfg, seed=0).p_value == p0  # the default seed is 0

@@ -585,6 +585,21 @@ def baseline_record(split: str = "validation") -> dict:
     }
 
 
+def test_a_baseline_records_classes_correctness_confidence_and_loss_per_example():
+    from harness.baseline import _per_example
+
+    metrics = SplitMetrics(
+        "validation", 3, 0.0, 0.0, 0.0, {}, [], labels=np.array([0, 1, 2]), predictions=np.array([0, 2, 2]),
+        losses=np.array([0.123456789, 1.5, 0.25]), confidence=np.array([0.9876543, 0.51, 0.7]),
+    )  # fmt: skip
+    record = _per_example(["a", "b", "c"], metrics)
+    assert record == {
+        "ids": example_ids(["a", "b", "c"]), "label": [0, 1, 2], "prediction": [0, 2, 2],
+        "loss": [0.1234568, 1.5, 0.25], "correct": [1, 0, 1], "confidence": [0.98765, 0.51, 0.7],
+    }  # fmt: skip
+    assert {type(v) for key in ("label", "prediction", "correct") for v in record[key]} == {int}
+
+
 def test_aligned_matches_examples_by_id_in_candidate_order():
     values, keep = _aligned(baseline_record(), "validation", ["x", "d", "b", "a", "y"], "loss")
     assert values.tolist() == [0.3, 0.9, 0.1]

@@ -204,9 +204,10 @@ LABEL_SET_ONLY = (("data", "label_separator"), ("data", "label_columns"), ("data
                   ("training", "threshold"), ("training", "thresholds"), ("training", "threshold_fraction"),
                   ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
                   ("gates", "hamming_loss_max"), ("gates.baseline", "micro_f1_drop_abs"))  # fmt: skip
-NOT_FOR_SETS = tuple(
-    key for key in CLASS_ONLY if key not in (("gates", "macro_f1_min"), ("gates.baseline", "macro_f1_drop_abs"))
-)
+FOR_SETS_TOO = (("gates", "macro_f1_min"), ("gates.baseline", "macro_f1_drop_abs"),
+                ("gates.per_class", "precision_min"), ("gates.per_class", "recall_min"),
+                ("gates.per_class", "f1_min"))  # fmt: skip
+NOT_FOR_SETS = tuple(key for key in CLASS_ONLY if key not in FOR_SETS_TOO)
 
 
 def _multi_label_problems(sections: dict[str, dict[str, Any]]) -> list[str]:

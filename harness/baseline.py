@@ -260,8 +260,8 @@ def compare_pearson(
     before, keep = _aligned(baseline, candidate.split, ids, "prediction")
     truth, now = candidate.labels[keep], candidate.predictions[keep]
 
-    def drop(y: np.ndarray, b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
-        return pearson(b, y, axis) - pearson(c, y, axis)  # NaN (no correlation measured) counts as a drop
+    def drop(y: np.ndarray, b: np.ndarray, c: np.ndarray, **_: Any) -> np.ndarray:
+        return pearson(b, y) - pearson(c, y)  # per resample (row); NaN (no correlation measured) counts as a drop
 
     base_r, cand_r = float(pearson(before, truth)), float(pearson(now, truth))
     p = paired_bootstrap_drop((truth, before, now), drop, seed)

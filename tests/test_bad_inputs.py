@@ -262,6 +262,13 @@ def _stars(case: Case) -> None:
     write_csv(case.validation, [(text, str(label + 1)) for text, label in GOOD_VALIDATION])
 
 
+def _pair_data(case: Case) -> None:
+    """A good ``task = "pair"`` profile: second texts in column ``b``."""
+    case.add("data", 'task = "pair"\ntext_pair_column = "b"')
+    case.write_train("text,b,label\nlung cough,wheeze,1\nheart murmur,angina,0\nbowel pain,vomit,2\n")
+    case.validation.write_text("text,b,label\nseen today,sputum,1\nchest,troponin,0\nliver,colon,2\n")
+
+
 def _expectations(name: str, kind: str, content: str | None, extra: str = "") -> Callable[[Case], None]:
     """An ``[[expectations]]`` entry for ``name`` (written with ``content``; None: no file) appended to the profile."""
 
@@ -643,6 +650,17 @@ CATALOGUE: list[Row] = [
         lambda c: (c.add("data", 'labels = ["1", "2", "3"]'), _stars(c),
                    _expectations("mft.csv", "mft", "text,label\nheart murmur,3\nmild cough,0\n")(c)),
         r"mft\.csv: row 2: label '0' is not a class name; the class names are numbers", "row"),
+    Row("expectations-pair-without-second-text", "expectations", "an MFT file without text_pair in a pair profile",
+        lambda c: (_pair_data(c), _expectations("mft.csv", "mft", "text,label\nheart,0\n")(c)),
+        r"mft\.csv: missing column\(s\) \['text_pair'\]; found \['text', 'label'\]; a mft file has the columns "
+        r"text, text_pair, label \(a pair model: two texts per example\)", "file"),
+    Row("expectations-pair-no-rewrite", "expectations", "a pair INV row that rewrites neither text",
+        lambda c: (_pair_data(c), _expectations("inv.csv", "inv", "text,text_pair,rewrite\nheart,angina,\n")(c)),
+        r"inv\.csv: row 1: no rewrite of either text \(rewrite for the first, rewrite_pair for the second\)", "row"),
+    Row("expectations-second-text-single", "expectations", "a text_pair column in a single-text profile's file",
+        _expectations("mft.csv", "mft", "text,text_pair,label\nheart,angina,0\n"),
+        r'mft\.csv: row 1: has a text_pair, but the profile\'s \[data\] task is not "pair": a second text would be '
+        r"ignored", "row"),
     # baselines (--harness-baseline)
     Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
         _baseline_sharing_nothing,

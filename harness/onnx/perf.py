@@ -55,12 +55,10 @@ def compare_int8_scores(fp32_outputs: np.ndarray, int8_outputs: np.ndarray, trut
     """A regression bundle's int8 scores against fp32 on the same texts: the share within ``tolerance`` of fp32's
     (a non-finite score is never within), and each one's Pearson correlation with the true scores. Both are
     needed: an int8 model whose scores are all off by a factor keeps its correlation."""
-    fp32, int8 = (np.asarray(o, dtype=np.float64).reshape(len(truth), -1)[:, 0] for o in (fp32_outputs, int8_outputs))
-    y = np.asarray(truth, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        within = np.abs(fp32 - int8) <= tolerance  # NaN compares False
-    fp32_r, int8_r = float(pearson(fp32, y)), float(pearson(int8, y))
-    return Int8Result(len(y), float(within.mean()), fp32_r, int8_r, fp32_r - int8_r, cpu_flags(), "pearson",
+    fp32, int8 = np.asarray(fp32_outputs)[:, 0], np.asarray(int8_outputs)[:, 0]  # (n, 1): the one output
+    within = np.abs(fp32 - int8) <= tolerance  # NaN compares False
+    fp32_r, int8_r = float(pearson(fp32, truth)), float(pearson(int8, truth))
+    return Int8Result(len(truth), float(within.mean()), fp32_r, int8_r, fp32_r - int8_r, cpu_flags(), "pearson",
                       tolerance)  # fmt: skip
 
 

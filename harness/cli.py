@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,11 @@ from typing import Any, TypeVar
 from harness.errors import EXIT_USAGE, HarnessError
 
 T = TypeVar("T")
+GATING = (
+    "The gates themselves run in pytest: `pytest --pyargs harness.suites -m gpu --harness-config PROFILE` (the "
+    "release run, on a GPU or a CPU), with --harness-model DIR to gate a model trained elsewhere and "
+    "--harness-onnx-bundle DIR to validate an ONNX export; `pytest --help` lists every --harness-* option."
+)
 
 
 def _command(commands: Any, name: str, text: str, cache: str = "fine-tune cache folder") -> argparse.ArgumentParser:
@@ -28,12 +34,13 @@ def _command(commands: Any, name: str, text: str, cache: str = "fine-tune cache 
     parser = commands.add_parser(name, help=text)
     parser.add_argument("--config", required=True, help="TOML profile, or `demo` for the packaged demo profile "
                         "(required: no profile is assumed, as in the gate suites)")  # fmt: skip
-    parser.add_argument("--cache", default=".harness_cache", help=cache)
+    parser.add_argument("--cache", default=os.environ.get("HARNESS_CACHE_DIR") or ".harness_cache",
+                        help=f"{cache} (default: $HARNESS_CACHE_DIR, else .harness_cache)")  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0], epilog=GATING)
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     train = _command(commands, "train", "fine-tune as the gate fixture does and write the model folder")
@@ -150,6 +157,7 @@ def _check(args: argparse.Namespace) -> int:
     run.validate_inputs()
     metrics = build_metrics(run.record)
     found = {key: metrics[key] for key in ("profile", "data", "model", "tokenization", "baseline", "onnx", "device")}
+    found["cache"] = str(run.cache_dir)  # where a gate run with this cache would find and keep its fine-tunes
     if args.json:
         print(json.dumps(found, indent=2, default=str))
         return 0
@@ -164,6 +172,7 @@ def _check(args: argparse.Namespace) -> int:
     pinned = f" at revision {model['revision']} (commit {model['commit']})" if model["revision"] else ""
     print(f"  model: {model['base']}{pinned} (weights sha256 {model['base_weights_sha256']})")
     print(f"  max_length: {run.max_length}" + (" (auto)" if run.record.max_length_choice else ""))
+    print(f"  cache: {run.cache_dir}")
     if found["model"]["finetuned_content"]:
         print(f"  trained model: {run.model_dir} (content {found['model']['finetuned_content']})")
     if found["baseline"]:
@@ -203,12 +212,12 @@ def _init(args: argparse.Namespace) -> int:
     from harness.starter import init
 
     folder = Path(args.folder)
-    for path, written in init(folder, args.task):
-        print(f"{'wrote' if written else 'kept (exists)'} {path}")
+    for path, outcome in init(folder, args.task):
+        print(f"{outcome} {path}")
     if args.task != "single_label":
         print(f"next: put your data in {folder / 'data'} as {folder / 'data' / 'FORMAT.md'} shows, then "
               f"cd {folder} && harness check --config harness.toml")  # fmt: skip
-    print(f"then: cd {folder} && pytest --pyargs harness.suites -m gpu   (add .harness_cache/ and out/ to .gitignore)")
+    print(f"then: cd {folder} && pytest --pyargs harness.suites -m gpu   (the gates run in pytest)")
     return 0
 
 

@@ -13,6 +13,7 @@ the files it reads; ``harness check`` names what is missing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from importlib import resources
@@ -110,9 +111,9 @@ jobs:
 """
 
 
-def init(folder: Path, task: str = "single_label") -> list[tuple[Path, bool]]:
-    """Write the starter files for ``task`` into ``folder``; returns (path, written) for each, False where it
-    existed."""
+def init(folder: Path, task: str = "single_label") -> list[tuple[Path, str]]:
+    """Write the starter files for ``task`` into ``folder``; returns (path, what was done) for each: "wrote",
+    "kept (exists)", or "added to" (the harness settings in the pytest configuration found, entries in .gitignore)."""
     folder.mkdir(parents=True, exist_ok=True)
     outcomes = [_write(folder / PROFILE, starter_profile(task))]
     if task == "single_label":
@@ -121,10 +122,8 @@ def init(folder: Path, task: str = "single_label") -> list[tuple[Path, bool]]:
             outcomes.append(_copy(Path(str(embedded / name)), folder / "data" / name))
     else:
         outcomes.append(_write(folder / FORMAT_FILE, format_text(task)))
-    if _pytest_config(folder) is None:
-        ini = "[pytest]\n# harness options (pytest --help, group 'harness'); the command line wins\n"
-        ini += f"harness_config = {PROFILE}\nharness_report = out/harness\n"
-        outcomes.append(_write(folder / "pytest.ini", ini))
+    outcomes.append(_configure_pytest(folder))
+    outcomes.append(_ignore(folder / ".gitignore", IGNORED))
     outcomes.append(_write(folder / CI_JOB, CI_TEXT))
     load_profile(folder / PROFILE)  # what was written (or kept) must be a valid profile
     return outcomes
@@ -213,6 +212,50 @@ def toml_value(value: Any) -> str:
     raise TypeError(f"no TOML literal for {value!r}")
 
 
+WROTE, KEPT, ADDED = "wrote", "kept (exists)", "added to"
+IGNORED = (".harness_cache/", "out/")  # the harness cache (models, exports) and the reports: never committed
+SETTINGS = {"harness_config": PROFILE, "harness_report": "out/harness"}
+COMMENT = "# harness options (pytest --help, group 'harness'); the command line wins"
+
+
+def _configure_pytest(folder: Path) -> tuple[Path, str]:
+    """Name the profile where pytest reads its configuration: a new ``pytest.ini`` where the folder has none, else
+    the harness settings added to the file pytest reads (a second file would shadow it), keys it already has kept."""
+    config = _pytest_config(folder)
+    if config is None:
+        lines = "".join(f"{key} = {value}\n" for key, value in SETTINGS.items())
+        return _write(folder / "pytest.ini", f"[pytest]\n{COMMENT}\n{lines}")
+    text = config.read_text(encoding="utf-8")
+    toml = config.name == "pyproject.toml"
+    header = {"pyproject.toml": "[tool.pytest.ini_options]", "setup.cfg": "[tool:pytest]"}.get(config.name, "")
+    header = header or ("[pytest]" if "[pytest]" in text else "")
+    missing = {k: v for k, v in SETTINGS.items() if not re.search(rf"(?m)^\s*{k}\s*=", text)}
+    if not missing or not header:
+        return config, KEPT
+    added = "".join(f"{k} = {json.dumps(v) if toml else v}\n" for k, v in missing.items())
+    at = text.index(header) + len(header)
+    at = text.index("\n", at) + 1 if "\n" in text[at:] else len(text)
+    updated = text[:at] + ("" if text[:at].endswith("\n") else "\n") + f"{COMMENT}\n{added}" + text[at:]
+    if toml:
+        tomllib.loads(updated)  # what is written stays valid TOML
+    config.write_text(updated, encoding="utf-8")
+    return config, ADDED
+
+
+def _ignore(path: Path, entries: tuple[str, ...]) -> tuple[Path, str]:
+    """Add the entries ``path`` (a .gitignore) does not list yet; returns whether it was written."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    listed = {line.strip() for line in text.splitlines()}
+    missing = [entry for entry in entries if entry not in listed and entry.rstrip("/") not in listed]
+    if not missing:
+        return path, KEPT
+    existed = path.exists()
+    lead = "" if not text or text.endswith("\n") else "\n"
+    path.write_text(text + lead + "# harness: the cache of fine-tunes and exports, and the reports\n"
+                    + "".join(f"{entry}\n" for entry in missing), encoding="utf-8")  # fmt: skip
+    return path, ADDED if existed else WROTE
+
+
 def _pytest_config(folder: Path) -> Path | None:
     """The file pytest would read its configuration from in ``folder``, if any (pytest's own order)."""
     checks = {
@@ -229,19 +272,19 @@ def _pytest_config(folder: Path) -> Path | None:
     return None
 
 
-def _write(path: Path, text: str) -> tuple[Path, bool]:
+def _write(path: Path, text: str) -> tuple[Path, str]:
     if path.exists():
-        return path, False
+        return path, KEPT
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8") as handle:  # "x": never replaces a file created meanwhile
         handle.write(text)
-    return path, True
+    return path, WROTE
 
 
-def _copy(source: Path, target: Path) -> tuple[Path, bool]:
+def _copy(source: Path, target: Path) -> tuple[Path, str]:
     if target.exists():
-        return target, False
+        return target, KEPT
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(source, "rb") as reader, open(target, "xb") as writer:
         shutil.copyfileobj(reader, writer)
-    return target, True
+    return target, WROTE

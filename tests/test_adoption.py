@@ -19,7 +19,7 @@ from harness.starter import starter_profile
 def test_init_writes_a_valid_commented_profile_data_ini_and_ci_job(tmp_path, capsys):
     assert main(["init", str(tmp_path)]) == 0
     written = {line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")}
-    expected = ["harness.toml", "pytest.ini", "ci/harness-release-gate.yml"]
+    expected = ["harness.toml", "pytest.ini", ".gitignore", "ci/harness-release-gate.yml"]
     expected += [f"data/{name}" for name in ("train.csv", "validation.csv", "test.csv", "labels.json")]
     assert written == {str(tmp_path / name) for name in expected}
     profile = load_profile(tmp_path / "harness.toml")
@@ -31,6 +31,7 @@ def test_init_writes_a_valid_commented_profile_data_ini_and_ci_job(tmp_path, cap
         for key, spec in keys.items():
             assert f"# {key}: {spec.describe()}" in text, key
     assert "harness_config = harness.toml" in (tmp_path / "pytest.ini").read_text()
+    assert (tmp_path / ".gitignore").read_text().splitlines()[1:] == [".harness_cache/", "out/"]
 
 
 def test_the_ci_job_caches_the_folder_its_gate_run_uses_and_shows_the_three_ways_in(tmp_path):
@@ -46,17 +47,42 @@ def test_the_ci_job_caches_the_folder_its_gate_run_uses_and_shows_the_three_ways
     assert "--harness-model path/to/model" in text and "--harness-onnx-bundle path/to/export" in text
 
 
-def test_init_never_overwrites_and_leaves_an_existing_pytest_configuration_alone(tmp_path, capsys):
+def test_init_never_overwrites_and_adds_to_the_pytest_configuration_and_gitignore_it_finds(tmp_path, capsys):
+    """A repository that configures pytest in pyproject.toml gets the harness settings added there (a pytest.ini
+    would shadow it), keys it already sets kept; its .gitignore gets the cache and the reports; pytest then reads
+    the profile from pyproject.toml. A second init changes nothing."""
     (tmp_path / "harness.toml").write_text(starter_profile().replace("seed = 42", "seed = 7"))
-    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-q"\n')
-    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "team"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n'
+        'harness_report = "reports/gate"\n\n[tool.ruff]\nline-length = 100\n'
+    )
+    (tmp_path / ".gitignore").write_text("__pycache__/\nout")
+    profile = (tmp_path / "harness.toml").read_bytes()
     assert main(["init", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"kept (exists) {tmp_path / 'harness.toml'}" in out
-    assert not (tmp_path / "pytest.ini").exists()  # it would shadow [tool.pytest.ini_options]
-    assert {p: p.read_bytes() for p in before} == before
+    assert f"kept (exists) {tmp_path / 'harness.toml'}" in out and (tmp_path / "harness.toml").read_bytes() == profile
+    assert f"added to {tmp_path / 'pyproject.toml'}" in out and f"added to {tmp_path / '.gitignore'}" in out
+    assert not (tmp_path / "pytest.ini").exists()
+    import tomllib
+
+    pyproject = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert pyproject["tool"]["pytest"]["ini_options"] == {"addopts": "-q", "harness_config": "harness.toml",
+                                                          "harness_report": "reports/gate"}  # fmt: skip
+    assert pyproject["tool"]["ruff"] == {"line-length": 100} and pyproject["project"] == {"name": "team"}
+    assert (tmp_path / ".gitignore").read_text().splitlines() == [
+        "__pycache__/",
+        "out",
+        "# harness: the cache of fine-tunes and exports, and the reports",
+        ".harness_cache/",
+    ]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert main(["init", str(tmp_path)]) == 0
-    assert "wrote" not in capsys.readouterr().out
+    assert "wrote" not in (again := capsys.readouterr().out) and "added to" not in again
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    env = os.environ | {"CI": ""}
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "harness.suites", "--collect-only", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert f"harness: profile {tmp_path / 'harness.toml'}" in listed.stdout, listed.stdout[-2000:] + listed.stderr
 
 
 def test_init_refuses_to_leave_an_invalid_profile_unnoticed(tmp_path, capsys):
@@ -88,6 +114,17 @@ def test_init_for_another_head_sets_up_its_task_and_its_format_example_reads(tas
     shown = {"pair": "labels: contradiction, entailment", "multi_label": "labels: anger, joy, surprise (a set",
              "regression": "score: score (one number per example)"}  # fmt: skip
     assert shown[task] in capsys.readouterr().out
+
+
+def test_the_cli_takes_its_cache_from_the_environment_as_the_suites_do_and_says_where_gating_happens(
+    tmp_path, monkeypatch, capsys
+):  # fmt: skip
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "shared-cache"))
+    assert main(["check", "--config", "demo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cache"] == str(tmp_path / "shared-cache")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "The gates themselves run in pytest: `pytest --pyargs harness.suites -m gpu" in capsys.readouterr().out
 
 
 def test_version(capsys):

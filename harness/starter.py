@@ -158,7 +158,7 @@ def starter_profile(task: str = "single_label") -> str:
             lines.append(_assignment(key, spec, values))
     for name, specs in ARRAY_SCHEMA.items():  # arrays of tables: none by default, so every line is commented
         doc = (ARRAYS[name][1].__doc__ or "").strip().splitlines()[0].split(": ", 1)[-1]
-        lines += ["", f"# [[{name}]]   (one table per entry)", f"# {doc}"]
+        lines += ["", f"# [[{name}]]  # one table per entry", f"# {doc}"]
         for key, spec in specs.items():
             line = _assignment(key, spec, {})
             lines += [f"# {key}: {spec.describe()}", line if line.startswith("#") else f"# {line}"]
@@ -193,8 +193,23 @@ def _assignment(key: str, spec: Field, values: dict[str, Any]) -> str:
     if spec.required:
         return f'{key} = ""  # required'
     if spec.default is None or spec.default == ():
-        return f"# {key} =   (not set)"
+        return f"# {key} = {_placeholder(spec)}  # not set by default"
     return f"# {key} = {toml_value(spec.default)}"
+
+
+def _placeholder(spec: Field) -> str:
+    """A value of the key's type for a key unset by default, so the commented line is valid TOML when uncommented
+    (the value is the shape to fill in, e.g. ``[]`` or ``""``; ``harness check`` then judges it)."""
+    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+    if spec.item is not None or list in kinds or tuple in kinds:
+        return "[]"
+    if str in kinds:
+        return '""'
+    if dict in kinds:
+        return "{}"
+    if bool in kinds:
+        return "false"
+    return repr(spec.low if spec.low is not None else 0)
 
 
 def toml_value(value: Any) -> str:

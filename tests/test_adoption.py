@@ -193,3 +193,17 @@ def test_seeds_with_no_applicable_gate_is_refused_never_reported_passed(make_pro
     assert code == 4, captured.out
     assert "seed 1: no gate of the suites baseline applies to" in captured.err + captured.out
     assert "every gate passed" not in captured.out and not (tmp_path / "seeds" / "seeds.json").exists()
+
+
+@pytest.mark.parametrize("task", ["single_label", "pair", "multi_label", "regression"])
+def test_uncommenting_any_setting_of_the_starter_profile_keeps_it_valid_toml(task):
+    """Each commented-out setting or table header, uncommented alone, leaves a file TOML reads (what the value
+    means is `harness check`'s to judge): no `(not set)` left in a value."""
+    import re
+    import tomllib
+
+    lines = starter_profile(task).splitlines()
+    settings = [i for i, line in enumerate(lines) if re.match(r"# (\[\[?[\w.]+\]\]?|\w+ = )", line)]
+    assert len(settings) > 60, len(settings)
+    for i in settings:
+        tomllib.loads("\n".join([*lines[:i], lines[i][2:], *lines[i + 1 :]]))

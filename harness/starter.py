@@ -26,6 +26,7 @@ PROFILE = "harness.toml"
 DATA_FILES = ("train.csv", "validation.csv", "test.csv", "labels.json")
 CI_JOB = "ci/harness-release-gate.yml"
 FORMAT_FILE = "data/FORMAT.md"
+SCHEMA_FILE = "harness.schema.json"  # the profile's JSON Schema, for editors (taplo reads the #:schema line)
 TASKS = ("single_label", "pair", "multi_label", "regression")
 CLASS_GATES = {"accuracy_min": 0.85, "eval_loss_max": 0.5, "uplift_min": 0.10}
 # per task: the [data] settings and release bars its starter profile sets (the bars of this repository's real-data
@@ -116,6 +117,7 @@ def init(folder: Path, task: str = "single_label") -> list[tuple[Path, str]]:
     "kept (exists)", or "added to" (the harness settings in the pytest configuration found, entries in .gitignore)."""
     folder.mkdir(parents=True, exist_ok=True)
     outcomes = [_write(folder / PROFILE, starter_profile(task))]
+    outcomes.append(_copy(Path(str(resources.files("harness.profile") / "profile.schema.json")), folder / SCHEMA_FILE))
     if task == "single_label":
         embedded = resources.files("harness.embedded")
         for name in DATA_FILES:
@@ -150,6 +152,7 @@ def starter_profile(task: str = "single_label") -> str:
             "# format: data/FORMAT.md) and choose [model] and the [gates] bars (`harness seeds` measures the margins).",
             "# Every key is listed: commented lines show the default. Check it: `harness check --config harness.toml`.",
         ]
+    lines.insert(0, f"#:schema ./{SCHEMA_FILE}")  # editors that read JSON Schema for TOML (taplo) check keys with it
     for name in SCHEMA:
         values = _section_values(chosen, name)
         lines += ["", f"[{name}]", f"# {_section_doc(name)}"]

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from harness.starter import starter_profile
 def test_init_writes_a_valid_commented_profile_data_ini_and_ci_job(tmp_path, capsys):
     assert main(["init", str(tmp_path)]) == 0
     written = {line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")}
-    expected = ["harness.toml", "pytest.ini", ".gitignore", "ci/harness-release-gate.yml"]
+    expected = ["harness.toml", "harness.schema.json", "pytest.ini", ".gitignore", "ci/harness-release-gate.yml"]
     expected += [f"data/{name}" for name in ("train.csv", "validation.csv", "test.csv", "labels.json")]
     assert written == {str(tmp_path / name) for name in expected}
     profile = load_profile(tmp_path / "harness.toml")
@@ -207,3 +208,66 @@ def test_uncommenting_any_setting_of_the_starter_profile_keeps_it_valid_toml(tas
     assert len(settings) > 60, len(settings)
     for i in settings:
         tomllib.loads("\n".join([*lines[:i], lines[i][2:], *lines[i + 1 :]]))
+
+
+def test_the_packaged_json_schema_is_the_one_generated_from_the_profile_schema():
+    """profile.schema.json ships in the package; it must be what SCHEMA says now (regenerate:
+    python -m harness.profile.json_schema)."""
+    import jsonschema
+
+    from harness.profile.json_schema import PACKAGED, profile_json_schema, schema_text
+
+    assert PACKAGED.read_text(encoding="utf-8") == schema_text(), "regenerate: python -m harness.profile.json_schema"
+    jsonschema.Draft202012Validator.check_schema(profile_json_schema())
+    for name, keys in SCHEMA.items():  # every section, [gates.baseline] nested in [gates] as TOML reads it
+        node = profile_json_schema()
+        for part in name.split("."):
+            node = node["properties"][part]
+        tables = {n.split(".")[1] for n in SCHEMA if n.startswith(f"{name}.")}
+        assert set(node["properties"]) == set(keys) | tables and node["additionalProperties"] is False, name
+
+
+@pytest.mark.parametrize("task", ["single_label", "pair", "multi_label", "regression"])
+def test_the_starter_profile_names_its_schema_and_validates_against_it(task, tmp_path, capsys):
+    import tomllib
+
+    import jsonschema
+
+    assert main(["init", str(tmp_path), "--task", task]) == 0
+    text = (tmp_path / "harness.toml").read_text()
+    assert text.splitlines()[0] == "#:schema ./harness.schema.json"  # taplo's directive: the file beside it
+    schema = json.loads((tmp_path / "harness.schema.json").read_text())
+    jsonschema.validate(tomllib.loads(text), schema)
+
+
+@pytest.mark.parametrize(
+    ("lines", "schema_says", "loader_says"),
+    [
+        ("[training]\nepochs = 40\n", "40 is greater than the maximum of 9", "epochs = 40: must be an integer in 1..9"),
+        ("[data]\ntaks = 'pair'\n", "'taks' was unexpected", "unknown key [data] taks (did you mean 'task'?)"),
+        ("[gates.baseline]\nalpha = 0.9\n", "0.9 is greater than the maximum of 0.5", "alpha = 0.9"),
+        ("[[expectations]]\nfile = 'a.csv'\nkind = 'mtf'\n", "'mtf' is not one of ['mft', 'inv', 'dir']", "'mtf'"),
+        ("[training]\nmax_length = 'long'\n", "'long' is not valid", "max_length"),
+    ],
+)  # fmt: skip
+def test_what_the_schema_flags_in_an_editor_the_loader_refuses(tmp_path, lines, schema_says, loader_says):
+    """Planted: a typo, an out-of-range number, a wrong choice. The editor's schema and the harness's loader refuse
+    the same profile, so an editor showing no error does not hide one the run would stop on."""
+    import tomllib
+
+    import jsonschema
+
+    from harness.errors import ProfileError
+    from harness.profile.json_schema import profile_json_schema
+
+    base = "[model]\nname_or_path = 'x'\n[data]\ntrain = 't.csv'\nvalidation = 'v.csv'\n"
+    text = (
+        base.replace("[data]\n", "[data]\n" + lines.split("\n", 1)[1]) if lines.startswith("[data]") else base + lines
+    )
+    errors = [
+        e.message for e in jsonschema.Draft202012Validator(profile_json_schema()).iter_errors(tomllib.loads(text))
+    ]
+    assert any(schema_says in m for m in errors), errors
+    (tmp_path / "profile.toml").write_text(text)
+    with pytest.raises(ProfileError, match=re.escape(loader_says)):
+        load_profile(tmp_path / "profile.toml")

@@ -56,7 +56,10 @@ OPTIONS = (
 )  # fmt: skip
 
 MARKERS = {
-    "gpu": "fine-tuning and model compute; runs on the CPU when no GPU is present",
+    "gpu": "the checks that run the model (fine-tune, evaluation, behaviour, ONNX parity): the mission's "
+    "`pytest suites/ -m gpu`, on the GPU when there is one, else on the CPU",
+    "release": "every check a release needs: each suite's gates and properties, all but the slow learning curve "
+    "(what .ci/run and the CI job `harness init` writes select)",
     "onnx": "ONNX export and ONNX Runtime parity",
     "tokenization": "hypothesis properties of the tokenizer",
     "behaviour": "hypothesis properties of the model's behaviour",

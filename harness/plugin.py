@@ -65,7 +65,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def harness_property(name: str) -> pytest.MarkDecorator:
     """Mark a suite test as the declared property ``name``, with the registry's markers and the harness's
     hypothesis settings (applied to the test; the global profile is never switched)."""
-    marks = [pytest.mark.harness_property(name), *(getattr(pytest.mark, m) for m in registry.BY_NAME[name].markers)]
+    marks = [pytest.mark.harness_property(name), *(getattr(pytest.mark, m) for m in registry.markers_of(name))]
     return lambda test: properties.as_property(test, marks)  # type: ignore[return-value]
 
 

@@ -18,8 +18,10 @@ from harness.measures import MEASURES, VARIANT_NAMES, HarnessRun, Measure, NotAp
 from harness.profile import Profile
 from harness.result import GateResult
 
-__all__ = ["BY_NAME", "CHECKS", "PROVIDERS", "Check", "HarnessRun", "NotApplicable", "checks", "gate_table_markdown",
-           "measure_of", "property_result", "suite_params", "variants"]  # fmt: skip
+__all__ = ["BY_NAME", "CHECKS", "PROVIDERS", "RELEASE", "Check", "HarnessRun", "NotApplicable", "checks",
+           "gate_table_markdown", "markers_of", "measure_of", "property_result", "suite_params",
+           "variants"]  # fmt: skip
+RELEASE = "release"  # the marker of every check a release run needs (all but the slow learning curve)
 
 
 def checks(suite: str | None = None, kind: str | None = None) -> Iterator[Check]:
@@ -55,10 +57,16 @@ def suite_params(
 ) -> list[tuple[tuple[str, str], str, tuple[str, ...]]]:
     """((name, variant), test id, markers) of every gate of ``suite``: what a test taking ``check`` runs as."""
     return [
-        ((c.name, v), c.test_id(v), c.markers)
+        ((c.name, v), c.test_id(v), (*c.markers, RELEASE))
         for c in checks(suite, "gate")
         for v in variants(c, providers, profile, run)
     ]
+
+
+def markers_of(name: str) -> tuple[str, ...]:
+    """The pytest markers of the declared check ``name``: its own and ``release``, which every check but the slow
+    learning curve carries (``-m release``: what a release run selects)."""
+    return (*BY_NAME[name].markers, RELEASE)
 
 
 def gate_table_markdown() -> str:

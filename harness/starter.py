@@ -99,11 +99,11 @@ jobs:
       - run: harness check --config harness.toml
       # 1. fine-tune the profile's base model and gate it:
       - run: >-
-          pytest --pyargs harness.suites -m "not slow" --harness-cache .harness_cache
+          pytest --pyargs harness.suites -m release --harness-cache .harness_cache
           --harness-report out/harness --junitxml out/junit.xml
         env: {CI: "true"}   # a missing shared dataset or an undeclared skip fails instead of skipping
       # 2. or gate the model your training job saved (save_pretrained / Trainer.save_model), without training:
-      #   pytest --pyargs harness.suites -m "not slow" --harness-model path/to/model --harness-cache .harness_cache ...
+      #   pytest --pyargs harness.suites -m release --harness-model path/to/model --harness-cache .harness_cache ...
       # 3. or validate the ONNX export you will serve (optimum-cli export onnx, torch.onnx.export) against it:
       #   pytest --pyargs harness.suites -m onnx --harness-onnx-bundle path/to/export --harness-model path/to/model ...
       - uses: actions/upload-artifact@v4

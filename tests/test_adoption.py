@@ -271,3 +271,28 @@ def test_what_the_schema_flags_in_an_editor_the_loader_refuses(tmp_path, lines, 
     (tmp_path / "profile.toml").write_text(text)
     with pytest.raises(ProfileError, match=re.escape(loader_says)):
         load_profile(tmp_path / "profile.toml")
+
+
+def test_the_release_marker_is_what_ci_the_ci_job_and_the_readme_run():
+    """`-m release` selects every suite test but the slow learning curve, the same set as `-m "not slow"`, and
+    `.ci/run`, the CI job `harness init` writes and the README's adoption commands all select it."""
+    from pathlib import Path
+
+    from harness.starter import CI_TEXT
+
+    root = Path(__file__).resolve().parents[1]
+
+    def collected(expression: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-m", expression, "--harness-config", "demo",
+                               "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=root, capture_output=True,
+                              text=True, env=os.environ | {"CI": ""})  # fmt: skip
+        return {line for line in done.stdout.splitlines() if "::" in line}
+
+    release, gpu = collected("release"), collected("gpu")
+    assert release == collected("not slow") and gpu < release and len(release) > 30, (len(release), len(gpu))
+    assert not any("learning_curve" in test for test in release)
+    ci = (root / ".ci" / "run").read_text()
+    assert "-m release" in ci and "not slow" not in ci
+    assert "harness.suites -m release" in CI_TEXT and "not slow" not in CI_TEXT
+    readme = (root / "README.md").read_text()
+    assert readme.count("pytest --pyargs harness.suites -m release --harness-config harness.toml") == 2

@@ -49,6 +49,7 @@ def test_onnx_agrees_with_torch_on_generated_batches(harness_onnx, generated_tex
 
 
 @pytest.mark.onnx
+@pytest.mark.release
 def test_latency_and_size_measured(harness_onnx, harness_run, request):
     """A measurement for metrics.json (never a timed assertion); fails only if the bundle's size lies."""
     # never trains just to time PyTorch, and times no other model than the one the bundle was exported from

@@ -133,6 +133,7 @@ def test_any_unicode_encodes_or_fails_clearly(harness_tokenizer, max_length, tex
 
 
 @pytest.mark.tokenization
+@pytest.mark.release
 def test_domain_vocabulary_report(harness_run, record_property):
     """Measured, not gated: how foreign the domain's vocabulary is to the base tokenizer."""
     report = harness_run.domain_report

@@ -36,3 +36,11 @@ def test_every_command_that_reads_a_profile_requires_one(capsys):
             main([command])
         assert stopped.value.code == 2
         assert "the following arguments are required: --config" in capsys.readouterr().err
+
+
+def test_training_progress_says_time_left_at_the_pace_so_far():
+    from harness.training.recipe import _timing
+
+    assert _timing(65, 10, 40) == "elapsed 1m05s, about 3m15s left"
+    assert _timing(3.4, 0, 40) == "elapsed 3s"  # no step done: no pace to tell
+    assert _timing(200, 40, 40) == "elapsed 3m20s, about 0s left"

@@ -171,7 +171,7 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
     """(Trainer, data collator): the classifier with a fresh head, accuracy as a metric, progress lines,
     early stopping when the profile asks; under DDP the collator records each rank's share of the data."""
     import numpy as np
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, Trainer
 
     def accuracy(prediction: Any) -> dict[str, float]:
         if job.data.regression:  # the loss is the squared error; the correlation is what a reader looks for
@@ -206,6 +206,7 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # the progress callback prints each log once, with time left
     return trainer, collator
 
 
@@ -342,28 +343,46 @@ def _best_epoch(history: list[dict[str, Any]], metric: str) -> float | None:
 
 
 def _make_progress_callback() -> type:
+    import time
+
     from transformers import TrainerCallback
 
     class _ProgressCallback(TrainerCallback):
-        """Print epoch, step, training loss and evaluation results as training goes."""
+        """One line per log step: epoch, step, loss (or the evaluation's loss and headline metric), elapsed and time
+        left (from the steps done so far); it replaces the Trainer's own printout of the same dict."""
 
         def __init__(self, progress: Progress, epochs: int) -> None:
             self.progress = progress
             self.epochs = epochs
+            self.started = time.monotonic()
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.monotonic()
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
             logs = logs or {}
             where = f"epoch {state.epoch or 0:.2f}/{self.epochs} step {state.global_step}/{state.max_steps}"
+            timing = _timing(time.monotonic() - self.started, state.global_step, state.max_steps)
             if "eval_loss" in logs:
-                acc = logs.get("eval_accuracy")
-                extra = f" eval_accuracy {acc:.4f}" if acc is not None else ""
-                self.progress(f"harness:   {where} eval_loss {logs['eval_loss']:.4f}{extra}")
+                shown = [f" {k} {logs[k]:.4f}" for k in ("eval_accuracy", "eval_micro_f1", "eval_pearson") if k in logs]
+                self.progress(f"harness:   {where} eval_loss {logs['eval_loss']:.4f}{''.join(shown)} ({timing})")
             elif "loss" in logs:
-                self.progress(f"harness:   {where} loss {logs['loss']:.4f}")
+                self.progress(f"harness:   {where} loss {logs['loss']:.4f} ({timing})")
 
     return _ProgressCallback
+
+
+def _timing(elapsed: float, done: int, total: int) -> str:
+    """``elapsed 1m05s, about 3m10s left`` at the pace so far (evaluation passes included in the pace)."""
+
+    def clock(seconds: float) -> str:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+    left = elapsed / done * (total - done) if done and total >= done else None
+    return f"elapsed {clock(elapsed)}" + (f", about {clock(left)} left" if left is not None else "")
 
 
 def ProgressCallback(progress: Progress, epochs: int) -> Any:  # noqa: N802 - reads like the class it builds

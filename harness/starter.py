@@ -1,13 +1,15 @@
 """``harness init DIR [--task TASK]``: what a repository needs to run the gate suites, never overwriting a file.
 
-Writes a starter profile (every key of every section, with its default and allowed range, generated
-from ``harness.profile.SCHEMA`` so it cannot drift), a pytest ini file naming the profile (only where the
-folder has no pytest configuration at all: a new ``pytest.ini`` would shadow ``[tool.pytest.ini_options]``),
-and a CI job to copy into ``.github/workflows/``. For one label per text (the default task) it also writes the
-embedded clinical-triage data as a worked example, and ``pytest --pyargs harness.suites -m gpu`` runs the gates
-there at once. For a pair, multi-label or regression head there is no packaged example data to train on, so the
-profile is set up for the task (its columns, its own gates) and points at ``data/``, where ``data/FORMAT.md`` shows
-the files it reads; ``harness check`` names what is missing.
+Writes a starter profile (every key of every section, with its default and allowed range, generated from
+``harness.profile.SCHEMA`` so it cannot drift; any commented line uncommented is valid TOML) and its JSON Schema
+beside it for editors, names the profile in the pytest configuration the folder has (added to ``pyproject.toml``,
+``pytest.ini``, ``tox.ini`` or ``setup.cfg``; a new ``pytest.ini`` only where there is none, since a second file
+would shadow the first), adds the cache and reports to ``.gitignore``, and writes a CI job to copy into
+``.github/workflows/``. For one label per text (the default task) it also writes the embedded clinical-triage data
+as a worked example, and ``pytest --pyargs harness.suites -m release`` runs the gates there at once. For a pair,
+multi-label or regression head there is no packaged example data to train on, so the profile is set up for the
+task (its columns, its own gates) and points at ``data/``, where ``data/FORMAT.md`` shows the files it reads;
+``harness check`` names what is missing.
 """
 
 from __future__ import annotations

@@ -86,8 +86,10 @@ def load_baseline(path: Path, data: DataBundle, gate_split: str | None = None) -
         raise BaselineError(f"{path}: not a harness baseline ({type(error).__name__}: {error})") from None
     if baseline.get("format") != FORMAT:
         raise BaselineError(f"{path}: baseline format {baseline.get('format')!r}, expected {FORMAT}")
-    if baseline.get("task", data.task) != data.task:  # a baseline saved before 0.11.0 names no task: classes
-        raise BaselineError(f"{path}: baseline of a task = {baseline['task']!r} model; this run's [data] task is "
+    # a baseline saved before 0.11.0 names no task: only a single-label or pair run could save one then
+    task = baseline.get("task") or ("pair" if data.task == "pair" else "single_label")
+    if task != data.task:
+        raise BaselineError(f"{path}: baseline of a task = {task!r} model; this run's [data] task is "
                             f"{data.task!r}: its predictions cannot be compared")  # fmt: skip
     if baseline["data"].get("label_names") != data.label_names:
         raise BaselineError(

@@ -202,6 +202,13 @@ def _baseline_of_another_task(case: Case) -> None:
     case.baseline.write_text(json.dumps(stored | {"task": "multi_label"}))  # type: ignore[union-attr]
 
 
+def _baseline_without_task(case: Case) -> None:
+    """A baseline saved on this data with its task removed, as 0.10.0 wrote them."""
+    stored = _saved_baseline(case)
+    stored.pop("task")
+    case.baseline.write_text(json.dumps(stored))  # type: ignore[union-attr]
+
+
 def _as_parquet(case: Case, frame: Any = None) -> None:
     """train as a Parquet file written by pandas (the good rows, or ``frame``)."""
     import pandas as pd
@@ -665,6 +672,11 @@ CATALOGUE: list[Row] = [
     Row("baseline-no-shared-example", "baseline", "a saved baseline whose example ids were edited",
         _baseline_sharing_nothing,
         r"baseline\.json: the baseline shares no validation example with the candidate \(12 recorded, 12 now\)",
+        "file"),
+    Row("baseline-without-task-for-sets", "baseline",
+        "a baseline saved before 0.11.0 (no task: a single-label run's) given to a multi-label run",
+        lambda c: (_sets(c), _baseline_without_task(c)),
+        r"baseline\.json: baseline of a task = 'single_label' model; this run's \[data\] task is 'multi_label'",
         "file"),
     Row("baseline-other-task", "baseline", "a baseline saved from a multi-label model given to a single-label run",
         _baseline_of_another_task,

@@ -4,8 +4,8 @@ A baseline file holds what a later comparison needs: the task, metrics, and per 
 the hash of the normalised text, or pair) the label, prediction, correctness (a class, or a whole label set) and
 loss (cross-entropy, binary cross-entropy or squared error), plus the data hashes and model hash it was made from.
 A comparison fails only when the drop is larger than allowed *and* significant by a paired test (exact McNemar for
-correctness, paired bootstrap for loss, macro-/micro-F1, a class's recall and a regression's Pearson correlation), so
-two equally good runs with different seeds are not flagged.
+correctness, paired bootstrap for loss, macro-/micro-F1, Hamming loss, a class's or label's recall and a regression's
+Pearson and Spearman correlations), so two equally good runs with different seeds are not flagged.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from harness.evaluation import Metrics, SplitMetrics
 from harness.inputs import shown
 from harness.profile import BaselineSection
 from harness.result import GateResult
-from harness.scores import ScoreMetrics, pearson
+from harness.scores import ScoreMetrics, pearson, spearman
 from harness.set_metrics import LabelSetMetrics, counts, macro_f1_of, micro_f1_of
 from harness.stats import macro_f1, mcnemar_exact, paired_bootstrap_drop, paired_bootstrap_worse
 
@@ -259,28 +259,66 @@ def compare_pearson(
     """A regression's Pearson correlation against the baseline's on the shared examples, paired bootstrap (true
     scores and both models' predictions resampled together). A candidate scaled x3 keeps its correlation: the
     squared error's comparison (baseline_eval_loss) is the one that sees it."""
+    return _correlation_gate(baseline, candidate, ids, cfg, seed, "Pearson", cfg.pearson_drop_abs or 0.0)
+
+
+def compare_spearman(
+    baseline: dict[str, Any], candidate: ScoreMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+) -> GateResult:
+    """A regression's Spearman (rank) correlation against the baseline's, paired bootstrap: the order of the
+    examples, which a ranking or a retrieval threshold consumes, and which a monotone rescaling keeps."""
+    return _correlation_gate(baseline, candidate, ids, cfg, seed, "Spearman", cfg.spearman_drop_abs or 0.0)
+
+
+def _correlation_gate(
+    baseline: dict[str, Any], candidate: ScoreMetrics, ids: list[str], cfg: BaselineSection, seed: int, which: str,
+    allowed: float,
+) -> GateResult:  # fmt: skip
     before, keep = _aligned(baseline, candidate.split, ids, "prediction")
     truth, now = candidate.labels[keep], candidate.predictions[keep]
+    correlation = pearson if which == "Pearson" else spearman
 
     def drop(y: np.ndarray, b: np.ndarray, c: np.ndarray, **_: Any) -> np.ndarray:
-        return pearson(b, y) - pearson(c, y)  # per resample (row); NaN (no correlation measured) counts as a drop
+        return correlation(b, y) - correlation(c, y)  # per resample (row); NaN (none measured) counts as a drop
 
-    base_r, cand_r = float(pearson(before, truth)), float(pearson(now, truth))
+    base_r, cand_r = float(correlation(before, truth)), float(correlation(now, truth))
     p = paired_bootstrap_drop((truth, before, now), drop, seed)
-    details = _bootstrap_details("Pearson", base_r, cand_r, len(keep), p, cfg)
-    return _paired_gate("baseline_pearson", "Pearson drop vs baseline", candidate.split, base_r - cand_r,
-                        cfg.pearson_drop_abs or 0.0, len(keep), p, cfg, details)  # fmt: skip
+    details = _bootstrap_details(which, base_r, cand_r, len(keep), p, cfg)
+    return _paired_gate(f"baseline_{which.lower()}", f"{which} drop vs baseline", candidate.split, base_r - cand_r,
+                        allowed, len(keep), p, cfg, details)  # fmt: skip
+
+
+def compare_hamming_loss(
+    baseline: dict[str, Any], candidate: LabelSetMetrics, ids: list[str], cfg: BaselineSection, seed: int = 0
+) -> GateResult:
+    """A multi-label head's Hamming loss (the share of (example, label) decisions wrong) against the baseline's:
+    per example the share of its labels decided wrong, both models' on the same examples, paired bootstrap as the
+    loss's. Subset accuracy counts a set with one label wrong as wholly wrong; this counts the labels."""
+    recorded, keep = _aligned(baseline, candidate.split, ids, "prediction")
+    truth = candidate.labels[keep].astype(bool)
+    before = ((np.asarray(recorded) == 1) != truth).mean(axis=1)  # stored as 0/1 per label
+    now = (candidate.predictions[keep].astype(bool) != truth).mean(axis=1)
+    p = paired_bootstrap_worse(before, now, seed)
+    details = _bootstrap_details("Hamming loss", float(before.mean()), float(now.mean()), len(keep), p, cfg)
+    return _paired_gate("baseline_hamming_loss", "Hamming loss rise vs baseline", candidate.split,
+                        float(now.mean() - before.mean()), cfg.hamming_loss_rise_abs or 0.0, len(keep), p, cfg,
+                        details)  # fmt: skip
 
 
 def compare_recall(
-    baseline: dict[str, Any], candidate: SplitMetrics, ids: list[str], k: int, allowed: float, cfg: BaselineSection,
-    seed: int = 0,
+    baseline: dict[str, Any], candidate: SplitMetrics | LabelSetMetrics, ids: list[str], k: int, allowed: float,
+    cfg: BaselineSection, seed: int = 0,
 ) -> GateResult:  # fmt: skip
-    """Fail only if class ``k``'s recall dropped by more than ``allowed`` and a paired bootstrap over the shared
-    examples of the class says it is real."""
+    """Fail only if class ``k``'s recall (a multi-label head's: label ``k``'s, over the examples whose true set
+    holds it) dropped by more than ``allowed`` and a paired bootstrap over those shared examples says it is real."""
     base_pred, keep = _aligned(baseline, candidate.split, ids, "prediction")
-    of_class = candidate.labels[keep] == k
-    before, now = base_pred[of_class] == k, candidate.predictions[keep][of_class] == k
+    truth, predicted = candidate.labels[keep], candidate.predictions[keep]
+    if isinstance(candidate, LabelSetMetrics):  # the label's own yes/no column, stored as 0/1
+        of_class = truth[:, k].astype(bool)
+        before, now = base_pred[:, k][of_class] == 1, predicted[:, k][of_class].astype(bool)
+    else:
+        of_class = truth == k
+        before, now = base_pred[of_class] == k, predicted[of_class] == k
     n, name = len(before), list(candidate.per_class)[k]
     drop = (int(before.sum()) - int(now.sum())) / n if n else 0.0  # rounded once, as the accuracy drop
     p = paired_bootstrap_drop((before, now), lambda b, c, axis=-1: b.mean(axis) - c.mean(axis), seed) if n else 1.0

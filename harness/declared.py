@@ -194,9 +194,9 @@ BASELINE_MACRO_F1 = _gate("baseline_macro_f1", "baseline", GPU, ("[gates.baselin
       "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
       shown_failing_by=LOST_CLASS_BASELINE, tasks=LABELS)  # fmt: skip
 BASELINE_RECALL = _gate("baseline_recall", "baseline", GPU, ("[gates.baseline] recall_drop_abs", *BASELINE_KEYS),
-      "a class's recall drop against the stored baseline on its shared examples, paired bootstrap",
+      "a class's (or a label's) recall drop against the stored baseline on its shared examples, paired bootstrap",
       "drop <= allowance, or p >= alpha", FIX_BASELINE, PER_CLASS,
-      shown_failing_by=LOST_CLASS_BASELINE)  # fmt: skip
+      shown_failing_by=LOST_CLASS_BASELINE, tasks=LABELS)  # fmt: skip
 BASELINE_MICRO_F1 = _gate("baseline_micro_f1", "baseline", GPU, ("[gates.baseline] micro_f1_drop_abs",
       "[training] threshold", *BASELINE_KEYS),
       "micro-F1 drop against the stored baseline on shared examples (each model at its own thresholds), paired "
@@ -208,6 +208,17 @@ BASELINE_PEARSON = _gate("baseline_pearson", "baseline", GPU, ("[gates.baseline]
       "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
       shown_failing_by=T_REGRESSION + "test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model",
       tasks=REGRESSION)  # fmt: skip
+BASELINE_SPEARMAN = _gate("baseline_spearman", "baseline", GPU, ("[gates.baseline] spearman_drop_abs",
+      *BASELINE_KEYS), "Spearman (rank) correlation drop against the stored baseline on shared examples, paired "
+      "bootstrap", "drop <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
+      shown_failing_by=T_REGRESSION + "test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model",
+      tasks=REGRESSION)  # fmt: skip
+BASELINE_HAMMING_LOSS = _gate("baseline_hamming_loss", "baseline", GPU, ("[gates.baseline] hamming_loss_rise_abs",
+      "[training] threshold", *BASELINE_KEYS),
+      "Hamming loss rise (share of example-label decisions wrong) against the stored baseline on shared examples, "
+      "paired bootstrap", "rise <= allowance, or p >= alpha", FIX_BASELINE, WHEN_SET,
+      shown_failing_by=T_MULTI_LABEL + "test_a_baseline_catches_a_candidate_whose_thresholds_were_raised",
+      tasks=MULTI_LABEL)  # fmt: skip
 # shown failing on neutral_suffix: behind a lowercasing BERT normaliser upper_case and whitespace_runs give the
 # model the same ids (bar letters like ß -> SS), so no model fault can flip them; they guard other tokenizers
 PERTURBATION = _gate("perturbation", "behaviour", BEHAVIOUR, ("[behaviour] perturbation_fail_max",
@@ -359,6 +370,8 @@ CHECKS: tuple[Check, ...] = (
     BASELINE_RECALL,
     BASELINE_MICRO_F1,
     BASELINE_PEARSON,
+    BASELINE_SPEARMAN,
+    BASELINE_HAMMING_LOSS,
     PERTURBATION,
     SWAPPED_PAIR,
     EXPECTATIONS,

@@ -17,11 +17,13 @@ from harness import declared as d
 from harness import expectations, gates, scores, set_metrics, slices
 from harness.baseline import (
     compare_accuracy,
+    compare_hamming_loss,
     compare_loss,
     compare_macro_f1,
     compare_micro_f1,
     compare_pearson,
     compare_recall,
+    compare_spearman,
     example_ids,
 )
 from harness.behaviour import PerturbationResult
@@ -332,6 +334,8 @@ MEASURES: dict[Check, Measure] = {
     d.BASELINE_RECALL: _baseline_recall,
     d.BASELINE_MICRO_F1: _baseline(compare_micro_f1),
     d.BASELINE_PEARSON: _baseline(compare_pearson),
+    d.BASELINE_SPEARMAN: _baseline(compare_spearman),
+    d.BASELINE_HAMMING_LOSS: _baseline(compare_hamming_loss),
     d.PERTURBATION: _perturbation,
     d.SWAPPED_PAIR: _swapped_pair,
     d.EXPECTATIONS: _expectations(onnx=False),
@@ -365,6 +369,8 @@ VARIANT_NAMES: dict[Check, VariantNames] = {
     d.BASELINE_RECALL: _baseline_recall_names,
     d.BASELINE_MICRO_F1: _when_set(lambda p: p.baseline.micro_f1_drop_abs),
     d.BASELINE_PEARSON: _when_set(lambda p: p.baseline.pearson_drop_abs),
+    d.BASELINE_SPEARMAN: _when_set(lambda p: p.baseline.spearman_drop_abs),
+    d.BASELINE_HAMMING_LOSS: _when_set(lambda p: p.baseline.hamming_loss_rise_abs),
     d.EXPECTATIONS: _expectation_names,
     d.ONNX_EXPECTATIONS: _expectation_names,
     d.SWAPPED_PAIR: lambda run: ("",) if run.profile.data.symmetric and run.profile.data.pairs else (),

@@ -192,15 +192,18 @@ def test_thresholds_saved_with_a_model_trained_elsewhere_decide_its_sets(sets, c
 def test_a_baseline_catches_a_candidate_whose_thresholds_were_raised(sets, cache, tmp_path):
     """A baseline saved from the trained model holds a candidate to it on the same texts: the same folder passes;
     the same weights with thresholds.json at 0.99 (a re-export with another decision rule) predict fewer labels,
-    so subset accuracy (exact McNemar on whole sets) and micro-F1 (paired bootstrap) fail against the baseline,
-    while the binary cross-entropy, which no threshold touches, does not move. A baseline of another task is
-    refused naming both tasks."""
+    so subset accuracy (exact McNemar on whole sets), micro-F1, Hamming loss and the labels' recall (paired
+    bootstraps) fail against the baseline, while the binary cross-entropy, which no threshold touches, does not
+    move. A baseline of another task is refused naming both tasks."""
     from harness.cli import main
 
     trained = tmp_path / "trained"
     assert main(["train", "--config", str(sets), "--cache", str(cache), "--output", str(trained)]) == 0
     profile = sets.with_name("baseline.toml")
-    profile.write_text(sets.read_text() + "\n[gates.baseline]\nmicro_f1_drop_abs = 0.02\nmacro_f1_drop_abs = 0.02\n")
+    profile.write_text(
+        sets.read_text() + "\n[gates.baseline]\nmicro_f1_drop_abs = 0.02\nmacro_f1_drop_abs = 0.02\n"
+        "hamming_loss_rise_abs = 0.01\nrecall_drop_abs = 0.02\n"
+    )
     baseline = tmp_path / "baseline.json"
     saved = run_suites(tmp_path / "save", [RELEASE], "--harness-config", str(profile), "--harness-cache", str(cache),
                        "--harness-model", str(trained / "model"), "--harness-save-baseline", str(baseline),
@@ -219,10 +222,15 @@ def test_a_baseline_catches_a_candidate_whose_thresholds_were_raised(sets, cache
         found[name] = (outcome, gates_of(report))
     (same_run, same), (strict_run, worse) = found["same"], found["strict"]
     assert same_run.ret == 0, same_run.tail()
-    assert set(same) == {"baseline_accuracy", "baseline_eval_loss", "baseline_macro_f1", "baseline_micro_f1"}, same
+    recalls = {f"baseline_recall:{label}" for label in json.loads(baseline.read_text())["data"]["label_names"]}
+    compared = {"baseline_accuracy", "baseline_eval_loss", "baseline_macro_f1", "baseline_micro_f1"}
+    assert len(recalls) == 3 and set(same) == {*compared, "baseline_hamming_loss", *recalls}, same
+    assert all(same[name]["value"] == 0.0 and same[name]["passed"] for name in recalls), same
     assert strict_run.ret == pytest.ExitCode.TESTS_FAILED, strict_run.tail()
-    for name in ("baseline_accuracy", "baseline_micro_f1", "baseline_macro_f1"):
+    for name in ("baseline_accuracy", "baseline_micro_f1", "baseline_macro_f1", "baseline_hamming_loss"):
         assert not worse[name]["passed"] and worse[name]["p_value"] < 0.05, worse[name]
+    assert all(worse[name]["value"] >= 0 for name in recalls)  # at 0.99 a label is said less often, never more
+    assert any(not worse[name]["passed"] for name in recalls), worse
     assert worse["baseline_eval_loss"]["passed"] and abs(worse["baseline_eval_loss"]["value"]) < 1e-6  # 7 digits kept
     assert strict_run.says("gate 'baseline_accuracy' failed: subset accuracy drop vs baseline"), strict_run.tail()
     flips = json.loads((tmp_path / "report-strict" / "metrics.json").read_text())["baseline"]["flips"]

@@ -181,6 +181,7 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["baseline"].pop("macro_f1_drop_abs"), plain["baseline"].pop("recall_drop_abs")) == (None, None)
     # added after the pin (#26, baselines of every head): unset, no comparison; the baseline section keys nothing
     assert (plain["baseline"].pop("micro_f1_drop_abs"), plain["baseline"].pop("pearson_drop_abs")) == (None, None)
+    assert (plain["baseline"].pop("spearman_drop_abs"), plain["baseline"].pop("hamming_loss_rise_abs")) == (None, None)
     assert plain.pop("per_class") == dict.fromkeys(("precision_min", "recall_min", "f1_min"))
     assert plain.pop("slices") == {"column": None, "length_words": [], "patterns": None, "accuracy_min": None,
                                    "per_class": False, "max_interval_width": 0.3, "too_small": "fail"}  # fmt: skip

@@ -182,15 +182,15 @@ def test_a_regression_model_scaled_x3_keeps_its_correlation_and_fails_eval_loss(
 
 def test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model(scored, cache, tmp_path):
     """A baseline saved from the trained model (a whole release run) holds the next candidate to it on the same
-    pairs: the same model passes every comparison; scaled x3 keeps its Pearson correlation (baseline_pearson passes)
-    and its squared error rises (baseline_eval_loss fails); sign-flipped (a model trained on a distance, not a
-    similarity) fails both, each with its paired test's p-value."""
+    pairs: the same model passes every comparison; scaled x3 keeps its Pearson and Spearman correlations
+    (baseline_pearson, baseline_spearman pass) and its squared error rises (baseline_eval_loss fails); sign-flipped
+    (a model trained on a distance, not a similarity) fails all three, each with its paired test's p-value."""
     from harness.cli import main
 
     trained = tmp_path / "trained"
     assert main(["train", "--config", str(scored), "--cache", str(cache), "--output", str(trained)]) == 0
     profile = scored.with_name("baseline.toml")
-    profile.write_text(scored.read_text() + "\n[gates.baseline]\npearson_drop_abs = 0.05\n")
+    profile.write_text(scored.read_text() + "\n[gates.baseline]\npearson_drop_abs = 0.05\nspearman_drop_abs = 0.05\n")
     baseline = tmp_path / "baseline.json"
     plain = _scaled_copy(trained / "model", tmp_path / "x1", 1.0)
     saved = run_suites(tmp_path / "save", [RELEASE], "--harness-config", str(profile), "--harness-cache", str(cache),
@@ -207,12 +207,15 @@ def test_a_baseline_catches_a_rescaled_and_a_scrambled_regression_model(scored, 
         found[name] = (outcome, gates_of(report))
     same, x3, flipped = (found[name][1] for name in ("same", "x3", "flipped"))
     assert found["same"][0].ret == 0, found["same"][0].tail()
-    assert set(same) == {"baseline_eval_loss", "baseline_pearson"}, same  # no class comparison is listed
+    assert set(same) == {"baseline_eval_loss", "baseline_pearson", "baseline_spearman"}, same  # no class comparison
     assert same["baseline_pearson"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert same["baseline_spearman"]["value"] == pytest.approx(0.0, abs=1e-6)
     assert found["x3"][0].ret == pytest.ExitCode.TESTS_FAILED, found["x3"][0].tail()
     assert not x3["baseline_eval_loss"]["passed"] and x3["baseline_eval_loss"]["p_value"] < 0.05, x3
     assert x3["baseline_pearson"]["passed"] and x3["baseline_pearson"]["value"] == pytest.approx(0.0, abs=1e-5)
-    assert not flipped["baseline_pearson"]["passed"] and flipped["baseline_pearson"]["value"] > 1.0, flipped
+    assert x3["baseline_spearman"]["passed"] and x3["baseline_spearman"]["value"] == pytest.approx(0.0, abs=1e-3)
+    for gate in ("baseline_pearson", "baseline_spearman"):
+        assert not flipped[gate]["passed"] and flipped[gate]["value"] > 1.0, flipped
     assert found["flipped"][0].says("gate 'baseline_pearson' failed: Pearson drop vs baseline")
 
 

@@ -252,6 +252,42 @@ def test_a_regression_baseline_holds_scores_and_squared_errors_and_compares_pear
     assert flipped_examples(stored, scaled, texts, ["score"]) == []
 
 
+def test_a_regression_baseline_compares_spearman_on_ranks_paired() -> None:
+    """A monotone rescaling (exp) keeps every rank, so Spearman against the baseline does not move while Pearson
+    does; reversed ranks drop Spearman by twice itself; a constant candidate never passes."""
+    from harness.baseline import _per_example, compare_pearson, compare_spearman, example_ids
+    from harness.profile import BaselineSection
+
+    truth = np.tile(TRUE, 5)
+    predicted = np.tile(PREDICTED, 5) + np.linspace(-0.2, 0.2, 40)
+    texts = [f"pair {i}" for i in range(40)]
+    stored, ids = {"examples": {"validation": _per_example(texts, metrics(predicted, truth))}}, example_ids(texts)
+    cfg = BaselineSection(spearman_drop_abs=0.05, pearson_drop_abs=0.05)
+    stretched = metrics(np.exp(2 * predicted), truth)
+    rho = float(spearmanr(predicted, truth)[0])
+    kept = compare_spearman(stored, stretched, ids, cfg)
+    assert kept == GateResult(
+        gate="baseline_spearman", metric="Spearman drop vs baseline", split="validation", value=kept.value,
+        threshold=0.05, op="<=", n=40, mode="paired", p_value=kept.p_value, alpha=0.05,
+        details=[f"baseline Spearman {rho:.4f} -> candidate {rho:.4f} on 40 shared examples",
+                 f"paired bootstrap (one-sided, candidate worse) p = {kept.p_value:.3g} (alpha 0.05)",
+                 "rule: fail only when the drop exceeds the allowance AND p < alpha"],
+    )  # fmt: skip
+    assert kept.value == pytest.approx(0.0, abs=1e-9) and kept.p_value == 1.0 and kept.passed
+    assert compare_pearson(stored, stretched, ids, cfg).value > 0.05  # Pearson sees the bend; ranks do not
+    assert compare_spearman(stored, stretched, ids, BaselineSection()).threshold == 0.0  # unset: no drop allowed
+    reversed_ = compare_spearman(stored, metrics(-predicted, truth), ids, cfg)
+    assert reversed_.value == pytest.approx(2 * rho, abs=1e-9)
+    assert reversed_.p_value == 1 / 2001 and not reversed_.passed
+    noisier = predicted + np.random.default_rng(0).normal(0, 0.4, 40)
+    rows = np.random.default_rng(0).integers(0, 40, size=(2000, 40))
+    drops = np.array([spearmanr(predicted[r], truth[r])[0] - spearmanr(noisier[r], truth[r])[0] for r in rows])
+    p = compare_spearman(stored, metrics(noisier, truth), ids, cfg).p_value
+    assert 1 / 2001 < p < 1 and p == pytest.approx((np.sum(drops <= 0) + 1) / 2001, abs=1e-12)
+    constant = compare_spearman(stored, metrics(np.full(40, 3.0), truth), ids, cfg)
+    assert math.isnan(constant.value) and not constant.passed
+
+
 def test_the_pearson_comparison_draws_its_resamples_from_the_seed() -> None:
     from harness.baseline import _per_example, compare_pearson, example_ids
     from harness.profile import BaselineSection

@@ -225,6 +225,43 @@ def test_set_comparisons_with_a_baseline_are_paired_on_the_shared_texts_in_any_o
     assert allowed.p_value < 0.05 and allowed.passed  # significant, but within the allowance
 
 
+def test_hamming_loss_and_a_labels_recall_compare_with_a_baseline_paired() -> None:
+    """Raised thresholds lose labels: the Hamming loss rises by scikit-learn's difference and each label's recall
+    (over the texts whose true set holds it) drops; equal thresholds move neither; an allowance at the rise passes."""
+    from harness.baseline import compare_hamming_loss, compare_recall
+    from harness.profile import BaselineSection
+
+    cfg = BaselineSection(hamming_loss_rise_abs=0.01)
+    record, base, strict, ids = _against_baseline([0.95] * 4, slice(None, None, -1))
+    truth, now = strict.labels[:200], strict.predictions[:200]
+    rise = compare_hamming_loss(record, strict, ids, cfg)
+    assert rise.value == pytest.approx(hamming_loss(truth, now) - base.hamming_loss, abs=1e-12)
+    assert rise == GateResult(
+        gate="baseline_hamming_loss", metric="Hamming loss rise vs baseline", split="validation", value=rise.value,
+        threshold=0.01, op="<=", n=200, mode="paired", p_value=1 / 2001, alpha=0.05,
+        details=[f"baseline Hamming loss {base.hamming_loss:.4f} -> candidate {hamming_loss(truth, now):.4f} on "
+                 "200 shared examples", "paired bootstrap (one-sided, candidate worse) p = 0.0005 (alpha 0.05)",
+                 "rule: fail only when the drop exceeds the allowance AND p < alpha"],
+    )  # fmt: skip
+    assert rise.value > 0.05 and not rise.passed
+    assert compare_hamming_loss(record, strict, ids, BaselineSection()).threshold == 0.0  # unset: no rise allowed
+    assert compare_hamming_loss(record, strict, ids, BaselineSection(hamming_loss_rise_abs=rise.value + 1e-9)).passed
+    base_truth = base.labels[::-1]
+    for k, name in enumerate(NAMES):
+        holds = base_truth[:, k]
+        before, after = base.predictions[::-1][holds, k].mean(), now[truth[:, k], k].mean()
+        recall = compare_recall(record, strict, ids, k, 0.02, cfg)
+        assert (recall.gate, recall.n) == (f"baseline_recall:{name}", int(holds.sum()))
+        assert recall.value == pytest.approx(before - after, abs=1e-12)
+        assert recall.details[0].startswith(f"baseline recall of {name} {before:.4f} -> candidate {after:.4f}")
+        assert recall.value > 0.02 and not recall.passed, (name, recall)
+    record, _, same, ids = _against_baseline([0.5] * 4)
+    for gate in (compare_hamming_loss(record, same, ids, cfg), compare_recall(record, same, ids, 0, 0.0, cfg)):
+        assert gate.value == 0.0 and gate.p_value == 1.0 and gate.passed
+    _, _, looser, ids = _against_baseline([0.05] * 4)  # more labels said yes: recall can only rise
+    assert all(compare_recall(record, looser, ids, k, 0.0, cfg).value <= 0 for k in range(4))
+
+
 def test_flips_of_sets_name_their_labels_and_carry_no_confidence() -> None:
     from harness.baseline import flipped_examples
 

@@ -181,7 +181,8 @@ CLASS_ONLY = (("gates", "macro_f1_min"), ("gates", "ece_max"), ("training", "cal
               ("gates.per_class", "f1_min"), ("gates.slices", "column"), ("gates.slices", "length_words"),
               ("gates.slices", "patterns"), ("gates.baseline", "macro_f1_drop_abs"),
               ("gates.baseline", "recall_drop_abs"))  # fmt: skip
-SCORE_ONLY = (("gates", "pearson_min"), ("gates", "spearman_min"), ("gates.baseline", "pearson_drop_abs"))
+SCORE_ONLY = (("gates", "pearson_min"), ("gates", "spearman_min"), ("gates.baseline", "pearson_drop_abs"),
+              ("gates.baseline", "spearman_drop_abs"))  # fmt: skip
 
 
 def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
@@ -203,10 +204,11 @@ def _regression_problems(sections: dict[str, dict[str, Any]]) -> list[str]:
 LABEL_SET_ONLY = (("data", "label_separator"), ("data", "label_columns"), ("data", "allow_empty_labels"),
                   ("training", "threshold"), ("training", "thresholds"), ("training", "threshold_fraction"),
                   ("gates", "micro_f1_min"), ("gates", "subset_accuracy_min"),
-                  ("gates", "hamming_loss_max"), ("gates.baseline", "micro_f1_drop_abs"))  # fmt: skip
+                  ("gates", "hamming_loss_max"), ("gates.baseline", "micro_f1_drop_abs"),
+                  ("gates.baseline", "hamming_loss_rise_abs"))  # fmt: skip
 FOR_SETS_TOO = (("gates", "macro_f1_min"), ("gates.baseline", "macro_f1_drop_abs"),
                 ("gates.per_class", "precision_min"), ("gates.per_class", "recall_min"),
-                ("gates.per_class", "f1_min"))  # fmt: skip
+                ("gates.per_class", "f1_min"), ("gates.baseline", "recall_drop_abs"))  # fmt: skip
 NOT_FOR_SETS = tuple(key for key in CLASS_ONLY if key not in FOR_SETS_TOO)
 
 

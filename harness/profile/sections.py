@@ -421,8 +421,8 @@ class BaselineSection(Section):
     )
     recall_drop_abs: float | Mapping[str, float] | None = setting(
         None, toml=(int, float, dict), check=_check_per_label,
-        why="allowed drop in a class's recall: a number in 0..1 (every class) or a table of label name -> number; "
-        "unset: no recall comparison",
+        why="allowed drop in a class's (or a label's) recall: a number in 0..1 (every class) or a table of label "
+        "name -> number; unset: no recall comparison",
     )  # fmt: skip
     micro_f1_drop_abs: float | None = setting(
         None, low=0.0, high=1.0, toml=NUMBER,
@@ -431,6 +431,14 @@ class BaselineSection(Section):
     pearson_drop_abs: float | None = setting(
         None, low=0.0, high=2.0, toml=NUMBER,
         why='task = "regression": allowed drop in Pearson correlation; unset: no correlation comparison',
+    )  # fmt: skip
+    spearman_drop_abs: float | None = setting(
+        None, low=0.0, high=2.0, toml=NUMBER,
+        why='task = "regression": allowed drop in Spearman (rank) correlation; unset: no rank comparison',
+    )  # fmt: skip
+    hamming_loss_rise_abs: float | None = setting(
+        None, low=0.0, high=1.0, toml=NUMBER,
+        why='task = "multi_label": allowed rise in Hamming loss; unset: no Hamming loss comparison',
     )  # fmt: skip
 
 

@@ -295,9 +295,9 @@ def compare_hamming_loss(
     per example the share of its labels decided wrong, both models' on the same examples, paired bootstrap as the
     loss's. Subset accuracy counts a set with one label wrong as wholly wrong; this counts the labels."""
     recorded, keep = _aligned(baseline, candidate.split, ids, "prediction")
-    truth = candidate.labels[keep].astype(bool)
+    truth = candidate.labels[keep]  # bool per label, as the head's sets are held
     before = ((np.asarray(recorded) == 1) != truth).mean(axis=1)  # stored as 0/1 per label
-    now = (candidate.predictions[keep].astype(bool) != truth).mean(axis=1)
+    now = (candidate.predictions[keep] != truth).mean(axis=1)
     p = paired_bootstrap_worse(before, now, seed)
     details = _bootstrap_details("Hamming loss", float(before.mean()), float(now.mean()), len(keep), p, cfg)
     return _paired_gate("baseline_hamming_loss", "Hamming loss rise vs baseline", candidate.split,

@@ -20,7 +20,7 @@ class Variants:
     """Variants known only from the profile or the run's data (a class's name, a slice, an expectations file): one
     test per name ``harness.measures`` lists for the check, none where the profile configures none."""
 
-    shown: str  # what they are, in the README's table
+    shown: str  # what they are, in the gates reference's table
 
 
 WHEN_SET = Variants("when set")  # one test where the profile sets the threshold, none where it does not

@@ -1,8 +1,9 @@
 """Every gate and property: the declarations (``harness.declared``) with their measures (``harness.measures``).
 
 From these come the suites' parametrisation (``pytest -k accuracy``), the run's results (``HarnessRun.check``),
-the fix line of every failure message and the README's gate table. Modelled on scikit-learn's ``_yield_*_checks``
-+ ``parametrize_with_checks``: the checks are data, a runner (pytest, or a plain script) walks them.
+the fix line of every failure message and the gates reference's table (docs/reference/gates.md). Modelled on
+scikit-learn's ``_yield_*_checks`` + ``parametrize_with_checks``: the checks are data, a runner (pytest, or a plain
+script) walks them.
 
 Adding a threshold gate: declare it in ``harness/declared.py`` and bind its measure (run, variant) -> GateResult,
 usually one call into ``harness.gates``, in ``harness/measures.py``. Nothing else changes.
@@ -70,7 +71,7 @@ def markers_of(name: str) -> tuple[str, ...]:
 
 
 def gate_table_markdown() -> str:
-    """The README's table of every gate and property (a test keeps the README in sync with this)."""
+    """The table of every gate and property in docs/reference/gates.md (tests/test_docs.py keeps it in sync)."""
     rows = [
         "| check | kind | tasks | markers | measures | passes when | profile keys | shown failing by |",
         "|---|---|---|---|---|---|---|---|",
@@ -97,5 +98,5 @@ def property_result(name: str, split: str, examples: int, failure: str | None) -
     )  # fmt: skip
 
 
-if __name__ == "__main__":  # python -m harness.registry: the README's table
+if __name__ == "__main__":  # python -m harness.registry: the gates reference's table
     print(gate_table_markdown())

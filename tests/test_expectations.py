@@ -249,12 +249,12 @@ def test_the_profile_names_exactly_the_behaviour_perturbations():
     )
 
 
-def test_the_readme_example_reads_the_shipped_files_against_the_embedded_labels():
-    """The README's worked example (its first TOML block after the heading) is a valid profile beside
+def test_the_documented_example_reads_the_shipped_files_against_the_embedded_labels():
+    """The docs' worked example (the expectations page's first TOML block) is a valid profile beside
     fixtures/expectations/, and every file there reads against the embedded default's five labels."""
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"## Example expectations \(CheckList-style\)\n.*?```toml\n(.*?)```", readme, re.S).group(1)
+    page = (root / "docs" / "expectations.md").read_text(encoding="utf-8")
+    block = re.search(r"## Example expectations \(CheckList-style\)\n.*?```toml\n(.*?)```", page, re.S).group(1)
     embedded = default_profile_path().parent
     raw = tomllib.loads(block) | {"data": {"train": str(embedded / "train.csv"), "validation": "v.csv"}}
     profile = validate_profile(raw, root / "fixtures" / "expectations" / "profile.toml")

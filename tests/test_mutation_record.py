@@ -1,5 +1,5 @@
 """The committed mutation record is whole, passing and shown as it is: every function in scope is measured, every
-module scores at least 90 % with each survivor justified, the README's table is the one generated from it, and
+module scores at least 90 % with each survivor justified, the CONTRIBUTING.md table is the one generated from it, and
 the digests that decide what CI re-runs move with exactly the function (or module code) that changed."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_every_module_scores_at_least_90_percent_and_every_survivor_is_justified
 
 
 def test_the_readme_table_is_generated_from_the_record(record):
-    readme = mutation_record.README.read_text(encoding="utf-8")
+    readme = mutation_record.TABLE_PAGE.read_text(encoding="utf-8")
     start = readme.index(mutation_record.TABLE_START) + len(mutation_record.TABLE_START)
     assert readme[start : readme.index(mutation_record.TABLE_END)].strip() == mutation_record.table(record)
     assert f"Measured at commit `{record['commit']}`" in mutation_record.table(record)

@@ -282,13 +282,13 @@ def test_flips_of_sets_name_their_labels_and_carry_no_confidence() -> None:
 
 def test_set_comparisons_draw_their_resamples_from_the_seed() -> None:
     """A small drop (thresholds 0.5 -> 0.6) whose p-value is neither 1 nor its floor: each seed gives its own,
-    the same seed the same, for micro- and macro-F1 alike."""
-    from harness.baseline import compare_macro_f1, compare_micro_f1
+    the same seed the same, for micro- and macro-F1 and the Hamming loss alike."""
+    from harness.baseline import compare_hamming_loss, compare_macro_f1, compare_micro_f1
     from harness.profile import BaselineSection
 
     record, _, nearer, ids = _against_baseline([0.6] * 4)
     cfg = BaselineSection()
-    for compare in (compare_micro_f1, compare_macro_f1):
+    for compare in (compare_micro_f1, compare_macro_f1, compare_hamming_loss):
         p0, p3 = compare(record, nearer, ids, cfg).p_value, compare(record, nearer, ids, cfg, seed=3).p_value
         assert 1 / 2001 < p0 < 1 and p0 != p3, (compare, p0, p3)
         assert compare(record, nearer, ids, cfg, seed=3).p_value == p3

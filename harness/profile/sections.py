@@ -96,8 +96,8 @@ def _check_column_names(value: Any) -> list[str]:
 class DataSection(Section):
     """``[data]``: the splits (absolute paths once validated) and how to read them."""
 
-    train: str = setting()
-    validation: str = setting()
+    train: str = setting(why="the training split: CSV, JSON lines, Parquet or a datasets folder")
+    validation: str = setting(why="the split the gates judge by default and early stopping watches")
     task: Literal["single_label", "pair", "multi_label", "regression"] = setting(
         "single_label", why="single_label: one label per text; pair: one label per pair of texts (text_column and "
         "text_pair_column, tokenized as a pair: NLI, paraphrase, cross-encoders); multi_label: a set of labels per "
@@ -105,8 +105,8 @@ class DataSection(Section):
         "one sigmoid output per label; regression: one number per text, or per pair with text_pair_column "
         "(similarity, quality scores), a one-output head trained on squared error",
     )  # fmt: skip
-    test: str = setting("")
-    text_column: str = setting("text")
+    test: str = setting("", why="a held-out split no checkpoint is chosen on ([gates] split = test)")
+    text_column: str = setting("text", why="the column of each text (a pair's first text)")
     text_pair_column: str = setting(
         "", why='task = "pair" (or "regression" on pairs): the column of each pair\'s second text'
     )
@@ -114,7 +114,7 @@ class DataSection(Section):
         False, why='pairs: the label does not depend on the order (paraphrase, duplicate questions): '
         "leakage and duplicates match a pair in either order",
     )  # fmt: skip
-    label_column: str = setting("label")
+    label_column: str = setting("label", why="the column of each label (name or id; a number for regression)")
     label_separator: str = setting(
         "", toml=str, why='task = "multi_label": the label column holds names joined by this (e.g. "," or "|"); '
         "unset: a list (JSON lines) or a string holding a JSON list",
@@ -127,8 +127,11 @@ class DataSection(Section):
     allow_empty_labels: bool = setting(
         False, why='task = "multi_label": a row with no label at all is data (e.g. no emotion), not a missing value'
     )
-    labels: tuple[str, ...] | None = setting(None, toml=(dict, list))  # names by id once validated
-    allow_duplicates: bool = setting(False)
+    labels: tuple[str, ...] | None = setting(  # names by id once validated
+        None, toml=(dict, list), why="the label names in output order (a list, or id -> name); unset: labels.json "
+        "beside train, else the sorted labels",
+    )  # fmt: skip
+    allow_duplicates: bool = setting(False, why="a row repeated within a split is data, not an error")
     leaked_rows: Literal["fail", "drop"] = setting("fail", why="drop: evaluate without them and say so in the report")
     shared: bool = setting(False, why="data lives in ../shared: skip when absent, fail under CI=true")
 
@@ -166,21 +169,23 @@ class TrainingSection(Section):
     """``[training]``: the fine-tune (every key but ``truncation_max`` and ``report_to`` is in the cache key)."""
 
     epochs: int = setting(4, low=1, high=9, why="fine-tuning, not training from scratch")
-    learning_rate: float = setting(5e-5, low=1e-7, high=1e-2)
-    batch_size: int = setting(16, low=1, high=4096)
-    eval_batch_size: int = setting(64, low=1, high=4096)
+    learning_rate: float = setting(5e-5, low=1e-7, high=1e-2, why="AdamW's peak learning rate")
+    batch_size: int = setting(16, low=1, high=4096, why="the global batch, split over processes")
+    eval_batch_size: int = setting(64, low=1, high=4096, why="evaluation only: no effect on results")
     max_length: int | Literal["auto"] = setting(
         128, low=8, high=8192, why="'auto': chosen from the train split's lengths"
     )
     truncation_max: float = setting(
         0.01, low=0.0, high=0.5, why="max_length = 'auto': largest share of train texts it may cut"
     )
-    seed: int = setting(42, low=0, high=2**32 - 1)
-    weight_decay: float = setting(0.01, low=0.0, high=1.0)
-    warmup_ratio: float = setting(0.1, low=0.0, high=0.5)
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting("linear")
+    seed: int = setting(42, low=0, high=2**32 - 1, why="the head's init, data order and dropout")
+    weight_decay: float = setting(0.01, low=0.0, high=1.0, why="AdamW's decoupled weight decay")
+    warmup_ratio: float = setting(0.1, low=0.0, high=0.5, why="share of the steps of linear warmup")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting(
+        "linear", why="the learning rate's decay after warmup"
+    )
     early_stopping_patience: int = setting(2, low=0, high=9, why="epochs without improvement; 0 disables")
-    best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss")
+    best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss", why="the kept checkpoint is the best by this")
     threshold: float = setting(
         0.5, low=0.01, high=0.99, why='task = "multi_label": a label is predicted where its sigmoid is at least '
         "this; written with the model (thresholds.json) and into its ONNX bundle, so both predict the same sets",
@@ -216,8 +221,8 @@ class BehaviourSection(Section):
 
     atol: float = setting(1e-4, low=0.0, high=1.0, why="logit tolerance for padding and batch invariance")
     perturbation_fail_max: float = setting(0.05, low=0.0, high=1.0, why="largest share of flipped predictions")
-    perturbation_examples: int = setting(200, low=1, high=100000)
-    neutral_phrase: str = setting("Further details to follow.")
+    perturbation_examples: int = setting(200, low=1, high=100000, why="gate-split texts rewritten")
+    neutral_phrase: str = setting("Further details to follow.", why="what neutral_suffix appends")
     score_tolerance: float = setting(
         0.25, low=0.0, high=1e6, why='task = "regression": a perturbation that moves a score by more than this (in the '
         "score's own units) changes the prediction",
@@ -251,12 +256,12 @@ class TokenizationSection(Section):
 class GatesSection(Section):
     """``[gates]``: the release thresholds."""
 
-    split: Literal["validation", "test"] = setting("validation")
-    accuracy_min: float = setting(0.85, low=0.0, high=1.0)
-    eval_loss_max: float = setting(0.5, low=0.0, high=100.0)
-    uplift_min: float = setting(0.10, low=-1.0, high=1.0)
+    split: Literal["validation", "test"] = setting("validation", why="the split every gate judges")
+    accuracy_min: float = setting(0.85, low=0.0, high=1.0, why="the release's accuracy floor")
+    eval_loss_max: float = setting(0.5, low=0.0, high=100.0, why="the ceiling on the head's own loss")
+    uplift_min: float = setting(0.10, low=-1.0, high=1.0, why="fine-tuned minus base model, least gain")
     mode: Literal["point", "confident"] = setting("point", why="confident: the interval's bound decides")
-    confidence_level: float = setting(0.95, low=0.5, high=0.999)
+    confidence_level: float = setting(0.95, low=0.5, high=0.999, why="of every interval")
     macro_f1_min: float | None = setting(None, low=0.0, high=1.0, toml=NUMBER, why="unset: no macro-F1 gate")
     ece_max: float | None = setting(
         None, low=0.0, high=1.0, toml=NUMBER, why="expected calibration error, 10 equal-width bins; unset: no gate"
@@ -413,8 +418,8 @@ class BaselineSection(Section):
 
     accuracy_drop_abs: float = setting(0.02, low=0.0, high=1.0, why="allowed drop in accuracy points")
     accuracy_drop_rel: float = setting(0.0, low=0.0, high=1.0, why="allowed drop as a share of the baseline")
-    eval_loss_rise_abs: float = setting(0.05, low=0.0, high=100.0)
-    eval_loss_rise_rel: float = setting(0.0, low=0.0, high=10.0)
+    eval_loss_rise_abs: float = setting(0.05, low=0.0, high=100.0, why="allowed rise in mean loss")
+    eval_loss_rise_rel: float = setting(0.0, low=0.0, high=10.0, why="allowed rise as a share of the baseline")
     alpha: float = setting(0.05, low=1e-6, high=0.5, why="significance level of the paired tests")
     macro_f1_drop_abs: float | None = setting(
         None, low=0.0, high=1.0, toml=NUMBER, why="allowed drop in macro-F1; unset: no macro-F1 comparison"
@@ -449,7 +454,7 @@ class Expectation(Section):
     CheckList's MFT, INV and DIR tests; ``harness.expectations`` reads and judges the file. One table per file."""
 
     file: str = setting(why="CSV or JSON lines (.jsonl), relative to this file")
-    kind: Literal["mft", "inv", "dir"] = setting()
+    kind: Literal["mft", "inv", "dir"] = setting(why="mft: each label is right; inv: a rewrite keeps it; dir: moves it")
     name: str = setting("", why="the gate is expectations:<name>; default: the file's stem")
     fail_max: float = setting(0.0, low=0.0, high=1.0, why="largest allowed share of failing examples or pairs")
     perturbation: Literal["upper_case", "whitespace_runs", "neutral_suffix"] | None = setting(

@@ -29,7 +29,7 @@ PROFILES = {
 
 
 def register_profiles() -> None:
-    """Register ``harness-ci``, ``harness-dev`` and ``harness-explore`` (the pytest plugin loads one; see README).
+    """Register ``harness-ci``, ``harness-dev`` and ``harness-explore`` (the plugin loads one; docs/properties.md).
 
     ``harness-ci`` and ``harness-dev`` are derandomised without an example database: a property's outcome is a
     function of its inputs, and a property that passed is reused on a warm run. ``harness-explore``

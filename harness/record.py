@@ -9,7 +9,7 @@ leaves its field empty, so "what ran" is a question about the record.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,6 +17,15 @@ from typing import Any
 from harness.behaviour import PerturbationResult
 from harness.evaluation import SplitMetrics
 from harness.result import GateResult
+
+SAID_FROM_SECONDS = 1.0  # a timed block shorter than this (a result reused, a file read) says nothing
+STAGE_WORDS = {  # the progress line of each timed stage: "harness:   <words> in 12.3s"
+    "load_data": "data read and checked", "fine_tune": "fine-tune stage", "load_finetuned": "fine-tuned model loaded",
+    "evaluate_base": "base model evaluated", "evaluate_finetuned": "fine-tuned model evaluated",
+    "perturbations": "perturbations measured", "onnx_bundle": "ONNX bundle exported or opened and hashed",
+    "onnx_parity": "ONNX Runtime vs PyTorch parity measured", "onnx_int8": "int8 model quantised and compared",
+    "onnx_latency": "latency measured",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,13 +97,17 @@ class RunRecord:
         return result
 
     @contextmanager
-    def timed(self, name: str) -> Iterator[None]:
-        """Add the wall time of the block to ``timings[name]`` (stages that run twice add up)."""
+    def timed(self, name: str, progress: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Add the wall time of the block to ``timings[name]`` (stages that run twice add up); with ``progress``,
+        say how long a block of a second or more took, as a step line (indented: dropped under ``pytest -q``)."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+            took = time.perf_counter() - started
+            self.timings[name] = round(self.timings.get(name, 0.0) + took, 3)
+            if progress is not None and took >= SAID_FROM_SECONDS:
+                progress(f"harness:   {STAGE_WORDS.get(name, name)} in {took:.1f}s")
 
     @property
     def failed(self) -> list[GateResult]:

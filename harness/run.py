@@ -80,7 +80,7 @@ class HarnessRun:
             stage = BY_NAME[name]
             for needed in stage.needs:
                 self.need(needed)
-            with self.record.timed(stage.timing) if stage.timing else nullcontext():
+            with self.record.timed(stage.timing, self.progress) if stage.timing else nullcontext():
                 self.parts[name] = stage.run(self)
         return self.parts[name]
 

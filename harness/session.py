@@ -395,14 +395,21 @@ def files_of_test(item: Any) -> list[Path]:
     return [item.path, *conftest_files(plugins), *fixture_files(fixtures)]
 
 
+STEP = "harness:   "  # the prefix of a long stage's step lines (training steps, stage timings)
+
+
 def progress_writer(plugins: Any) -> Callable[[str], None]:
     """Progress lines that reach the terminal even while pytest captures output (``plugins``: pytest's plugin
-    manager; its terminal reporter and capture manager are looked up when a line is written)."""
+    manager; its terminal reporter and capture manager are looked up when a line is written). Under ``-q`` the
+    step lines of a long stage (indented: ``harness:   epoch 1.00/5 ...``, ``harness:   ... in 12.3s``) are left
+    out; what happened (trained, reused, saved) is still said."""
 
     def emit(line: str) -> None:
         reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
         if reporter is None:
             print(line, file=sys.stderr, flush=True)
+            return
+        if reporter.verbosity < 0 and line.startswith(STEP):
             return
         with capture.global_and_fixture_disabled() if capture else nullcontext():
             reporter.write_line(line)

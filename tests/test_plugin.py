@@ -286,3 +286,33 @@ def test_the_demo_is_a_name_on_the_command_line_and_in_the_ini_file(tmp_path):
     ini = {"harness_config": "demo", "harness_report": "out"}
     values = resolve({"harness_config": None, "harness_report": None}, ini.get, tmp_path)
     assert values["harness_config"] == "demo" and values["harness_report"] == str(tmp_path / "out")
+
+
+def test_training_steps_are_said_and_left_out_under_quiet(suite, make_profile, tmp_path):
+    """A long stage says its steps (epoch, loss, time left) on the terminal; ``-q`` leaves the steps out but
+    still says what happened (the fine-tune and how long it took)."""
+    profile = make_profile()
+    loud = suite.runpytest("--harness-config", str(profile), "--harness-cache", str(tmp_path / "loud"))
+    quiet = suite.runpytest("--harness-config", str(profile), "--harness-cache", str(tmp_path / "quiet"), "-q")
+    assert loud.ret == quiet.ret == pytest.ExitCode.OK
+    loud.stdout.fnmatch_lines(["harness:   epoch * loss * (elapsed *", "harness: fine-tuned in *s; best epoch *"])
+    quiet.stdout.fnmatch_lines(["harness: fine-tuned in *s; best epoch *"])
+    assert "harness:   " not in quiet.stdout.str()
+
+
+def test_a_timed_stage_says_how_long_it_took_from_a_second():
+    import time
+
+    from harness.record import RunRecord
+
+    said: list[str] = []
+    record = RunRecord()
+    with record.timed("onnx_parity", said.append):
+        time.sleep(1.05)
+    with record.timed("evaluate_base", said.append):
+        pass  # a result reused: nothing to say
+    with record.timed("onnx_parity", said.append):
+        pass
+    assert len(said) == 1 and said[0].startswith("harness:   ONNX Runtime vs PyTorch parity measured in 1.")
+    assert said[0].endswith("s") and 1.05 <= record.timings["onnx_parity"] < 5
+    assert set(record.timings) == {"onnx_parity", "evaluate_base"}

@@ -115,7 +115,7 @@ class OnnxStage:
 
     @cached_property
     def bundle(self) -> Bundle:
-        with self.inputs.record.timed("onnx_bundle"):
+        with self.inputs.record.timed("onnx_bundle", self.inputs.progress):
             bundle = self._open_or_export()
         self.results.bundle = {
             "path": str(bundle.folder),
@@ -242,7 +242,7 @@ class OnnxStage:
 
             settings = {"provider": provider_identity(provider), "atol": cfg.atol, "rtol": cfg.rtol,
                         "batch_sizes": list(cfg.batch_sizes), **thresholds}  # fmt: skip
-            with self.inputs.record.timed("onnx_parity"):
+            with self.inputs.record.timed("onnx_parity", self.inputs.progress):
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip
             self._parity[provider] = Parity(**stored)
@@ -303,7 +303,7 @@ class OnnxStage:
                 return onnx_perf.compare_int8_scores(self.fp32_logits, int8_logits, self.labels, tolerance).as_dict()
             return onnx_perf.compare_int8(self.fp32_logits, int8_logits, labels, decide).as_dict()
 
-        with self.inputs.record.timed("onnx_int8"):
+        with self.inputs.record.timed("onnx_int8", self.inputs.progress):
             identity = self.identity(int8=True) | thresholds | ({"score_tolerance": tolerance} if self.inputs.regression
                                                                else {})  # fmt: skip
             result = onnx_perf.Int8Result(**self.inputs.stored.values("onnx int8", identity, measure))
@@ -329,7 +329,7 @@ class OnnxStage:
             "runs": self.cfg.latency_runs,
             "machine": machine(),
         }
-        with self.inputs.record.timed("onnx_latency"):
+        with self.inputs.record.timed("onnx_latency", self.inputs.progress):
             measured = self.inputs.stored.values("onnx latency and sizes", identity, time_engines)
         record = self.results
         record.latency, record.sizes_bytes, record.cpu_flags = (

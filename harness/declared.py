@@ -295,7 +295,8 @@ ONNX_TOKENIZER = _gate("onnx_tokenizer", "onnx", ONNX_GPU, (),
       "differences <= 0", "rebuild the bundle from the fine-tuned model folder",
       shown_failing_by=PLANTED_BUNDLE + "[tokenizer]", tasks=ANY_TASK)  # fmt: skip
 ONNX_PARITY_LOGITS = _gate("onnx_parity_logits", "onnx", ONNX_GPU, ("[onnx] atol", "[onnx] rtol", "[onnx] batch_sizes"),
-      "ONNX Runtime vs PyTorch logits on the gate split at every batch size", "outside atol + rtol*|torch| <= 0",
+      "ONNX Runtime logits on the gate split at every batch size vs PyTorch's (its evaluation logits on a CPU run)",
+      "outside atol + rtol*|torch| <= 0",
       "export at a supported opset; check the inputs are bound by name; loosen atol only with evidence",
       PROVIDERS,
       shown_failing_by=PLANTED_BUNDLE + "[swapped_inputs]", tasks=ANY_TASK)  # fmt: skip

@@ -175,11 +175,12 @@ def split_metrics(
 def evaluate_splits(
     load: Callable[[], tuple[Any, Any]], identity: dict[str, Any], data: DataBundle, max_length: int,
     batch_size: int, device: str, cache_dir: Path | None, level: float, seed: int,
-    thresholds: list[float] | None = None,
+    thresholds: list[float] | None = None, logits_out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Metrics]:  # fmt: skip
     """Metrics per evaluation split of ``data``. Logits come from the evaluation cache when the model
     (``identity``), texts and settings are unchanged; ``load`` -> (model, tokenizer) is called only if
-    some split must be computed. A multi-label model's sets are decided at its ``thresholds``."""
+    some split must be computed. A multi-label model's sets are decided at its ``thresholds``. ``logits_out``
+    receives each split's logits (ONNX parity compares with them instead of running PyTorch again)."""
     loaded: list[tuple[Any, Any]] = []
 
     def compute(texts: list[str]) -> np.ndarray:
@@ -203,6 +204,8 @@ def evaluate_splits(
         if data.regression or data.multi_label:  # another head: another model, whatever its label names
             key["task"] = data.task
         logits = cached_logits(cache_dir, key, lambda texts=split.texts: compute(texts))
+        if logits_out is not None:
+            logits_out[name] = logits
         if data.multi_label:
             chosen = thresholds or [0.5] * data.num_labels
             out[name] = label_set_metrics(name, logits, split.labels, data.label_names, chosen, level, seed)  # type: ignore[arg-type]

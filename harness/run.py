@@ -73,6 +73,7 @@ class HarnessRun:
     preset_data: DataBundle | None = None  # data already loaded (a learning curve's subset of train)
     record: RunRecord = field(default_factory=RunRecord)
     parts: dict[str, Any] = field(default_factory=dict)  # what each stage that ran returned, by stage name
+    tuned_logits_by_split: dict[str, Any] = field(default_factory=dict)  # the fine-tuned model's evaluation logits
 
     def need(self, name: str) -> Any:
         """What stage ``name`` returned, running it (after the stages it needs) the first time it is asked for."""
@@ -298,9 +299,19 @@ def _tuned_metrics(run: HarnessRun) -> dict[str, SplitMetrics]:
     run.record.tuned_metrics = stages.evaluation_stage(
         lambda: run.finetuned_model, {"model_content": run.finetuned_digest, "on": run.device.identity()}, run.data,
         run.resolved_profile, run.device.kind, None if run.retrain else run.cache_dir,
-        run.thresholds,
+        run.thresholds, run.tuned_logits_by_split,
     )  # fmt: skip
     return run.record.tuned_metrics
+
+
+def _reference_logits(run: HarnessRun) -> Any:
+    """What ONNX parity compares with: the fine-tuned model's evaluation logits of the gate split (fp32, eval mode,
+    computed or reused by the evaluation stage), where evaluation ran on the CPU; None on a GPU, whose kernels
+    are not the CPU's (parity then runs PyTorch on the CPU itself)."""
+    if run.device.kind != "cpu":
+        return None
+    run.need("tuned_metrics")
+    return run.tuned_logits_by_split[run.gate_split]
 
 
 def _domain_report(run: HarnessRun) -> dict[str, dict[str, float]]:
@@ -338,7 +349,7 @@ def _onnx(run: HarnessRun) -> OnnxStage:
         output_labels=run.profile.model.output_labels, model_given=run.model_dir is not None,
         regression=run.data.regression, default_threshold=run.profile.training.threshold,
         thresholds=(lambda: run.thresholds or []) if run.data.multi_label else None,
-        score_tolerance=run.profile.behaviour.score_tolerance,
+        score_tolerance=run.profile.behaviour.score_tolerance, reference_logits=lambda: _reference_logits(run),
     )  # fmt: skip
     return OnnxStage(inputs)
 

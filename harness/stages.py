@@ -97,16 +97,17 @@ def finetune_stage(
 
 def evaluation_stage(
     load: LoadModel, identity: dict[str, Any], data: DataBundle, profile: Profile, device: str,
-    cache_dir: Path | None, thresholds: list[float] | None = None,
+    cache_dir: Path | None, thresholds: list[float] | None = None, logits_out: dict[str, Any] | None = None,
 ) -> dict[str, SplitMetrics]:  # fmt: skip
     """Metrics of one model on every evaluation split (logits cached by ``identity``, the texts and settings); a
-    multi-label model's sets at its ``thresholds`` (default: the profile's)."""
+    multi-label model's sets at its ``thresholds`` (default: the profile's); each split's logits into
+    ``logits_out`` when given."""
     cfg = profile.training
     max_length = resolved_max_length(profile)
     if data.multi_label and thresholds is None:
         thresholds = [cfg.threshold] * data.num_labels
     return evaluate_splits(load, identity, data, max_length, cfg.eval_batch_size, device, cache_dir,
-                           profile.gates.confidence_level, cfg.seed, thresholds)  # fmt: skip
+                           profile.gates.confidence_level, cfg.seed, thresholds, logits_out)  # fmt: skip
 
 
 def model_thresholds(folder: Path, data: DataBundle, profile: Profile) -> list[float] | None:

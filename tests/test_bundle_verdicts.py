@@ -24,7 +24,7 @@ import torch
 from fixtures.faults import LogitsFault
 from fixtures.tiny import TINY_MAX_LENGTH, easy_rows
 from harness.errors import BundleError
-from harness.inference import encode, torch_logits
+from harness.inference import batched_logits, encode, torch_logits
 from harness.onnx import checks as onnx_checks
 from harness.onnx.bundle import MODEL_FILE, Bundle, open_bundle, write_manifest
 from harness.onnx.parity import (
@@ -485,6 +485,46 @@ def test_good_bundle_agrees_with_its_model_at_every_batch_size(runner, model_dir
     assert parity.max_abs_diff < 1e-4 and parity.outside_tolerance == 0 and parity.label_agreement == 1.0
     assert parity.onnx_accuracy == parity.torch_accuracy and parity.disagreements == []
     assert all(g.passed for g in parity_gates(parity, "validation", 1.0))
+
+
+def test_parity_against_stored_logits_runs_pytorch_no_second_time(runner, model_dir, bundle_tokenizer):
+    """Given PyTorch's logits already computed (the evaluation's, batched by length), every batch size is one ONNX
+    Runtime pass compared with them, row for row; the model is not run (a model that raises if called passes).
+    Stored logits of another model fail, and the verdict is bound to the stored logits' bytes."""
+    texts, labels, sizes = [*TEXTS, LONG, "a"], [0, 1, 2] * 5, [1, 4, 15]
+    model = torch_model(model_dir)
+    from harness.evaluation import predict_logits
+
+    stored = predict_logits(model, bundle_tokenizer, texts, TINY_MAX_LENGTH, 8, "cpu")  # as evaluation computes
+    live = compare_on_texts(runner, model, bundle_tokenizer, texts, labels, sizes, 1e-4, 1e-4)
+    reused = compare_on_texts(runner, NeverCalled(model), bundle_tokenizer, texts, labels, sizes, 1e-4, 1e-4,
+                              reference=stored)  # fmt: skip
+    assert reused.outside_tolerance == 0 and reused.label_agreement == 1.0 and reused.max_abs_diff < 1e-4
+    assert reused.onnx_accuracy == live.onnx_accuracy == reused.torch_accuracy
+    onnx = np.concatenate([batched_logits(runner, bundle_tokenizer, texts, size) for size in sizes])
+    tiled = np.concatenate([stored] * len(sizes))
+    assert reused.max_abs_diff == pytest.approx(float(np.abs(onnx - tiled).max()), abs=1e-7)
+    assert reused.histogram == diff_histogram(np.abs(onnx - tiled))
+    assert reused.torch_logits_sha256 == hashlib.sha256(np.ascontiguousarray(tiled).tobytes()).hexdigest()
+    wider = compare_on_texts(runner, model, bundle_tokenizer, texts, labels, sizes, 1e-4, 1e-4,
+                             reference=stored.astype(np.float64))  # fmt: skip
+    assert wider.torch_logits_sha256 == reused.torch_logits_sha256  # bound to the float32 values, whatever the type
+    assert reused.worst["torch_logits"] == [round(float(v), 6) for v in stored[reused.worst["example"]]]
+    other = stale_head(torch_model(model_dir), [0.0, 0.0, 0.3])
+    wrong = predict_logits(other, bundle_tokenizer, texts, TINY_MAX_LENGTH, 8, "cpu")
+    failed = compare_on_texts(runner, model, bundle_tokenizer, texts, labels, sizes, 1e-4, 1e-4, reference=wrong)
+    assert failed.outside_tolerance > 0 and not all(g.passed for g in parity_gates(failed, "validation", 1.0))
+
+
+class NeverCalled(torch.nn.Module):
+    """A model whose forward must not run (its signature and config still answer ``dropped_inputs``)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.inner, self.config = model, model.config
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
+        raise AssertionError("PyTorch was run although its logits were given")
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def _sets_profile(folder, model_dir):
 
     data = {"task": "multi_label", "label_column": "labels", "train": "train.jsonl", "validation": "validation.jsonl"}
     gates = {"accuracy_min": None, "micro_f1_min": 0.5, "subset_accuracy_min": 0.5, "hamming_loss_max": 0.5}
-    baseline = {"micro_f1_drop_abs": 0.05, "macro_f1_drop_abs": 0.05}
+    baseline = {"micro_f1_drop_abs": 0.05, "macro_f1_drop_abs": 0.05, "hamming_loss_rise_abs": 0.05}
     profile = write_profile(folder, model_dir, data=data, gates=gates, **{"gates.baseline": baseline})
     write_jsonl(folder / "train.jsonl", easy_label_sets(120, 1))  # type: ignore[arg-type]
     write_jsonl(folder / "validation.jsonl", easy_label_sets(30, 2, 10_000))  # type: ignore[arg-type]
@@ -79,7 +79,8 @@ def _regression_profile(folder, model_dir):
 
     data = {"task": "regression", "text_pair_column": "text_pair", "label_column": "score", "symmetric": True}
     profile = write_profile(folder, model_dir, data=data, gates={"accuracy_min": None, "pearson_min": 0.5,
-                            "spearman_min": 0.5}, **{"gates.baseline": {"pearson_drop_abs": 0.05}})  # fmt: skip
+                            "spearman_min": 0.5}, **{"gates.baseline": {"pearson_drop_abs": 0.05,
+                            "spearman_drop_abs": 0.05}})  # fmt: skip
     write_csv(folder / "train.csv", easy_scores(120, 1), SCORE_HEADER)  # type: ignore[arg-type]
     write_csv(folder / "validation.csv", easy_scores(30, 2, 10_000), SCORE_HEADER)  # type: ignore[arg-type]
     return profile

@@ -145,13 +145,16 @@ def compare_on_texts(
     atol: float,
     rtol: float,
     decide: tuple[Decide, Decide] = (predicted_labels, predicted_labels),
+    reference: np.ndarray | None = None,
 ) -> Parity:
-    """Run both engines on identical batches in arrival order (PyTorch fed every tokenizer output, ONNX Runtime
-    the ones its graph takes); pool the differences. ``decide`` turns (ONNX's, PyTorch's) logits into one label id
-    per row (the argmax; a multi-label head: its set's id at each engine's own thresholds)."""
+    """Run ONNX Runtime on batches in arrival order at each batch size (the graph fed the tokenizer outputs it
+    takes) and compare with PyTorch: ``reference``, its logits of ``texts`` already computed (the evaluation's,
+    fp32 on the CPU, batched by length), or else PyTorch run on the same batches (fed every tokenizer output);
+    pool the differences. ``decide`` turns (ONNX's, PyTorch's) logits into one label id per row (the argmax; a
+    multi-label head: its set's id at each engine's own thresholds)."""
     onnx_all, torch_all, where = [], [], []
     for size in batch_sizes:
-        onnx_out, torch_out, shapes = _run_both(runner, model, tokenizer, texts, size)
+        onnx_out, torch_out, shapes = _run_both(runner, model, tokenizer, texts, size, reference)
         onnx_all.append(onnx_out)
         torch_all.append(torch_out)
         where += [(index, size, shapes[index // size]) for index in range(len(texts))]
@@ -199,19 +202,22 @@ def dropped_inputs(graph_inputs: list[str], model: Any, tokenizer: Any) -> list[
 
 
 def _run_both(
-    runner: OnnxRunner, model: Any, tokenizer: Any, texts: list[str], size: int
+    runner: OnnxRunner, model: Any, tokenizer: Any, texts: list[str], size: int, reference: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """ONNX and PyTorch logits over ``texts`` in batches of ``size`` in arrival order, both engines fed the
-    same encoding, and each batch's input shape."""
+    """ONNX logits over ``texts`` in batches of ``size`` in arrival order, PyTorch's (``reference``, or PyTorch fed
+    the same encoding, batch by batch), and each batch's input shape."""
     torch_rows, shapes = [], []
 
     def both(encoding: dict[str, np.ndarray]) -> np.ndarray:
         onnx_rows = runner(encoding)
-        torch_rows.append(torch_logits(model, encoding))
+        if reference is None:
+            torch_rows.append(torch_logits(model, encoding))
         shapes.append(list(encoding["input_ids"].shape))
         return onnx_rows
 
     onnx_out = batched_logits(both, tokenizer, texts, size)
+    if reference is not None:
+        return onnx_out, reference, shapes
     return onnx_out, np.concatenate(torch_rows) if torch_rows else np.zeros_like(onnx_out), shapes
 
 

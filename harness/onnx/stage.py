@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.device import cpu_flags, cpu_threads
-from harness.digests import folder_digest, sha256_file, texts_digest
+from harness.digests import folder_digest, sha256_bytes, sha256_file, texts_digest
 from harness.environment import versions
 from harness.errors import BundleError
 from harness.evaluation import SplitMetrics
@@ -84,6 +84,8 @@ class OnnxInputs:
     thresholds: Callable[[], list[float]] | None = None
     default_threshold: float = 0.5  # [training] threshold: for a bundle that records none
     score_tolerance: float = 0.25  # [behaviour] score_tolerance: how far a regression's int8 score may move
+    # PyTorch's logits of ``texts`` already computed (the evaluation's, on the CPU), or None: parity runs PyTorch
+    reference_logits: Callable[[], np.ndarray | None] | None = None
 
 
 @dataclass
@@ -233,15 +235,18 @@ class OnnxStage:
             cfg = self.cfg
 
             labels, decide, thresholds = self._decision()
+            reference = self.inputs.reference_logits() if self.inputs.reference_logits else None
 
             def measure() -> dict[str, Any]:
                 return compare_on_texts(
                     self.runner(provider), self.reference_model, self.tokenizer, self.texts, labels,
-                    cfg.batch_sizes, cfg.atol, cfg.rtol, decide,
+                    cfg.batch_sizes, cfg.atol, cfg.rtol, decide, reference,
                 ).as_dict()  # fmt: skip
 
+            compared_with = "pytorch on the cpu, batch by batch" if reference is None else sha256_bytes(
+                np.ascontiguousarray(reference, dtype=np.float32).tobytes())  # fmt: skip
             settings = {"provider": provider_identity(provider), "atol": cfg.atol, "rtol": cfg.rtol,
-                        "batch_sizes": list(cfg.batch_sizes), **thresholds}  # fmt: skip
+                        "batch_sizes": list(cfg.batch_sizes), "reference": compared_with, **thresholds}  # fmt: skip
             with self.inputs.record.timed("onnx_parity", self.inputs.progress):
                 stored = self.inputs.stored.values(f"onnx parity [{provider}]", self.identity(torch=True) | settings,
                                                    measure)  # fmt: skip

@@ -89,6 +89,7 @@ def _version() -> str:
 def _train(args: argparse.Namespace) -> int:
     """Fine-tune (DDP when launched by torchrun: every rank trains, rank 0 evaluates and writes)."""
     from harness.profile import load_profile
+    from harness.progress import terminal_channel
     from harness.report.metrics import build_metrics
     from harness.run import HarnessRun
     from harness.training import check_output_folder, publish_copy, world
@@ -96,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
     rank, world_size = world()
     check_output_folder(Path(args.output))
     run = HarnessRun(load_profile(args.config), Path(args.cache).resolve(), retrain=args.retrain,
-                     progress=lambda line: print(line, flush=True))  # fmt: skip
+                     progress=terminal_channel())  # fmt: skip
     run.validate_inputs()
     finetuned = run.finetuned
     if rank != 0:

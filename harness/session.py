@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +22,7 @@ from typing import Any
 from harness import registry
 from harness.errors import DataMissingError, HarnessError, ProfileError
 from harness.profile import DEMO_PROFILE, Profile, load_profile
+from harness.progress import Channel
 from harness.properties import examples_tried, in_ci
 from harness.property_keys import PropertyRun, conftest_files, fixture_files, property_run
 from harness.result import GateResult
@@ -383,7 +384,7 @@ def open_session(config: Any) -> tuple[GateSession | None, str]:
     collection is done, or in pytest-xdist's controller before the workers start."""
     try:
         settings = Settings.from_config(config.option, config.getini, config.inipath, config.rootpath)
-        return GateSession.start(settings, progress_writer(config.pluginmanager)), ""
+        return GateSession.start(settings, progress_writer(config)), ""
     except ProfileError as error:
         return None, str(error)
 
@@ -395,23 +396,25 @@ def files_of_test(item: Any) -> list[Path]:
     return [item.path, *conftest_files(plugins), *fixture_files(fixtures)]
 
 
-STEP = "harness:   "  # the prefix of a long stage's step lines (training steps, stage timings)
+def progress_writer(config: Any) -> Channel:
+    """Progress that reaches the terminal even while pytest captures output (``config``: pytest's, duck-typed; its
+    terminal reporter and capture manager are looked up when a line is written). Under ``-q`` step lines and bars
+    are left out; what happened (trained, reused, saved) is still said. A pytest-xdist worker's own terminal output
+    is dropped, so a worker writes to standard error, which the worker shares with the controller, its lines marked
+    ``[gw0]``: the worker that trains shows the training's progress, as plain lines."""
+    plugins, worker = config.pluginmanager, getattr(config, "workerinput", {}).get("workerid")
 
+    def guard() -> AbstractContextManager:
+        capture = plugins.get_plugin("capturemanager")
+        return capture.global_and_fixture_disabled() if capture else nullcontext()
 
-def progress_writer(plugins: Any) -> Callable[[str], None]:
-    """Progress lines that reach the terminal even while pytest captures output (``plugins``: pytest's plugin
-    manager; its terminal reporter and capture manager are looked up when a line is written). Under ``-q`` the
-    step lines of a long stage (indented: ``harness:   epoch 1.00/5 ...``, ``harness:   ... in 12.3s``) are left
-    out; what happened (trained, reused, saved) is still said."""
+    def say(line: str) -> None:
+        reporter = plugins.get_plugin("terminalreporter")
+        with guard():
+            if worker is None and reporter is not None:
+                reporter.write_line(line)
+            else:
+                print(f"[{worker}] {line}" if worker else line, file=sys.stderr, flush=True)
 
-    def emit(line: str) -> None:
-        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-        if reporter is None:
-            print(line, file=sys.stderr, flush=True)
-            return
-        if reporter.verbosity < 0 and line.startswith(STEP):
-            return
-        with capture.global_and_fixture_disabled() if capture else nullcontext():
-            reporter.write_line(line)
-
-    return emit
+    quiet = getattr(config.option, "verbose", 0) < 0
+    return Channel(say, live=lambda: worker is None and sys.stderr.isatty(), quiet=quiet, guard=guard)

@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "declared",
         "options",
         "temperature",
+        "progress",
     ),
     ("device", "cache", "profile"),  # the machine and the configuration
     ("data", "models", "tokenizers"),  # the inputs: data files, model folders, tokenizers

@@ -289,13 +289,16 @@ def test_the_demo_is_a_name_on_the_command_line_and_in_the_ini_file(tmp_path):
 
 
 def test_training_steps_are_said_and_left_out_under_quiet(suite, make_profile, tmp_path):
-    """A long stage says its steps (epoch, loss, time left) on the terminal; ``-q`` leaves the steps out but
-    still says what happened (the fine-tune and how long it took)."""
+    """A long stage says its steps on the terminal: the fine-tune as tqdm's meter (steps, time left, epoch, loss;
+    a line every few seconds and at the end, since pytester's output is not a terminal) and each evaluation as a
+    line; ``-q`` leaves the steps out but still says what happened (the fine-tune and how long it took)."""
     profile = make_profile()
     loud = suite.runpytest("--harness-config", str(profile), "--harness-cache", str(tmp_path / "loud"))
     quiet = suite.runpytest("--harness-config", str(profile), "--harness-cache", str(tmp_path / "quiet"), "-q")
     assert loud.ret == quiet.ret == pytest.ExitCode.OK
-    loud.stdout.fnmatch_lines(["harness:   epoch * loss * (elapsed *", "harness: fine-tuned in *s; best epoch *"])
+    loud.stdout.fnmatch_lines(["harness:   epoch * step * eval_loss * (elapsed *, about * left)",
+                               "harness:   fine-tune: 100%|*|*<00:00, *step/s, epoch *loss *",
+                               "harness: fine-tuned in *s; best epoch *"])  # fmt: skip
     quiet.stdout.fnmatch_lines(["harness: fine-tuned in *s; best epoch *"])
     assert "harness:   " not in quiet.stdout.str()
 

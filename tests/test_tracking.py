@@ -187,3 +187,16 @@ def test_report_to_sends_the_trainers_curve_to_the_teams_own_tracker(tiny_model_
     losses = [h["loss"] for h in history if "loss" in h]
     assert [p.value for p in client.get_metric_history(run.info.run_id, "loss")] == pytest.approx(losses)
     assert run.data.params["learning_rate"] == "0.001"  # the Trainer logs its own arguments
+
+
+def test_the_worker_that_trains_alone_shows_the_training_progress(logged):
+    """Under pytest-xdist a worker's terminal output is dropped; its progress goes to the standard error it shares
+    with the controller, marked with its id. One worker trains (the other waits for the cache and reuses it), so
+    every training line carries that one worker's id and the fine-tune is announced once."""
+    lines = logged.outcome.err.splitlines()
+    training = [line for line in lines if "harness:   fine-tune: " in line or " eval_loss " in line]
+    announced = [line for line in lines if "harness: fine-tuning " in line]
+    assert len(announced) == 1 and announced[0].startswith("[gw"), announced
+    worker = announced[0].split("]")[0] + "]"
+    assert training and all(line.startswith(f"{worker} harness:   ") for line in training), training
+    assert any(line.startswith(f"{worker} harness:   fine-tune: 100%|") for line in training), training

@@ -347,29 +347,42 @@ def _make_progress_callback() -> type:
 
     from transformers import TrainerCallback
 
+    from harness.progress import STEP, open_bar
+
     class _ProgressCallback(TrainerCallback):
-        """One line per log step: epoch, step, loss (or the evaluation's loss and headline metric), elapsed and time
-        left (from the steps done so far); it replaces the Trainer's own printout of the same dict."""
+        """The fine-tune as a bar over its steps (``harness.progress``: live on a terminal, a line every few seconds
+        in a log) showing epoch and latest loss, tqdm's time left; each evaluation as a line of its own (loss,
+        headline metric, elapsed and time left). It replaces the Trainer's own printout of the logs."""
 
         def __init__(self, progress: Progress, epochs: int) -> None:
-            self.progress = progress
-            self.epochs = epochs
-            self.started = time.monotonic()
+            self.progress, self.epochs = progress, epochs
+            self.started, self.loss, self.bar = time.monotonic(), "", None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.monotonic()
+            self.bar = open_bar(self.progress, "fine-tune", state.max_steps)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step, f"epoch {state.epoch or 0:.2f}/{self.epochs}{self.loss}")
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
             logs = logs or {}
+            if "loss" in logs:
+                self.loss = f" loss {logs['loss']:.4f}"
+            if "eval_loss" not in logs or self.bar is None:
+                return
             where = f"epoch {state.epoch or 0:.2f}/{self.epochs} step {state.global_step}/{state.max_steps}"
             timing = _timing(time.monotonic() - self.started, state.global_step, state.max_steps)
-            if "eval_loss" in logs:
-                shown = [f" {k} {logs[k]:.4f}" for k in ("eval_accuracy", "eval_micro_f1", "eval_pearson") if k in logs]
-                self.progress(f"harness:   {where} eval_loss {logs['eval_loss']:.4f}{''.join(shown)} ({timing})")
-            elif "loss" in logs:
-                self.progress(f"harness:   {where} loss {logs['loss']:.4f} ({timing})")
+            shown = [f" {k} {logs[k]:.4f}" for k in ("eval_accuracy", "eval_micro_f1", "eval_pearson") if k in logs]
+            self.bar.write(f"{STEP}{where} eval_loss {logs['eval_loss']:.4f}{''.join(shown)} ({timing})")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
 
     return _ProgressCallback
 

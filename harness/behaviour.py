@@ -148,5 +148,6 @@ def perturbation_report(
 
 
 def _predict(model: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
-    """Logits, batched in arrival order."""
-    return batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length)
+    """Logits in input order, batched after sorting by length (padding kept small: each row is compared with its
+    own rewrite, so how the rows were grouped changes nothing a batch-invariant model computes)."""
+    return batched_logits(TorchEngine(model), tokenizer, texts, batch_size, max_length, by_length=True)

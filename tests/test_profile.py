@@ -169,6 +169,9 @@ def test_default_profile_hashes_as_before_typed_sections():
     assert (plain["data"].pop("text_pair_column"), plain["data"].pop("symmetric")) == ("", False)
     # added after the pin (issue #17): keyed as resolved for the device, and absent from the key for fp32
     assert plain["training"].pop("precision") == "auto"
+    # added after the pin (#28): the default's 1 (one validation pass per epoch) is left out of the fine-tune key;
+    # the packaged demo sets 2 since 0.13.0, on purpose: a retrain, keyed apart from every model before it
+    assert plain["training"].pop("evaluations_per_epoch") == 2
     # added after the pin (issue #16), unset by default: no gate runs, no key hashes them
     assert (plain["gates"].pop("macro_f1_min"), plain["gates"].pop("ece_max")) == (None, None)
     # added after the pin (#26, regression): a regression's correlation floors, unset: no gate, no key hashes them
@@ -198,11 +201,13 @@ def test_default_profile_hashes_as_before_typed_sections():
             old.update(name.encode() + hashlib.sha256((folder / name).read_bytes()).hexdigest().encode())
     # 0.8.0 (#26): "examples" (the digest of the examples and labels as read) joined the key, on purpose
     examples = inputs.pop("examples")
+    assert inputs["training"].pop("evaluations_per_epoch") == 2  # 0.13.0 (#28): the demo's schedule, on purpose
     assert set(examples) == {"train", "validation"} and all(len(d) == 64 for d in examples.values())
     before = {k: v for k, v in inputs.items() if k != "base_files"} | {"tokenizer": old.hexdigest()}
     assert content_key(before) == "efd4fda898895e3221c49377"
     assert content_key(inputs) == "357c9e739e9e573e3df5b847"
     inputs["examples"] = examples
+    inputs["training"]["evaluations_per_epoch"] = 2
     bf16 = key_inputs(
         profile,
         load_data(profile),

@@ -7,9 +7,9 @@ import fcntl
 import os
 import pty
 import struct
-import termios
 import subprocess
 import sys
+import termios
 
 from harness.progress import STEP, Channel, LineBar, bar_over, open_bar
 

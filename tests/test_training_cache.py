@@ -41,6 +41,8 @@ def test_key_ignores_gates_but_not_training_or_data(inputs, tmp_path):
     assert cache_key(stricter, data, source, device) == key
     other_lr = dataclasses.replace(profile, training=dataclasses.replace(profile.training, learning_rate=2e-3))
     assert cache_key(other_lr, data, source, device) != key
+    twice = dataclasses.replace(profile, training=dataclasses.replace(profile.training, evaluations_per_epoch=2))
+    assert cache_key(twice, data, source, device) != key  # another schedule keeps another checkpoint
     train = data.splits["train"]
     edited = dataclasses.replace(data, splits=data.splits | {"train": dataclasses.replace(train, sha256="0" * 64)})
     assert cache_key(profile, edited, source, device) != key
@@ -116,3 +118,41 @@ def test_tokenized_splits_are_cached_by_content_and_a_corrupt_entry_is_rebuilt(t
     stored.write_bytes(stored.read_bytes()[:100])  # cut short, as by a crash
     rebuilt = rows(cached_tokenized(tmp_path, tokenizer, identity, texts, labels))
     assert rebuilt == fresh and stored.stat().st_size > 100
+
+
+def test_evaluations_within_an_epoch_and_patience_counted_in_them(make_profile, tmp_path):
+    """``evaluations_per_epoch = 2``: a validation pass (and checkpoint) every half epoch, and early stopping's
+    patience counts those passes, so training ends half an epoch after the best instead of a whole one. The
+    validation labels are shuffled, so its loss soon rises and training must stop before its 6 epochs."""
+    import random
+
+    from fixtures.tiny import easy_rows
+
+    validation = easy_rows(60, 2, 10_000)
+    labels = [label for _, label in validation]
+    random.Random(7).shuffle(labels)
+    training = {"epochs": 6, "evaluations_per_epoch": 2, "early_stopping_patience": 1, "learning_rate": 3e-3}
+    profile = load_profile(make_profile(validation=[(t, y) for (t, _), y in zip(validation, labels, strict=True)],
+                                        training=training))  # fmt: skip
+    result = fine_tune(profile, load_data(profile), resolve_model(profile.model.name_or_path), select_device(),
+                       cache_dir=tmp_path, progress=lambda line: None)  # fmt: skip
+    evals = [h for h in result.history if "eval_loss" in h]
+    assert [h["epoch"] for h in evals] == [0.5 * (i + 1) for i in range(len(evals))]  # 240 texts, 30 steps, every 15
+    assert evals[-1]["epoch"] < 6, evals  # stopped early
+    best = min(range(len(evals)), key=lambda i: evals[i]["eval_loss"])
+    assert len(evals) - 1 - best == 1 and result.best_epoch == evals[best]["epoch"]  # one pass without improving
+
+
+def test_passes_within_an_epoch_leave_training_on_its_path(make_profile, tmp_path):
+    """The extra passes only look: with two per epoch, the model and its validation loss at each epoch's end are
+    exactly those of one pass per epoch (a pass's draw from torch's generator is put back). Without that, every
+    dropout mask after the first half epoch differs, and so do the weights."""
+    losses = {}
+    for passes in (1, 2):
+        training = {"epochs": 2, "evaluations_per_epoch": passes, "learning_rate": 3e-3}
+        profile = load_profile(make_profile(training=training))
+        result = fine_tune(profile, load_data(profile), resolve_model(profile.model.name_or_path), select_device(),
+                           cache_dir=tmp_path / str(passes), progress=lambda line: None)  # fmt: skip
+        losses[passes] = {h["epoch"]: h["eval_loss"] for h in result.history if "eval_loss" in h}
+    assert sorted(losses[1]) == [1.0, 2.0] and sorted(losses[2]) == [0.5, 1.0, 1.5, 2.0]
+    assert losses[2][1.0] == losses[1][1.0] and losses[2][2.0] == losses[1][2.0]

@@ -184,7 +184,14 @@ class TrainingSection(Section):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting(
         "linear", why="the learning rate's decay after warmup"
     )
-    early_stopping_patience: int = setting(2, low=0, high=9, why="epochs without improvement; 0 disables")
+    evaluations_per_epoch: int = setting(
+        1, low=1, high=8, why="validation passes (each a checkpoint and an early-stopping check) per epoch: 2 stops "
+        "half an epoch after the best instead of a whole one, for one more pass over validation per epoch",
+    )  # fmt: skip
+    early_stopping_patience: int = setting(
+        2, low=0, high=9, why="evaluations without improvement (epochs, or parts of one with evaluations_per_epoch "
+        "above 1) before training stops; 0 disables",
+    )  # fmt: skip
     best_metric: Literal["eval_loss", "accuracy"] = setting("eval_loss", why="the kept checkpoint is the best by this")
     threshold: float = setting(
         0.5, low=0.01, high=0.99, why='task = "multi_label": a label is predicted where its sigmoid is at least '

@@ -83,13 +83,16 @@ def _training_key(cfg: TrainingSection, multi_label: bool = False) -> dict[str, 
     """The plain values that change the weights: truncation_max only chose max_length (resolved by now),
     report_to only says where the Trainer sends its logs, precision is keyed as resolved for the device (``auto``
     means different things on different machines), and without calibration its keys change nothing (so
-    models trained before they existed keep their key). A multi-label model's threshold is saved with it
-    (thresholds.json), so it is keyed; another task has none."""
+    models trained before they existed keep their key); one evaluation per epoch, the schedule before
+    ``evaluations_per_epoch`` existed, is left out for the same reason. A multi-label model's threshold is saved
+    with it (thresholds.json), so it is keyed; another task has none."""
     sets = ("threshold", "thresholds", "threshold_fraction")
     dropped = ("truncation_max", "report_to", "precision", *(() if multi_label else sets))
     values = {k: v for k, v in cfg.as_dict().items() if k not in dropped}
     if cfg.calibration == "none":
         del values["calibration"], values["calibration_fraction"]
+    if cfg.evaluations_per_epoch == 1:
+        del values["evaluations_per_epoch"]
     return values
 
 

@@ -131,9 +131,9 @@ def _precision_words(precision: str) -> str:
 def _training_arguments(
     cfg: TrainingSection, device: Device, output_dir: Path, steps_per_epoch: int, precision: str
 ) -> Any:
-    """The profile's ``[training]`` section as ``TrainingArguments``: evaluate and checkpoint every epoch,
-    keep the best by ``best_metric``; ``batch_size`` is the global batch, split over the processes; mixed
-    precision is the Trainer's own autocast (the weights and optimizer state stay fp32)."""
+    """The profile's ``[training]`` section as ``TrainingArguments``: evaluate and checkpoint every epoch (and
+    within one, ``PassesWithinEpoch``), keep the best by ``best_metric``; ``batch_size`` is the global batch, split
+    over the processes; mixed precision is the Trainer's own autocast (the weights and optimizer state stay fp32)."""
     from transformers import TrainingArguments
 
     best_metric = cfg.best_metric
@@ -192,6 +192,9 @@ def _build_trainer(job: Job, args: Any, tokenizer: Any, train_set: Any, eval_set
     if world_size > 1:
         collator = ShardRecorder(collator, -(-len(train_set) // world_size))
     callbacks: list[Any] = [ProgressCallback(job.progress, cfg.epochs)]
+    if cfg.evaluations_per_epoch > 1:
+        steps_per_epoch = max(1, -(-len(train_set) // cfg.batch_size))
+        callbacks.append(PassesWithinEpoch(steps_per_epoch, cfg.evaluations_per_epoch))
     if cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     model = load_classifier(job.source.folder, job.data.label_names, cfg.seed, job.data.task)
@@ -396,6 +399,60 @@ def _timing(elapsed: float, done: int, total: int) -> str:
 
     left = elapsed / done * (total - done) if done and total >= done else None
     return f"elapsed {clock(elapsed)}" + (f", about {clock(left)} left" if left is not None else "")
+
+
+def _make_passes_callback() -> type:
+    from transformers import TrainerCallback
+
+    class _PassesWithinEpoch(TrainerCallback):
+        """A validation pass and a checkpoint at each n-th of an epoch (step round(k * steps / n) of it), beside the
+        Trainer's own at the epoch's end; early stopping's patience counts every pass, so training ends a part of
+        an epoch after the best instead of a whole one. A pass draws from torch's random generator (each
+        DataLoader iterator takes a seed from it), which would change every later dropout mask; its state is put
+        back after the pass, so training follows the very path of one pass per epoch and a best checkpoint at an
+        epoch's end is the same model, bit for bit."""
+
+        def __init__(self, steps_per_epoch: int, passes: int) -> None:
+            points = {(k * steps_per_epoch + passes // 2) // passes for k in range(1, passes)}
+            self.steps_per_epoch, self.points = steps_per_epoch, points - {0, steps_per_epoch}
+            self.generators: Any = None
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step % self.steps_per_epoch in self.points:
+                control.should_evaluate = control.should_save = True
+                self.generators = _generator_states()
+            return control
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.generators is not None:
+                _restore_generators(self.generators)
+                self.generators = None
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step % self.steps_per_epoch:  # stopped within the epoch: that step was just judged
+                control.should_evaluate = control.should_save = False
+            return control
+
+    return _PassesWithinEpoch
+
+
+def _generator_states() -> tuple[Any, Any]:
+    import torch
+
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _restore_generators(states: tuple[Any, Any]) -> None:
+    import torch
+
+    cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def PassesWithinEpoch(steps_per_epoch: int, passes: int) -> Any:  # noqa: N802 - reads like the class it builds
+    return _make_passes_callback()(steps_per_epoch, passes)
 
 
 def ProgressCallback(progress: Progress, epochs: int) -> Any:  # noqa: N802 - reads like the class it builds

@@ -7,4 +7,4 @@ only module that imports pytest. Heavy libraries (torch, transformers, datasets)
 ``import harness`` and ``pytest --help`` stay fast.
 """
 
-__version__ = "0.12.0"
+__version__ = "0.13.0"

@@ -91,6 +91,9 @@ class RunRecord:
     texts: dict[str, list[str]] = field(default_factory=dict)  # each evaluated split's texts: per-example reports
     limit: int | None = None  # --harness-limit: examples per split of a quick look (such a run releases nothing)
 
+    def __post_init__(self) -> None:
+        self._open_timers: list[float] = []  # per open ``timed`` block: seconds spent in blocks timed inside it
+
     def register(self, result: GateResult) -> GateResult:
         """Keep a check's verdict (the last one wins for a name) and return it."""
         self.results[result.gate] = result
@@ -98,14 +101,20 @@ class RunRecord:
 
     @contextmanager
     def timed(self, name: str, progress: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Add the wall time of the block to ``timings[name]`` (stages that run twice add up); with ``progress``,
-        say how long a block of a second or more took, as a step line (indented: dropped under ``pytest -q``)."""
+        """Add the block's own wall time to ``timings[name]`` (stages that run twice add up): a stage timed inside
+        it (the evaluation a bundle's manifest asks for, say) counts for itself alone, so the timings add up to the
+        run's and none is counted twice. With ``progress``, say how long a block of a second or more took, inner
+        stages included, as a step line (indented: dropped under ``pytest -q``)."""
         started = time.perf_counter()
+        self._open_timers.append(0.0)
         try:
             yield
         finally:
             took = time.perf_counter() - started
-            self.timings[name] = round(self.timings.get(name, 0.0) + took, 3)
+            inner = self._open_timers.pop()
+            if self._open_timers:
+                self._open_timers[-1] += took
+            self.timings[name] = round(self.timings.get(name, 0.0) + took - inner, 3)
             if progress is not None and took >= SAID_FROM_SECONDS:
                 progress(f"harness:   {STAGE_WORDS.get(name, name)} in {took:.1f}s")
 

@@ -381,17 +381,16 @@ def test_the_fine_tune_key_holds_the_base_model_data_labels_training_device_and_
     assert inputs["labels"] == ["0", "1", "2"]  # easy_rows' three classes, by name
     assert inputs["versions"] == environment.versions("torch", "transformers", "tokenizers") | {"harness": __version__}
     assert inputs["training"]["epochs"] == 8 and inputs["training"]["learning_rate"] == 1e-3
-    assert not {"truncation_max", "report_to", "precision", "calibration", "calibration_fraction"} & set(
-        inputs["training"]
-    )
+    assert not {"truncation_max", "report_to", "precision", "calibration", "calibration_fraction",
+                "evaluations_per_epoch"} & set(inputs["training"])  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("section", "values", "added"),
     [("training", {"epochs": 3}, None), ("training", {"seed": 7}, None), ("model", {"revision": "v2"}, "revision"),
      ("training", {"calibration": "temperature"}, None), ("training", {"precision": "bf16"}, "precision"),
-     ("training", {"precision": "auto"}, None)],
-    ids=["epochs", "seed", "revision", "calibration", "bf16", "auto-on-cpu"],
+     ("training", {"precision": "auto"}, None), ("training", {"evaluations_per_epoch": 2}, None)],
+    ids=["epochs", "seed", "revision", "calibration", "bf16", "auto-on-cpu", "passes-per-epoch"],
 )  # fmt: skip
 def test_each_training_input_moves_the_fine_tune_key_and_a_resolved_fp32_does_not(
     fine_tune, tmp_path, tiny_model_dir, section, values, added
@@ -409,6 +408,8 @@ def test_each_training_input_moves_the_fine_tune_key_and_a_resolved_fp32_does_no
         assert changed[added] == values[added]
     if "calibration" in values:
         assert changed["training"]["calibration"] == "temperature" and "calibration_fraction" in changed["training"]
+    if "evaluations_per_epoch" in values:  # keyed only when not 1 (the schedule before the key existed)
+        assert changed["training"]["evaluations_per_epoch"] == 2
 
 
 def test_the_examples_as_read_are_keyed_a_pair_task_and_dropped_leaked_rows_included(

@@ -303,6 +303,24 @@ def test_training_steps_are_said_and_left_out_under_quiet(suite, make_profile, t
     assert "harness:   " not in quiet.stdout.str()
 
 
+def test_a_stage_timed_inside_another_counts_once():
+    """The ONNX bundle's manifest asks for the fine-tuned model's metrics, so the evaluation may run inside the
+    bundle's timed block: each stage keeps its own time and the timings add up to the wall time."""
+    import time
+
+    from harness.record import RunRecord
+
+    record = RunRecord()
+    started = time.perf_counter()
+    with record.timed("onnx_bundle"):
+        time.sleep(0.2)
+        with record.timed("evaluate_finetuned"):
+            time.sleep(0.3)
+    wall = time.perf_counter() - started
+    assert 0.3 <= record.timings["evaluate_finetuned"] < 0.45 and 0.2 <= record.timings["onnx_bundle"] < 0.35
+    assert abs(sum(record.timings.values()) - wall) < 0.01
+
+
 def test_a_timed_stage_says_how_long_it_took_from_a_second():
     import time
 

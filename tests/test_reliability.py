@@ -89,7 +89,7 @@ def test_interrupted_fine_tune_leaves_nothing_trusted_and_the_next_run_trains(lo
     seen = []
     for line in child.stdout:
         seen.append(line)
-        if "epoch 1." in line and " loss " in line:  # well inside training, far from its end
+        if "epoch 1.00/9" in line and " eval_loss " in line:  # epoch 1's evaluation: inside training, far from its end
             break
     time.sleep(moment)
     assert child.poll() is None, "training finished before it could be interrupted"
